@@ -1,0 +1,222 @@
+/*
+ * kd-store.h: kvmdesk's database (SQLite, WAL, synchronous=NORMAL). The
+ * only code that includes <sqlite3.h>. Used from the main thread only.
+ * The database is the intent; libvirt is the reality.
+ *
+ * Schema versions are PRAGMA user_version; kd_store_open() applies every
+ * migration newer than the file, each in its own transaction. Errors are
+ * KD_STORE_ERROR; nothing here logs above debug level.
+ *
+ * Row structs are plain data owned by the caller (free with the _free
+ * function). Insert functions fill in ->id and ->created_at.
+ */
+#pragma once
+
+#include <glib.h>
+
+G_BEGIN_DECLS
+
+#define KD_STORE_ERROR (kd_store_error_quark ())
+GQuark kd_store_error_quark (void);
+
+typedef enum {
+  KD_STORE_ERROR_FAILED,      /* SQLite failed; message has its words */
+  KD_STORE_ERROR_NOT_FOUND,   /* no such row */
+  KD_STORE_ERROR_EXISTS,      /* a UNIQUE constraint: the name is taken */
+  KD_STORE_ERROR_IN_USE,      /* a foreign key still points at the row */
+  KD_STORE_ERROR_SCHEMA,      /* file newer than this program, or corrupt */
+} KdStoreError;
+
+typedef struct _KdStore KdStore;
+
+/* Opens (creating if needed) the database file and migrates it. */
+KdStore *kd_store_open        (const char  *path,
+                               GError     **error);
+void     kd_store_free        (KdStore *store);
+int      kd_store_schema_version (KdStore *store);
+/* The newest schema version this program knows. */
+int      kd_store_latest_version (void);
+/* A random id created with the database: names this installation in
+ * libvirt metadata so two installations on one host never mix. */
+const char *kd_store_get_instance_id (KdStore *store);
+
+gboolean kd_store_begin    (KdStore *store, GError **error);
+gboolean kd_store_commit   (KdStore *store, GError **error);
+void     kd_store_rollback (KdStore *store);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (KdStore, kd_store_free)
+
+/* ---- users and tokens ------------------------------------------- */
+
+typedef struct {
+  gint64  id;
+  char   *name;
+  char   *password_hash;   /* argon2id, libsodium's string format */
+  char   *role;            /* "admin" | "user" */
+  gint64  created_at;      /* µs since the epoch */
+} KdUserRow;
+
+void       kd_user_row_free (KdUserRow *row);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (KdUserRow, kd_user_row_free)
+gboolean   kd_store_user_insert      (KdStore *s, KdUserRow *row, GError **error);
+KdUserRow *kd_store_user_get_by_name (KdStore *s, const char *name, GError **error);
+KdUserRow *kd_store_user_get         (KdStore *s, gint64 id, GError **error);
+GPtrArray *kd_store_user_list        (KdStore *s, GError **error);
+gint64     kd_store_user_count       (KdStore *s, GError **error);
+
+typedef struct {
+  gint64  id;
+  char   *token_hash;      /* hex of a hash of the bearer token */
+  gint64  user_id;
+  gint64  created_at;
+  gint64  expires_at;
+} KdTokenRow;
+
+void        kd_token_row_free (KdTokenRow *row);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (KdTokenRow, kd_token_row_free)
+gboolean    kd_store_token_insert   (KdStore *s, KdTokenRow *row, GError **error);
+KdTokenRow *kd_store_token_get_by_hash (KdStore *s, const char *token_hash, GError **error);
+gboolean    kd_store_token_delete   (KdStore *s, const char *token_hash, GError **error);
+/* Deletes tokens with expires_at <= @now. */
+gboolean    kd_store_token_purge    (KdStore *s, gint64 now, GError **error);
+
+/* ---- hosts ------------------------------------------------------- */
+
+typedef struct {
+  gint64  id;
+  char   *name;
+  char   *uri;
+  gint64  created_at;
+} KdHostRow;
+
+void       kd_host_row_free (KdHostRow *row);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (KdHostRow, kd_host_row_free)
+gboolean   kd_store_host_insert      (KdStore *s, KdHostRow *row, GError **error);
+KdHostRow *kd_store_host_get_by_name (KdStore *s, const char *name, GError **error);
+KdHostRow *kd_store_host_get         (KdStore *s, gint64 id, GError **error);
+GPtrArray *kd_store_host_list        (KdStore *s, GError **error);
+/* KD_STORE_ERROR_IN_USE while image volumes or desktops reference it. */
+gboolean   kd_store_host_delete      (KdStore *s, gint64 id, GError **error);
+
+/* ---- images and their volumes on hosts --------------------------- */
+
+typedef struct {
+  gint64  id;
+  char   *name;
+  char   *format;          /* "qcow2" | "raw" */
+  gint64  virtual_size;    /* bytes */
+  gint64  file_size;       /* bytes */
+  gint64  created_at;
+} KdImageRow;
+
+void        kd_image_row_free (KdImageRow *row);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (KdImageRow, kd_image_row_free)
+gboolean    kd_store_image_insert      (KdStore *s, KdImageRow *row, GError **error);
+KdImageRow *kd_store_image_get_by_name (KdStore *s, const char *name, GError **error);
+KdImageRow *kd_store_image_get         (KdStore *s, gint64 id, GError **error);
+GPtrArray  *kd_store_image_list        (KdStore *s, GError **error);
+/* KD_STORE_ERROR_IN_USE while desktops reference it; deletes its
+ * image_volume rows with it. */
+gboolean    kd_store_image_delete      (KdStore *s, gint64 id, GError **error);
+
+typedef struct {
+  gint64   id;
+  gint64   image_id;
+  gint64   host_id;
+  char    *volume;         /* volume name in kvmdesk's pool */
+  char    *path;           /* its path on the host, NULL while importing */
+  char    *state;          /* "importing" | "ready" | "error" */
+  char    *error;          /* why, when state is "error" */
+  gboolean simulated;      /* test:// host: recorded without content */
+  gint64   created_at;
+} KdImageVolumeRow;
+
+void              kd_image_volume_row_free (KdImageVolumeRow *row);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (KdImageVolumeRow, kd_image_volume_row_free)
+gboolean          kd_store_image_volume_insert (KdStore *s, KdImageVolumeRow *row, GError **error);
+/* Updates path, state, error and simulated of row ->id. */
+gboolean          kd_store_image_volume_update (KdStore *s, const KdImageVolumeRow *row, GError **error);
+KdImageVolumeRow *kd_store_image_volume_get    (KdStore *s, gint64 image_id, gint64 host_id, GError **error);
+GPtrArray        *kd_store_image_volume_list   (KdStore *s, gint64 image_id /* -1: all */, GError **error);
+gboolean          kd_store_image_volume_delete (KdStore *s, gint64 id, GError **error);
+
+/* ---- templates --------------------------------------------------- */
+
+typedef struct {
+  gint64  id;
+  char   *name;
+  gint64  vcpus;
+  gint64  memory_mib;
+  gint64  disk_gib;
+  char   *display;         /* "vnc" | "spice" | "dbus" */
+  char   *network;         /* "none" | "user" | NAME | "bridge:NAME" */
+  char   *firmware;        /* "bios" | "uefi" */
+  gint64  created_at;
+} KdTemplateRow;
+
+void           kd_template_row_free (KdTemplateRow *row);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (KdTemplateRow, kd_template_row_free)
+gboolean       kd_store_template_insert      (KdStore *s, KdTemplateRow *row, GError **error);
+KdTemplateRow *kd_store_template_get_by_name (KdStore *s, const char *name, GError **error);
+KdTemplateRow *kd_store_template_get         (KdStore *s, gint64 id, GError **error);
+GPtrArray     *kd_store_template_list        (KdStore *s, GError **error);
+/* KD_STORE_ERROR_IN_USE while desktops reference it. */
+gboolean       kd_store_template_delete      (KdStore *s, gint64 id, GError **error);
+
+/* ---- desktops ---------------------------------------------------- */
+
+typedef struct {
+  gint64  id;
+  char   *name;
+  char   *domain;          /* libvirt domain name */
+  char   *uuid;            /* libvirt UUID once defined, else NULL */
+  gint64  host_id;
+  gint64  image_id;
+  gint64  template_id;
+  char   *overlay_volume;  /* volume name of its disk */
+  char   *overlay_path;    /* NULL until created */
+  char   *state;           /* DESIGN.md lifecycle state */
+  char   *state_reason;    /* why (error text for "error") */
+  gint64  created_at;
+  gint64  updated_at;
+} KdDesktopRow;
+
+void          kd_desktop_row_free (KdDesktopRow *row);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (KdDesktopRow, kd_desktop_row_free)
+gboolean      kd_store_desktop_insert      (KdStore *s, KdDesktopRow *row, GError **error);
+/* Writes every column but id and created_at; sets updated_at. */
+gboolean      kd_store_desktop_update      (KdStore *s, KdDesktopRow *row, GError **error);
+KdDesktopRow *kd_store_desktop_get_by_name (KdStore *s, const char *name, GError **error);
+KdDesktopRow *kd_store_desktop_get         (KdStore *s, gint64 id, GError **error);
+GPtrArray    *kd_store_desktop_list        (KdStore *s, GError **error);
+GPtrArray    *kd_store_desktop_list_by_host (KdStore *s, gint64 host_id, GError **error);
+gint64        kd_store_desktop_count_by_image (KdStore *s, gint64 image_id, GError **error);
+gboolean      kd_store_desktop_delete      (KdStore *s, gint64 id, GError **error);
+
+/* ---- events (the audit trail) ------------------------------------ */
+
+typedef struct {
+  gint64  id;
+  gint64  time;            /* µs since the epoch */
+  char   *object_type;     /* "desktop" | "host" | "image" | "template" | "user" | "reconciler" */
+  char   *object_name;
+  char   *actor;           /* user name, or "system" */
+  char   *action;          /* "create", "start", "state", "orphan", … */
+  char   *from_state;      /* NULL unless a state transition */
+  char   *to_state;
+  char   *message;         /* a sentence */
+} KdEventRow;
+
+void       kd_event_row_free (KdEventRow *row);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (KdEventRow, kd_event_row_free)
+gboolean   kd_store_event_insert (KdStore *s, KdEventRow *row, GError **error);
+/* Newest first; @object_type/@object_name NULL for any; @since_id > 0
+ * returns only events with a larger id; @limit <= 0 means 100. */
+GPtrArray *kd_store_event_list   (KdStore    *s,
+                                  const char *object_type,
+                                  const char *object_name,
+                                  gint64      since_id,
+                                  gint64      limit,
+                                  GError    **error);
+
+G_END_DECLS
