@@ -63,6 +63,8 @@ KdUserRow *kd_store_user_get_by_name (KdStore *s, const char *name, GError **err
 KdUserRow *kd_store_user_get         (KdStore *s, gint64 id, GError **error);
 GPtrArray *kd_store_user_list        (KdStore *s, GError **error);
 gint64     kd_store_user_count       (KdStore *s, GError **error);
+/* Deletes the user and, with it, his tokens. */
+gboolean   kd_store_user_delete      (KdStore *s, gint64 id, GError **error);
 
 typedef struct {
   gint64  id;
@@ -168,9 +170,9 @@ gboolean       kd_store_template_delete      (KdStore *s, gint64 id, GError **er
 typedef struct {
   gint64  id;
   char   *name;
-  char   *domain;          /* libvirt domain name */
+  char   *domain;          /* libvirt domain name (unique) */
   char   *uuid;            /* libvirt UUID once defined, else NULL */
-  gint64  host_id;
+  gint64  host_id;         /* 0 while not placed on a host */
   gint64  image_id;
   gint64  template_id;
   char   *overlay_volume;  /* volume name of its disk */
@@ -210,8 +212,12 @@ typedef struct {
 void       kd_event_row_free (KdEventRow *row);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (KdEventRow, kd_event_row_free)
 gboolean   kd_store_event_insert (KdStore *s, KdEventRow *row, GError **error);
+/* The most events one kd_store_event_list() call returns. */
+#define KD_STORE_EVENT_LIST_MAX 1000
+
 /* Newest first; @object_type/@object_name NULL for any; @since_id > 0
- * returns only events with a larger id; @limit <= 0 means 100. */
+ * returns only events with a larger id; @limit <= 0 means 100, and at
+ * most KD_STORE_EVENT_LIST_MAX are returned. */
 GPtrArray *kd_store_event_list   (KdStore    *s,
                                   const char *object_type,
                                   const char *object_name,

@@ -1,0 +1,215 @@
+/*
+ * kd-api-json.c: the JSON views of hosts, images, templates, desktops,
+ * events and the reconciler report (docs/api.md describes each field).
+ */
+#include "kd-api-priv.h"
+
+#include "common/kd-time.h"
+
+static void
+kd_json_add_time (JsonBuilder *b, const char *member, gint64 usec)
+{
+  g_autofree char *s = kd_time_format (usec);
+
+  json_builder_set_member_name (b, member);
+  if (s)
+    json_builder_add_string_value (b, s);
+  else
+    json_builder_add_null_value (b);
+}
+
+static void
+kd_json_add_str (JsonBuilder *b, const char *member, const char *value)
+{
+  json_builder_set_member_name (b, member);
+  if (value)
+    json_builder_add_string_value (b, value);
+  else
+    json_builder_add_null_value (b);
+}
+
+static void
+kd_json_add_int (JsonBuilder *b, const char *member, gint64 value)
+{
+  json_builder_set_member_name (b, member);
+  json_builder_add_int_value (b, value);
+}
+
+static void
+kd_json_add_bool (JsonBuilder *b, const char *member, gboolean value)
+{
+  json_builder_set_member_name (b, member);
+  json_builder_add_boolean_value (b, value);
+}
+
+JsonNode *
+kd_api_json_host (KdBroker *broker, KdBrokerHost *h)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  const KdHvCapacity *c = &h->capacity;
+  const char *accel = NULL;
+
+  if (h->have_capacity && c->domain_type)
+    accel = g_str_equal (c->domain_type, "qemu") ? "tcg" : c->domain_type;
+  json_builder_begin_object (b);
+  kd_json_add_str (b, "name", h->row->name);
+  kd_json_add_str (b, "uri", h->row->uri);
+  kd_json_add_str (b, "state", h->state);
+  kd_json_add_bool (b, "simulated", kd_hv_host_is_simulated (h->hv) ||
+                    g_str_has_prefix (h->row->uri, "test:"));
+  kd_json_add_str (b, "accel", accel);
+  kd_json_add_str (b, "accel_reason", h->have_capacity ? c->accel_reason : NULL);
+  kd_json_add_str (b, "arch", h->have_capacity ? c->arch : NULL);
+  kd_json_add_int (b, "cpus", h->have_capacity ? c->cpus : 0);
+  kd_json_add_int (b, "memory_bytes", h->have_capacity ? c->memory_bytes : 0);
+  kd_json_add_int (b, "free_memory_bytes", h->have_capacity ? c->free_memory_bytes : 0);
+  kd_json_add_bool (b, "uefi", h->have_capacity && c->uefi);
+  json_builder_set_member_name (b, "pool");
+  json_builder_begin_object (b);
+  kd_json_add_str (b, "name", kd_broker_get_config (broker)->storage_pool);
+  kd_json_add_int (b, "capacity", h->have_capacity ? c->pool_capacity : -1);
+  kd_json_add_int (b, "allocation", h->have_capacity ? c->pool_allocation : -1);
+  kd_json_add_int (b, "available", h->have_capacity ? c->pool_available : -1);
+  json_builder_end_object (b);
+  kd_json_add_str (b, "hostname", h->have_capacity ? c->hostname : NULL);
+  kd_json_add_str (b, "hypervisor", h->have_capacity ? c->hypervisor : NULL);
+  kd_json_add_str (b, "libvirt_version", h->have_capacity ? c->libvirt_version : NULL);
+  kd_json_add_str (b, "last_error", h->last_error);
+  kd_json_add_int (b, "desktops", kd_broker_host_desktop_count (broker, h));
+  kd_json_add_time (b, "created_at", h->row->created_at);
+  json_builder_end_object (b);
+  return json_builder_get_root (b);
+}
+
+JsonNode *
+kd_api_json_image (KdBroker *broker, KdImageRow *row)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  KdStore *store = kd_broker_get_store (broker);
+  g_autoptr(GPtrArray) vols = kd_store_image_volume_list (store, row->id, NULL);
+
+  json_builder_begin_object (b);
+  kd_json_add_str (b, "name", row->name);
+  kd_json_add_str (b, "format", row->format);
+  kd_json_add_int (b, "virtual_size", row->virtual_size);
+  kd_json_add_int (b, "file_size", row->file_size);
+  kd_json_add_time (b, "created_at", row->created_at);
+  kd_json_add_int (b, "desktops", kd_store_desktop_count_by_image (store, row->id, NULL));
+  json_builder_set_member_name (b, "volumes");
+  json_builder_begin_array (b);
+  for (guint i = 0; vols && i < vols->len; i++)
+    {
+      KdImageVolumeRow *v = vols->pdata[i];
+      KdBrokerHost *h = kd_broker_host_by_id (broker, v->host_id);
+      json_builder_begin_object (b);
+      kd_json_add_str (b, "host", h ? h->row->name : NULL);
+      kd_json_add_str (b, "volume", v->volume);
+      kd_json_add_str (b, "path", v->path);
+      kd_json_add_str (b, "state", v->state);
+      kd_json_add_str (b, "error", v->error);
+      kd_json_add_bool (b, "simulated", v->simulated);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  return json_builder_get_root (b);
+}
+
+JsonNode *
+kd_api_json_template (KdTemplateRow *row)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  kd_json_add_str (b, "name", row->name);
+  kd_json_add_int (b, "vcpus", row->vcpus);
+  kd_json_add_int (b, "memory_mib", row->memory_mib);
+  kd_json_add_int (b, "disk_gib", row->disk_gib);
+  kd_json_add_str (b, "display", row->display);
+  kd_json_add_str (b, "network", row->network);
+  kd_json_add_str (b, "firmware", row->firmware);
+  kd_json_add_time (b, "created_at", row->created_at);
+  json_builder_end_object (b);
+  return json_builder_get_root (b);
+}
+
+JsonNode *
+kd_api_json_desktop (KdBroker *broker, KdDesktopRow *row)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  KdStore *store = kd_broker_get_store (broker);
+  KdBrokerHost *h = kd_broker_host_by_id (broker, row->host_id);
+  g_autoptr(KdImageRow) img = kd_store_image_get (store, row->image_id, NULL);
+  g_autoptr(KdTemplateRow) tpl = kd_store_template_get (store, row->template_id, NULL);
+
+  json_builder_begin_object (b);
+  kd_json_add_str (b, "name", row->name);
+  kd_json_add_str (b, "state", row->state);
+  kd_json_add_str (b, "state_reason", row->state_reason);
+  kd_json_add_str (b, "host", h ? h->row->name : NULL);
+  kd_json_add_str (b, "image", img ? img->name : NULL);
+  kd_json_add_str (b, "template", tpl ? tpl->name : NULL);
+  kd_json_add_str (b, "domain", row->domain);
+  kd_json_add_str (b, "uuid", row->uuid);
+  json_builder_set_member_name (b, "overlay");
+  json_builder_begin_object (b);
+  kd_json_add_str (b, "volume", row->overlay_volume);
+  kd_json_add_str (b, "path", row->overlay_path);
+  json_builder_end_object (b);
+  kd_json_add_str (b, "pool", NULL);
+  kd_json_add_str (b, "user", NULL);
+  kd_json_add_bool (b, "busy", kd_broker_desktop_is_busy (broker, row->id));
+  kd_json_add_time (b, "created_at", row->created_at);
+  kd_json_add_time (b, "updated_at", row->updated_at);
+  json_builder_end_object (b);
+  return json_builder_get_root (b);
+}
+
+JsonNode *
+kd_api_json_event (KdEventRow *row)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  kd_json_add_int (b, "id", row->id);
+  kd_json_add_time (b, "time", row->time);
+  kd_json_add_str (b, "object_type", row->object_type);
+  kd_json_add_str (b, "object_name", row->object_name);
+  kd_json_add_str (b, "actor", row->actor);
+  kd_json_add_str (b, "action", row->action);
+  kd_json_add_str (b, "from_state", row->from_state);
+  kd_json_add_str (b, "to_state", row->to_state);
+  kd_json_add_str (b, "message", row->message);
+  json_builder_end_object (b);
+  return json_builder_get_root (b);
+}
+
+JsonNode *
+kd_api_json_reconcile (const KdReconcileReport *r)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+
+  json_builder_begin_object (b);
+  kd_json_add_time (b, "last_run", r->last_run);
+  kd_json_add_bool (b, "running", r->running);
+  json_builder_set_member_name (b, "orphans");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < r->orphans->len; i++)
+    {
+      KdOrphan *o = r->orphans->pdata[i];
+      json_builder_begin_object (b);
+      kd_json_add_str (b, "host", o->host);
+      kd_json_add_str (b, "kind", o->kind);
+      kd_json_add_str (b, "name", o->name);
+      kd_json_add_str (b, "detail", o->detail);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+  json_builder_set_member_name (b, "problems");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < r->problems->len; i++)
+    json_builder_add_string_value (b, r->problems->pdata[i]);
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  return json_builder_get_root (b);
+}

@@ -1,0 +1,91 @@
+/*
+ * kd-api-priv.h: what the API's source files share: the per-request
+ * context and response helpers.
+ */
+#pragma once
+
+#include "kd-api.h"
+
+#include <json-glib/json-glib.h>
+#include <microhttpd.h>
+
+/* Limits with their units. */
+#define KD_API_MAX_PATH_SEGMENTS   8
+#define KD_API_MAX_URL_LEN         2048        /* bytes */
+#define KD_API_LOGIN_WINDOW_SEC    60
+#define KD_API_MHD_MEMORY_LIMIT    (128 * 1024)  /* bytes per connection */
+
+typedef struct _KdApiRequest KdApiRequest;
+
+struct _KdApiServer {
+  KdBroker               *broker;
+  KdConfig               *config;
+  struct MHD_Daemon      *mhd;
+  GSource                *epoll_source;
+  guint                   timer_id;
+  guint                   idle_id;
+  char                   *address;
+  char                   *upload_dir;
+  char                   *dummy_hash;     /* verified for unknown users */
+  GHashTable             *login_failures; /* key -> GArray of gint64 µs */
+  GHashTable             *requests;       /* live KdApiRequest* set */
+};
+
+struct _KdApiRequest {
+  KdApiServer            *server;
+  struct MHD_Connection  *conn;
+  char                   *method;
+  char                   *path;
+  char                  **segs;           /* path split on '/' */
+  guint                   n_segs;
+  char                   *client;         /* client address, for limits */
+  /* body */
+  GByteArray             *body;
+  gboolean                body_overflow;
+  /* image upload */
+  gboolean                is_upload;
+  int                     spool_fd;
+  char                   *spool_path;
+  gint64                  expected;
+  gint64                  received;
+  gboolean                upload_error;
+  /* who */
+  gint64                  user_id;
+  char                   *user;
+  char                   *role;
+  char                   *token_hash;
+  /* an answer ready to send after a suspension */
+  struct MHD_Response    *response;
+  guint                   status;
+  gboolean                suspended;
+  gboolean                cancelled;      /* client gone: drop the answer */
+};
+
+/* responses */
+void kd_api_respond_json  (KdApiRequest *req, guint status, JsonNode *node);
+void kd_api_respond_error (KdApiRequest *req, const GError *error);
+void kd_api_respond_errorf (KdApiRequest *req, guint status, const char *code,
+                            const char *fmt, ...) G_GNUC_PRINTF (4, 5);
+void kd_api_respond_empty (KdApiRequest *req, guint status);
+/* Keeps the request open until an async operation answers. */
+void kd_api_request_suspend (KdApiRequest *req);
+KdApiRequest *kd_api_request_ref (KdApiRequest *req);
+void kd_api_request_unref (KdApiRequest *req);
+const char *kd_api_request_query (KdApiRequest *req, const char *key);
+
+/* routing (kd-api-routes.c) */
+void kd_api_route (KdApiRequest *req);
+/* Called before the body is read; may answer at once (auth, uploads). */
+gboolean kd_api_route_precheck (KdApiRequest *req);
+
+/* auth (kd-api-auth.c) */
+char *kd_api_token_new  (char **out_hash);
+char *kd_api_token_hash (const char *token);
+
+/* JSON views (kd-api-json.c) */
+JsonNode *kd_api_json_host     (KdBroker *broker, KdBrokerHost *host);
+JsonNode *kd_api_json_image    (KdBroker *broker, KdImageRow *row);
+JsonNode *kd_api_json_template (KdTemplateRow *row);
+JsonNode *kd_api_json_desktop  (KdBroker *broker, KdDesktopRow *row);
+JsonNode *kd_api_json_event    (KdEventRow *row);
+JsonNode *kd_api_json_reconcile (const KdReconcileReport *report);

@@ -1,0 +1,726 @@
+/*
+ * kd-broker-desktops.c: desktops as linked clones, and their power
+ * actions.
+ *
+ * Creating a desktop records it first ("provisioning"), then builds the
+ * overlay and the domain in a worker; a failure undoes what was made and
+ * forgets the record, so a failed request changes nothing. A daemon killed
+ * in between leaves a "provisioning" record that the next start turns into
+ * "error" (kd_broker_desktops_recover) — never a healthy-looking desktop.
+ *
+ * One operation at a time per desktop: others get KD_ERROR_BUSY.
+ */
+#include "kd-broker-priv.h"
+
+#include "common/kd-error.h"
+#include "common/kd-name.h"
+#include "common/kd-time.h"
+
+#define KD_GIB (G_GINT64_CONSTANT (1) << 30)
+
+gboolean
+kd_desktop_action_from_string (const char *s, KdDesktopAction *out)
+{
+  static const struct { const char *name; KdDesktopAction action; } table[] = {
+    { "start", KD_DESKTOP_ACTION_START },
+    { "shutdown", KD_DESKTOP_ACTION_SHUTDOWN },
+    { "poweroff", KD_DESKTOP_ACTION_POWEROFF },
+    { "reset", KD_DESKTOP_ACTION_RESET },
+    { "delete", KD_DESKTOP_ACTION_DELETE },
+  };
+  for (gsize i = 0; i < G_N_ELEMENTS (table); i++)
+    if (g_strcmp0 (s, table[i].name) == 0)
+      {
+        *out = table[i].action;
+        return TRUE;
+      }
+  return FALSE;
+}
+
+static const char *
+kd_desktop_action_name (KdDesktopAction a)
+{
+  switch (a)
+    {
+    case KD_DESKTOP_ACTION_START: return "start";
+    case KD_DESKTOP_ACTION_SHUTDOWN: return "shutdown";
+    case KD_DESKTOP_ACTION_POWEROFF: return "poweroff";
+    case KD_DESKTOP_ACTION_RESET: return "reset";
+    case KD_DESKTOP_ACTION_DELETE: return "delete";
+    default: return "?";
+    }
+}
+
+gboolean
+kd_broker_desktop_is_busy (KdBroker *b, gint64 desktop_id)
+{
+  return g_hash_table_contains (b->busy, &desktop_id);
+}
+
+static void
+kd_broker_busy_set (KdBroker *b, gint64 id, const char *what)
+{
+  gint64 *key = g_new (gint64, 1);
+  *key = id;
+  g_hash_table_replace (b->busy, key, g_strdup (what));
+}
+
+static void
+kd_broker_busy_clear (KdBroker *b, gint64 id)
+{
+  g_hash_table_remove (b->busy, &id);
+}
+
+/**
+ * kd_broker_desktop_set_state:
+ * Stores a transition and records it as an event. @reason is kept with the
+ * state (the message of an error).
+ */
+void
+kd_broker_desktop_set_state (KdBroker *b, KdDesktopRow *row, const char *state,
+                             const char *reason, const char *actor, const char *action)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *from = g_strdup (row->state);
+
+  g_free (row->state);
+  row->state = g_strdup (state);
+  g_free (row->state_reason);
+  row->state_reason = g_strdup (reason);
+  if (!kd_store_desktop_update (b->store, row, &error))
+    g_debug ("cannot store state of desktop '%s': %s", row->name, error->message);
+  if (g_strcmp0 (from, state) != 0 || reason != NULL)
+    kd_broker_event (b, "desktop", row->name, actor, action, from, state, "desktop '%s': %s -> %s%s%s",
+                     row->name, from ? from : "(new)", state, reason ? ": " : "",
+                     reason ? reason : "");
+}
+
+/* ------------------------------------------------------------------ */
+/* create */
+
+typedef struct {
+  GTask          *task;
+  char           *actor;
+  KdHvHost       *hv;
+  KdDesktopRow   *row;
+  char           *backing_path;
+  char           *backing_format;
+  gint64          capacity;
+  gboolean        start;
+  KdHvDomainSpec  spec;         /* borrowed strings below */
+  char           *domain_type;
+  char           *instance_id;
+  char           *desktop_id;
+  char           *display;
+  char           *network;
+  char           *firmware;
+  gint64          vcpus;
+  gint64          memory_mib;
+  /* results */
+  char           *overlay_path;
+  char           *uuid;
+  gboolean        started;
+  GError         *error;
+} KdCreateJob;
+
+static void
+kd_create_job_free (KdCreateJob *j)
+{
+  g_clear_object (&j->task);
+  g_free (j->actor);
+  g_clear_pointer (&j->hv, kd_hv_host_unref);
+  kd_desktop_row_free (j->row);
+  g_free (j->backing_path);
+  g_free (j->backing_format);
+  g_free (j->domain_type);
+  g_free (j->instance_id);
+  g_free (j->desktop_id);
+  g_free (j->display);
+  g_free (j->network);
+  g_free (j->firmware);
+  g_free (j->overlay_path);
+  g_free (j->uuid);
+  g_clear_error (&j->error);
+  g_free (j);
+}
+
+static void
+kd_create_run (gpointer data, GCancellable *cancellable)
+{
+  KdCreateJob *j = data;
+  g_autofree char *xml = NULL;
+  gboolean made_overlay = FALSE, defined = FALSE;
+
+  if (!kd_hv_overlay_create (j->hv, j->row->overlay_volume, j->backing_path, j->backing_format,
+                             j->capacity, &j->overlay_path, &j->error))
+    goto fail;
+  made_overlay = TRUE;
+
+  j->spec.name = j->row->domain;
+  j->spec.title = j->row->name;
+  j->spec.domain_type = j->domain_type;
+  j->spec.arch = "x86_64";
+  j->spec.vcpus = j->vcpus;
+  j->spec.memory_mib = j->memory_mib;
+  j->spec.disk_path = j->overlay_path;
+  j->spec.disk_format = "qcow2";
+  j->spec.firmware = j->firmware;
+  j->spec.display = j->display;
+  j->spec.graphics_listen = "127.0.0.1";
+  j->spec.network = j->network;
+  j->spec.instance_id = j->instance_id;
+  j->spec.desktop_id = j->desktop_id;
+  j->spec.desktop_name = j->row->name;
+  xml = kd_hv_domain_xml_build (&j->spec, &j->error);
+  if (xml == NULL)
+    goto fail;
+  if (!kd_hv_domain_define (j->hv, xml, &j->uuid, &j->error))
+    goto fail;
+  defined = TRUE;
+  if (j->start)
+    {
+      if (!kd_hv_domain_start (j->hv, j->row->domain, &j->error))
+        goto fail;
+      j->started = TRUE;
+    }
+  return;
+
+fail:
+  /* Undo what this request made; a name clash (EXISTS) means the
+   * objects are not ours and must not be touched. */
+  if (defined)
+    kd_hv_domain_delete (j->hv, j->row->domain, TRUE, NULL);
+  if (made_overlay)
+    kd_hv_volume_delete (j->hv, j->row->overlay_volume, TRUE, NULL);
+}
+
+static void
+kd_create_done (KdBroker *b, gpointer data)
+{
+  KdCreateJob *j = data;
+  g_autoptr(GError) error = NULL;
+  KdDesktopRow *row = j->row;
+
+  kd_broker_busy_clear (b, row->id);
+  if (j->error)
+    {
+      kd_store_desktop_delete (b->store, row->id, NULL);
+      kd_broker_event (b, "desktop", row->name, j->actor, "create-failed", KD_DESKTOP_PROVISIONING,
+                       NULL, "desktop '%s' could not be created: %s", row->name, j->error->message);
+      g_task_return_error (j->task, g_steal_pointer (&j->error));
+      return;
+    }
+  g_free (row->uuid);
+  row->uuid = g_strdup (j->uuid);
+  g_free (row->overlay_path);
+  row->overlay_path = g_strdup (j->overlay_path);
+  kd_broker_desktop_set_state (b, row, j->started ? KD_DESKTOP_RUNNING : KD_DESKTOP_STOPPED,
+                               NULL, j->actor, "create");
+  g_task_return_pointer (j->task, g_steal_pointer (&j->row), (GDestroyNotify) kd_desktop_row_free);
+}
+
+static KdBrokerHost *
+kd_broker_pick_host (KdBroker *b, const char *host, KdImageRow *img,
+                     KdImageVolumeRow **out_vol, GError **error)
+{
+  g_autoptr(GPtrArray) vols = kd_store_image_volume_list (b->store, img->id, error);
+  KdBrokerHost *first_down = NULL;
+
+  if (vols == NULL)
+    return NULL;
+  if (host != NULL)
+    {
+      KdBrokerHost *h = kd_broker_host_lookup (b, host, error);
+      if (h == NULL)
+        return NULL;
+      for (guint i = 0; i < vols->len; i++)
+        {
+          KdImageVolumeRow *v = vols->pdata[i];
+          if (v->host_id == h->row->id)
+            {
+              if (!g_str_equal (v->state, "ready"))
+                {
+                  g_set_error (error, KD_ERROR, KD_ERROR_BUSY,
+                               "image '%s' on host '%s' is %s%s%s", img->name, host, v->state,
+                               v->error ? ": " : "", v->error ? v->error : "");
+                  return NULL;
+                }
+              if (!kd_broker_host_is_up (h))
+                {
+                  g_set_error (error, KD_ERROR, KD_ERROR_UNAVAILABLE, "host '%s' is %s", host, h->state);
+                  return NULL;
+                }
+              *out_vol = g_ptr_array_steal_index (vols, i);
+              return h;
+            }
+        }
+      g_set_error (error, KD_ERROR, KD_ERROR_INVALID,
+                   "image '%s' is not on host '%s'; import it there first", img->name, host);
+      return NULL;
+    }
+  for (guint i = 0; i < vols->len; i++)
+    {
+      KdImageVolumeRow *v = vols->pdata[i];
+      KdBrokerHost *h = kd_broker_host_by_id (b, v->host_id);
+      if (h == NULL || !g_str_equal (v->state, "ready"))
+        continue;
+      if (!kd_broker_host_is_up (h))
+        {
+          first_down = first_down ? first_down : h;
+          continue;
+        }
+      *out_vol = g_ptr_array_steal_index (vols, i);
+      return h;
+    }
+  if (first_down)
+    g_set_error (error, KD_ERROR, KD_ERROR_UNAVAILABLE,
+                 "image '%s' is only on host '%s', which is %s", img->name,
+                 first_down->row->name, first_down->state);
+  else
+    g_set_error (error, KD_ERROR, KD_ERROR_BUSY,
+                 "image '%s' is not ready on any host", img->name);
+  return NULL;
+}
+
+/**
+ * kd_broker_desktop_create_async:
+ * @host: (nullable): a host holding the image; %NULL picks one
+ * @start: boot the desktop once made
+ */
+void
+kd_broker_desktop_create_async (KdBroker *b, const char *name, const char *image,
+                                const char *template_name, const char *host, gboolean start,
+                                const char *actor, GAsyncReadyCallback cb, gpointer data)
+{
+  g_autoptr(GTask) task = g_task_new (NULL, NULL, cb, data);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KdImageRow) img = NULL;
+  g_autoptr(KdTemplateRow) tpl = NULL;
+  g_autoptr(KdImageVolumeRow) vol = NULL;
+  g_autoptr(KdDesktopRow) existing = NULL;
+  g_autoptr(KdDesktopRow) row = NULL;
+  KdBrokerHost *h;
+  KdCreateJob *j;
+
+  if (!kd_name_validate ("desktop", name, &error))
+    goto fail;
+  if (strlen (b->config->domain_prefix) + 1 + strlen (name) > 200)
+    {
+      g_set_error (&error, KD_ERROR, KD_ERROR_INVALID, "desktop name '%s' is too long", name);
+      goto fail;
+    }
+  if (image == NULL || template_name == NULL)
+    {
+      g_set_error (&error, KD_ERROR, KD_ERROR_INVALID, "field '%s' is required",
+                   image == NULL ? "image" : "template");
+      goto fail;
+    }
+  existing = kd_store_desktop_get_by_name (b->store, name, NULL);
+  if (existing)
+    {
+      g_set_error (&error, KD_ERROR, KD_ERROR_EXISTS, "a desktop named '%s' already exists", name);
+      goto fail;
+    }
+  if ((img = kd_store_image_get_by_name (b->store, image, &error)) == NULL ||
+      (tpl = kd_store_template_get_by_name (b->store, template_name, &error)) == NULL)
+    goto fail;
+  if (tpl->disk_gib * KD_GIB < img->virtual_size)
+    {
+      g_set_error (&error, KD_ERROR, KD_ERROR_INVALID,
+                   "template '%s' has a %" G_GINT64_FORMAT " GiB disk, smaller than image '%s' "
+                   "(%.1f GiB): use a template with a larger disk",
+                   tpl->name, tpl->disk_gib, img->name, (double) img->virtual_size / KD_GIB);
+      goto fail;
+    }
+  h = kd_broker_pick_host (b, host, img, &vol, &error);
+  if (h == NULL)
+    goto fail;
+  if (g_str_equal (tpl->firmware, "uefi") && !h->capacity.uefi)
+    {
+      g_set_error (&error, KD_ERROR, KD_ERROR_INVALID,
+                   "template '%s' asks for UEFI firmware, which host '%s' does not have "
+                   "(install the ovmf package there)", tpl->name, h->row->name);
+      goto fail;
+    }
+
+  row = g_new0 (KdDesktopRow, 1);
+  row->name = g_strdup (name);
+  row->domain = kd_broker_domain_name (b, name);
+  row->host_id = h->row->id;
+  row->image_id = img->id;
+  row->template_id = tpl->id;
+  row->overlay_volume = g_strdup_printf ("%s.qcow2", row->domain);
+  row->state = g_strdup (KD_DESKTOP_PROVISIONING);
+  if (!kd_store_desktop_insert (b->store, row, &error))
+    goto fail;
+  kd_broker_event (b, "desktop", name, actor, "create", NULL, KD_DESKTOP_PROVISIONING,
+                   "desktop '%s' is being created on host '%s' from image '%s' and template '%s'",
+                   name, h->row->name, img->name, tpl->name);
+  kd_broker_busy_set (b, row->id, "create");
+
+  j = g_new0 (KdCreateJob, 1);
+  j->task = g_steal_pointer (&task);
+  j->actor = g_strdup (actor);
+  j->hv = kd_hv_host_ref (h->hv);
+  j->row = g_steal_pointer (&row);
+  j->backing_path = g_strdup (vol->path);
+  j->backing_format = g_strdup (img->format);
+  j->capacity = tpl->disk_gib * KD_GIB;
+  j->start = start;
+  j->domain_type = g_strdup (h->capacity.domain_type ? h->capacity.domain_type : "qemu");
+  j->instance_id = g_strdup (kd_store_get_instance_id (b->store));
+  j->desktop_id = g_strdup_printf ("%" G_GINT64_FORMAT, j->row->id);
+  j->display = g_strdup (tpl->display);
+  j->network = g_strdup (tpl->network);
+  j->firmware = g_strdup (tpl->firmware);
+  j->vcpus = tpl->vcpus;
+  j->memory_mib = tpl->memory_mib;
+  kd_broker_run_job (b, kd_create_run, kd_create_done, j, (GDestroyNotify) kd_create_job_free);
+  return;
+
+fail:
+  g_task_return_error (task, g_steal_pointer (&error));
+}
+
+KdDesktopRow *
+kd_broker_desktop_create_finish (KdBroker *b, GAsyncResult *res, GError **error)
+{
+  return g_task_propagate_pointer (G_TASK (res), error);
+}
+
+/* ------------------------------------------------------------------ */
+/* power actions, reset, delete */
+
+typedef struct {
+  GTask           *task;
+  char            *actor;
+  KdHvHost        *hv;
+  KdDesktopRow    *row;
+  KdDesktopAction  action;
+  char            *prev_state;
+  gint64           shutdown_timeout;
+  /* reset */
+  char            *backing_path;
+  char            *backing_format;
+  gint64           capacity;
+  gboolean         was_running;
+  /* results */
+  gboolean         forced;
+  gboolean         running;
+  GError          *error;
+} KdActionJob;
+
+static void
+kd_action_job_free (KdActionJob *j)
+{
+  g_clear_object (&j->task);
+  g_free (j->actor);
+  g_clear_pointer (&j->hv, kd_hv_host_unref);
+  kd_desktop_row_free (j->row);
+  g_free (j->prev_state);
+  g_free (j->backing_path);
+  g_free (j->backing_format);
+  g_clear_error (&j->error);
+  g_free (j);
+}
+
+static void
+kd_action_run (gpointer data, GCancellable *cancellable)
+{
+  KdActionJob *j = data;
+  KdHvDomainState st;
+  g_autofree char *path = NULL;
+
+  switch (j->action)
+    {
+    case KD_DESKTOP_ACTION_START:
+      st = kd_hv_domain_get_state (j->hv, j->row->domain, &j->error);
+      if (j->error)
+        return;
+      if (st == KD_HV_DOMAIN_MISSING)
+        {
+          g_set_error (&j->error, KD_HV_ERROR, KD_HV_ERROR_NOT_FOUND,
+                       "domain '%s' no longer exists on the host", j->row->domain);
+          return;
+        }
+      if (st != KD_HV_DOMAIN_RUNNING && !kd_hv_domain_start (j->hv, j->row->domain, &j->error))
+        return;
+      j->running = TRUE;
+      break;
+
+    case KD_DESKTOP_ACTION_SHUTDOWN:
+      if (!kd_hv_domain_shutdown (j->hv, j->row->domain, j->shutdown_timeout, &j->forced,
+                                  cancellable, &j->error))
+        return;
+      break;
+
+    case KD_DESKTOP_ACTION_POWEROFF:
+      if (!kd_hv_domain_poweroff (j->hv, j->row->domain, &j->error))
+        return;
+      break;
+
+    case KD_DESKTOP_ACTION_RESET:
+      /* A clean machine: power off, throw the overlay away, make a new
+       * one on the image, and boot again if it was running. */
+      if (!kd_hv_domain_poweroff (j->hv, j->row->domain, &j->error) ||
+          !kd_hv_volume_delete (j->hv, j->row->overlay_volume, TRUE, &j->error) ||
+          !kd_hv_overlay_create (j->hv, j->row->overlay_volume, j->backing_path,
+                                 j->backing_format, j->capacity, &path, &j->error))
+        return;
+      if (j->was_running)
+        {
+          if (!kd_hv_domain_start (j->hv, j->row->domain, &j->error))
+            return;
+          j->running = TRUE;
+        }
+      break;
+
+    case KD_DESKTOP_ACTION_DELETE:
+      if (!kd_hv_domain_delete (j->hv, j->row->domain, TRUE, &j->error) ||
+          !kd_hv_volume_delete (j->hv, j->row->overlay_volume, TRUE, &j->error))
+        return;
+      break;
+    }
+}
+
+static void
+kd_action_done (KdBroker *b, gpointer data)
+{
+  KdActionJob *j = data;
+  KdDesktopRow *row = j->row;
+  const char *action = kd_desktop_action_name (j->action);
+
+  kd_broker_busy_clear (b, row->id);
+  if (j->error)
+    {
+      /* The desktop is no longer known to be healthy: say why. */
+      g_autofree char *reason = g_strdup_printf ("%s failed: %s", action, j->error->message);
+      if (j->action == KD_DESKTOP_ACTION_SHUTDOWN || j->action == KD_DESKTOP_ACTION_POWEROFF)
+        kd_broker_desktop_set_state (b, row, j->prev_state, reason, j->actor, action);
+      else
+        kd_broker_desktop_set_state (b, row, KD_DESKTOP_ERROR, reason, j->actor, action);
+      g_task_return_error (j->task, g_steal_pointer (&j->error));
+      return;
+    }
+  switch (j->action)
+    {
+    case KD_DESKTOP_ACTION_DELETE:
+      {
+        g_autoptr(GError) error = NULL;
+        if (!kd_store_desktop_delete (b->store, row->id, &error))
+          {
+            g_task_return_error (j->task, g_steal_pointer (&error));
+            return;
+          }
+        kd_broker_event (b, "desktop", row->name, j->actor, "delete", j->prev_state, NULL,
+                         "desktop '%s' deleted (domain '%s' and its overlay removed)",
+                         row->name, row->domain);
+        g_task_return_pointer (j->task, NULL, NULL);
+        return;
+      }
+    case KD_DESKTOP_ACTION_SHUTDOWN:
+      kd_broker_desktop_set_state (b, row, KD_DESKTOP_STOPPED,
+                                   j->forced ? "the guest did not shut down in time: forced off" : NULL,
+                                   j->actor, action);
+      break;
+    case KD_DESKTOP_ACTION_RESET:
+      kd_broker_desktop_set_state (b, row, j->running ? KD_DESKTOP_RUNNING : KD_DESKTOP_STOPPED,
+                                   NULL, j->actor, action);
+      kd_broker_event (b, "desktop", row->name, j->actor, "reset", KD_DESKTOP_RESETTING, row->state,
+                       "desktop '%s' reset: its overlay was recreated from the image", row->name);
+      break;
+    default:
+      kd_broker_desktop_set_state (b, row, j->running ? KD_DESKTOP_RUNNING : KD_DESKTOP_STOPPED,
+                                   NULL, j->actor, action);
+      break;
+    }
+  g_task_return_pointer (j->task, g_steal_pointer (&j->row), (GDestroyNotify) kd_desktop_row_free);
+}
+
+/**
+ * kd_broker_desktop_action_async:
+ * Runs a power action, a reset or a deletion. A desktop with another
+ * operation in flight answers KD_ERROR_BUSY.
+ */
+void
+kd_broker_desktop_action_async (KdBroker *b, const char *name, KdDesktopAction action,
+                                const char *actor, GAsyncReadyCallback cb, gpointer data)
+{
+  g_autoptr(GTask) task = g_task_new (NULL, NULL, cb, data);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KdDesktopRow) row = kd_store_desktop_get_by_name (b->store, name, &error);
+  KdBrokerHost *h;
+  KdActionJob *j;
+  const char *transient = NULL;
+
+  if (row == NULL)
+    goto fail;
+  if (kd_broker_desktop_is_busy (b, row->id))
+    {
+      g_set_error (&error, KD_ERROR, KD_ERROR_BUSY,
+                   "desktop '%s' is busy (%s in progress); try again when it is done",
+                   name, (char *) g_hash_table_lookup (b->busy, &row->id));
+      goto fail;
+    }
+  h = kd_broker_host_by_id (b, row->host_id);
+  if (h == NULL || !kd_broker_host_is_up (h))
+    {
+      g_set_error (&error, KD_ERROR, KD_ERROR_UNAVAILABLE,
+                   "desktop '%s' is on host '%s', which is %s", name,
+                   h ? h->row->name : "?", h ? h->state : "unknown");
+      goto fail;
+    }
+
+  j = g_new0 (KdActionJob, 1);
+  j->action = action;
+  j->prev_state = g_strdup (row->state);
+  switch (action)
+    {
+    case KD_DESKTOP_ACTION_START:
+      if (g_str_equal (row->state, KD_DESKTOP_PROVISIONING))
+        goto not_now;
+      transient = KD_DESKTOP_STARTING;
+      break;
+    case KD_DESKTOP_ACTION_SHUTDOWN:
+    case KD_DESKTOP_ACTION_POWEROFF:
+      if (g_str_equal (row->state, KD_DESKTOP_PROVISIONING))
+        goto not_now;
+      if (g_str_equal (row->state, KD_DESKTOP_STOPPED))
+        {
+          /* Nothing to do; answer with the desktop as it is. */
+          kd_action_job_free (j);
+          g_task_return_pointer (task, g_steal_pointer (&row), (GDestroyNotify) kd_desktop_row_free);
+          return;
+        }
+      transient = KD_DESKTOP_SHUTTING_DOWN;
+      j->shutdown_timeout = action == KD_DESKTOP_ACTION_SHUTDOWN ? b->config->shutdown_timeout : 0;
+      break;
+    case KD_DESKTOP_ACTION_RESET:
+      {
+        g_autoptr(KdImageRow) img = kd_store_image_get (b->store, row->image_id, &error);
+        g_autoptr(KdTemplateRow) tpl = img ? kd_store_template_get (b->store, row->template_id, &error) : NULL;
+        g_autoptr(KdImageVolumeRow) vol = tpl ? kd_store_image_volume_get (b->store, img->id, h->row->id, &error) : NULL;
+        if (vol == NULL || vol->path == NULL)
+          {
+            if (error == NULL)
+              g_set_error (&error, KD_ERROR, KD_ERROR_FAILED,
+                           "the image of desktop '%s' is not ready on host '%s'", name, h->row->name);
+            kd_action_job_free (j);
+            goto fail;
+          }
+        if (g_str_equal (row->state, KD_DESKTOP_PROVISIONING))
+          goto not_now;
+        j->backing_path = g_strdup (vol->path);
+        j->backing_format = g_strdup (img->format);
+        j->capacity = tpl->disk_gib * KD_GIB;
+        j->was_running = g_str_equal (row->state, KD_DESKTOP_RUNNING);
+        transient = KD_DESKTOP_RESETTING;
+        break;
+      }
+    case KD_DESKTOP_ACTION_DELETE:
+      transient = KD_DESKTOP_DELETING;
+      break;
+    }
+
+  kd_broker_busy_set (b, row->id, kd_desktop_action_name (action));
+  kd_broker_desktop_set_state (b, row, transient, NULL, actor, kd_desktop_action_name (action));
+  j->task = g_steal_pointer (&task);
+  j->actor = g_strdup (actor);
+  j->hv = kd_hv_host_ref (h->hv);
+  j->row = g_steal_pointer (&row);
+  kd_broker_run_job (b, kd_action_run, kd_action_done, j, (GDestroyNotify) kd_action_job_free);
+  return;
+
+not_now:
+  g_set_error (&error, KD_ERROR, KD_ERROR_BUSY, "desktop '%s' is %s: cannot %s it now",
+               name, row->state, kd_desktop_action_name (action));
+  kd_action_job_free (j);
+fail:
+  g_task_return_error (task, g_steal_pointer (&error));
+}
+
+KdDesktopRow *
+kd_broker_desktop_action_finish (KdBroker *b, GAsyncResult *res, GError **error)
+{
+  return g_task_propagate_pointer (G_TASK (res), error);
+}
+
+/* ------------------------------------------------------------------ */
+/* libvirt's view */
+
+/**
+ * kd_broker_domain_event:
+ * A lifecycle event from a host: keeps the desktop's state honest when the
+ * guest powers itself off, crashes, or is started from outside.
+ */
+void
+kd_broker_domain_event (KdHvHost *hv, const char *domain_name, KdHvDomainState state,
+                        const char *detail, gpointer user_data)
+{
+  KdBroker *b = user_data;
+  KdBrokerHost *h = g_hash_table_lookup (b->hosts, kd_hv_host_get_name (hv));
+  g_autoptr(GPtrArray) desktops = NULL;
+
+  if (h == NULL)
+    return;
+  desktops = kd_store_desktop_list_by_host (b->store, h->row->id, NULL);
+  for (guint i = 0; desktops && i < desktops->len; i++)
+    {
+      KdDesktopRow *row = desktops->pdata[i];
+      if (!g_str_equal (row->domain, domain_name))
+        continue;
+      if (kd_broker_desktop_is_busy (b, row->id))
+        return;           /* the operation in flight will set the state */
+      if (state == KD_HV_DOMAIN_CRASHED)
+        kd_broker_desktop_set_state (b, row, KD_DESKTOP_ERROR, "the guest crashed", NULL, "event");
+      else if (state == KD_HV_DOMAIN_SHUTOFF && g_str_equal (row->state, KD_DESKTOP_RUNNING))
+        kd_broker_desktop_set_state (b, row, KD_DESKTOP_STOPPED, NULL, NULL, "event");
+      else if (state == KD_HV_DOMAIN_RUNNING && g_str_equal (row->state, KD_DESKTOP_STOPPED))
+        kd_broker_desktop_set_state (b, row, KD_DESKTOP_RUNNING, NULL, NULL, "event");
+      return;
+    }
+}
+
+/**
+ * kd_broker_desktops_recover:
+ * At start, no operation is in flight: a desktop left in the middle of
+ * one by a killed daemon cannot be trusted. Creation, reset and deletion
+ * become "error" with the reason; starting and shutting-down are settled
+ * by the first reconciler pass from libvirt's state.
+ */
+void
+kd_broker_desktops_recover (KdBroker *b)
+{
+  g_autoptr(GPtrArray) desktops = kd_store_desktop_list (b->store, NULL);
+  g_autoptr(GPtrArray) vols = kd_store_image_volume_list (b->store, -1, NULL);
+
+  for (guint i = 0; desktops && i < desktops->len; i++)
+    {
+      KdDesktopRow *row = desktops->pdata[i];
+      const char *reason = NULL;
+
+      if (g_str_equal (row->state, KD_DESKTOP_PROVISIONING))
+        reason = "creation was interrupted by a restart of kvmdeskd; delete the desktop and create it again";
+      else if (g_str_equal (row->state, KD_DESKTOP_RESETTING))
+        reason = "a reset was interrupted by a restart of kvmdeskd; reset it again";
+      else if (g_str_equal (row->state, KD_DESKTOP_DELETING))
+        reason = "a deletion was interrupted by a restart of kvmdeskd; delete it again";
+      if (reason)
+        kd_broker_desktop_set_state (b, row, KD_DESKTOP_ERROR, reason, NULL, "recover");
+    }
+  for (guint i = 0; vols && i < vols->len; i++)
+    {
+      KdImageVolumeRow *v = vols->pdata[i];
+      if (g_str_equal (v->state, "importing"))
+        {
+          g_autoptr(KdImageRow) img = kd_store_image_get (b->store, v->image_id, NULL);
+          g_free (v->state);
+          v->state = g_strdup ("error");
+          g_free (v->error);
+          v->error = g_strdup ("the import was interrupted by a restart of kvmdeskd; delete the image and import it again");
+          kd_store_image_volume_update (b->store, v, NULL);
+          kd_broker_event (b, "image", img ? img->name : "?", NULL, "recover", "importing", "error",
+                           "%s", v->error);
+        }
+    }
+}

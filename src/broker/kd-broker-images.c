@@ -1,0 +1,501 @@
+/*
+ * kd-broker-images.c: golden images and templates.
+ *
+ * An import is validated before anything is stored: the uploaded file is
+ * probed in a worker (format, backing file, size), only then are the
+ * image and its volume recorded ("importing") and the bytes streamed to
+ * the host's storage pool. A failed upload removes both records.
+ */
+#include "kd-broker-priv.h"
+
+#include "common/kd-error.h"
+#include "common/kd-name.h"
+#include "common/kd-time.h"
+
+#include <glib/gstdio.h>
+
+static char *
+kd_broker_image_volume_name (KdBroker *b, const char *image, const char *format)
+{
+  return g_strdup_printf ("%s-image-%s.%s", b->config->domain_prefix, image,
+                          g_str_equal (format, "qcow2") ? "qcow2" : "img");
+}
+
+static KdBrokerHost *
+kd_broker_default_host (KdBroker *b, GError **error)
+{
+  if (g_hash_table_size (b->hosts) == 1)
+    {
+      GHashTableIter iter;
+      gpointer value;
+      g_hash_table_iter_init (&iter, b->hosts);
+      g_hash_table_iter_next (&iter, NULL, &value);
+      return value;
+    }
+  if (g_hash_table_size (b->hosts) == 0)
+    g_set_error (error, KD_ERROR, KD_ERROR_INVALID, "no host is registered; add one first");
+  else
+    g_set_error (error, KD_ERROR, KD_ERROR_INVALID,
+                 "%u hosts are registered: say which one with 'host'",
+                 g_hash_table_size (b->hosts));
+  return NULL;
+}
+
+/**
+ * kd_broker_image_check_new:
+ * @host: (nullable): host name; %NULL means the only host
+ *
+ * Checks, before an upload begins, that the name is valid and free and the
+ * host known and up, so a client does not send gigabytes for nothing.
+ */
+gboolean
+kd_broker_image_check_new (KdBroker *b, const char *name, const char *host,
+                           KdBrokerHost **out_host, GError **error)
+{
+  g_autoptr(KdImageRow) existing = NULL;
+  KdBrokerHost *h;
+
+  if (!kd_name_validate ("image", name, error))
+    return FALSE;
+  existing = kd_store_image_get_by_name (b->store, name, NULL);
+  if (existing != NULL || g_hash_table_contains (b->importing, name))
+    {
+      g_set_error (error, KD_ERROR, KD_ERROR_EXISTS, "an image named '%s' already exists", name);
+      return FALSE;
+    }
+  h = host ? kd_broker_host_lookup (b, host, error) : kd_broker_default_host (b, error);
+  if (h == NULL)
+    return FALSE;
+  if (!kd_broker_host_is_up (h))
+    {
+      g_set_error (error, KD_ERROR, KD_ERROR_UNAVAILABLE, "host '%s' is %s%s%s",
+                   h->row->name, h->state, h->last_error ? ": " : "",
+                   h->last_error ? h->last_error : "");
+      return FALSE;
+    }
+  if (out_host)
+    *out_host = h;
+  return TRUE;
+}
+
+typedef struct {
+  KdBroker      *broker;
+  GTask         *task;
+  char          *name;
+  char          *host;
+  KdHvHost      *hv;
+  char          *spool;
+  char          *actor;
+  char          *volume;
+  KdHvImageInfo  info;
+  KdImageRow    *image;
+  gint64         volume_row_id;
+  char          *volume_path;
+  gboolean       simulated;
+  GError        *error;
+} KdImportJob;
+
+static void
+kd_import_job_free (KdImportJob *j)
+{
+  if (j->spool)
+    g_unlink (j->spool);
+  g_free (j->spool);
+  g_clear_object (&j->task);
+  g_free (j->name);
+  g_free (j->host);
+  g_clear_pointer (&j->hv, kd_hv_host_unref);
+  g_free (j->actor);
+  g_free (j->volume);
+  kd_hv_image_info_clear (&j->info);
+  kd_image_row_free (j->image);
+  g_free (j->volume_path);
+  g_clear_error (&j->error);
+  g_free (j);
+}
+
+static void
+kd_import_probe_run (gpointer data, GCancellable *cancellable)
+{
+  KdImportJob *j = data;
+  kd_hv_image_probe (j->spool, &j->info, &j->error);
+}
+
+static void
+kd_import_upload_run (gpointer data, GCancellable *cancellable)
+{
+  KdImportJob *j = data;
+
+  kd_hv_image_upload (j->hv, j->volume, j->spool, &j->info, NULL, NULL, cancellable,
+                      &j->volume_path, &j->simulated, &j->error);
+}
+
+static void
+kd_import_fail (KdBroker *b, KdImportJob *j, GError *error)
+{
+  g_hash_table_remove (b->importing, j->name);
+  g_task_return_error (j->task, error);
+}
+
+static void
+kd_import_uploaded (KdBroker *b, gpointer data)
+{
+  KdImportJob *j = data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KdImageVolumeRow) vol = NULL;
+
+  if (j->error)
+    {
+      kd_store_image_delete (b->store, j->image->id, NULL);
+      kd_broker_event (b, "image", j->name, j->actor, "import-failed", "importing", NULL,
+                       "import of image '%s' to host '%s' failed: %s", j->name, j->host,
+                       j->error->message);
+      kd_import_fail (b, j, g_steal_pointer (&j->error));
+      kd_import_job_free (j);
+      return;
+    }
+  vol = kd_store_image_volume_get (b->store, j->image->id,
+                                   kd_broker_host_lookup (b, j->host, NULL) ?
+                                   kd_broker_host_lookup (b, j->host, NULL)->row->id : -1,
+                                   &error);
+  if (vol != NULL)
+    {
+      g_free (vol->path);
+      vol->path = g_strdup (j->volume_path);
+      g_free (vol->state);
+      vol->state = g_strdup ("ready");
+      vol->simulated = j->simulated;
+      if (!kd_store_image_volume_update (b->store, vol, &error))
+        g_debug ("cannot update image volume: %s", error->message);
+    }
+  kd_broker_event (b, "image", j->name, j->actor, "import", "importing", "ready",
+                   "image '%s' (%s, %" G_GINT64_FORMAT " bytes virtual) stored on host '%s'%s",
+                   j->name, j->info.format, j->info.virtual_size, j->host,
+                   j->simulated ? " (simulated host: recorded without content)" : "");
+  g_hash_table_remove (b->importing, j->name);
+  g_task_return_pointer (j->task, g_steal_pointer (&j->image), (GDestroyNotify) kd_image_row_free);
+  kd_import_job_free (j);
+}
+
+static void
+kd_import_probed (KdBroker *b, gpointer data)
+{
+  KdImportJob *j = data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KdImageVolumeRow) vol = NULL;
+  KdBrokerHost *h;
+
+  if (j->error)
+    {
+      kd_import_fail (b, j, g_steal_pointer (&j->error));
+      kd_import_job_free (j);
+      return;
+    }
+  h = kd_broker_host_lookup (b, j->host, &error);
+  if (h == NULL || !kd_broker_host_is_up (h))
+    {
+      if (error == NULL)
+        g_set_error (&error, KD_ERROR, KD_ERROR_UNAVAILABLE, "host '%s' is %s", j->host, h->state);
+      kd_import_fail (b, j, g_steal_pointer (&error));
+      kd_import_job_free (j);
+      return;
+    }
+  j->hv = kd_hv_host_ref (h->hv);
+  j->volume = kd_broker_image_volume_name (b, j->name, j->info.format);
+
+  j->image = g_new0 (KdImageRow, 1);
+  j->image->name = g_strdup (j->name);
+  j->image->format = g_strdup (j->info.format);
+  j->image->virtual_size = j->info.virtual_size;
+  j->image->file_size = j->info.file_size;
+  vol = g_new0 (KdImageVolumeRow, 1);
+  vol->host_id = h->row->id;
+  vol->volume = g_strdup (j->volume);
+  vol->state = g_strdup ("importing");
+  if (!kd_store_begin (b->store, &error))
+    goto fail;
+  if (!kd_store_image_insert (b->store, j->image, &error))
+    {
+      kd_store_rollback (b->store);
+      goto fail;
+    }
+  vol->image_id = j->image->id;
+  if (!kd_store_image_volume_insert (b->store, vol, &error) ||
+      !kd_store_commit (b->store, &error))
+    {
+      kd_store_rollback (b->store);
+      goto fail;
+    }
+  kd_broker_run_job (b, kd_import_upload_run, kd_import_uploaded, j, NULL);
+  return;
+
+fail:
+  kd_import_fail (b, j, g_steal_pointer (&error));
+  kd_import_job_free (j);
+}
+
+/**
+ * kd_broker_image_import_async:
+ * @path: a spooled upload; the broker deletes it when done, whatever happens
+ */
+void
+kd_broker_image_import_async (KdBroker *b, const char *name, const char *host,
+                              const char *path, const char *actor,
+                              GAsyncReadyCallback cb, gpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  KdImportJob *j = g_new0 (KdImportJob, 1);
+  KdBrokerHost *h = NULL;
+
+  j->broker = b;
+  j->task = g_task_new (NULL, NULL, cb, data);
+  j->spool = g_strdup (path);
+  j->name = g_strdup (name);
+  j->actor = g_strdup (actor);
+  if (!kd_broker_image_check_new (b, name, host, &h, &error))
+    {
+      g_task_return_error (j->task, g_steal_pointer (&error));
+      kd_import_job_free (j);
+      return;
+    }
+  j->host = g_strdup (h->row->name);
+  g_hash_table_add (b->importing, g_strdup (name));
+  /* The job is freed by the last stage, not by the job runner. */
+  kd_broker_run_job (b, kd_import_probe_run, kd_import_probed, j, NULL);
+}
+
+KdImageRow *
+kd_broker_image_import_finish (KdBroker *b, GAsyncResult *res, GError **error)
+{
+  return g_task_propagate_pointer (G_TASK (res), error);
+}
+
+/* image delete ------------------------------------------------------- */
+
+typedef struct {
+  GTask     *task;
+  char      *name;
+  char      *actor;
+  gint64     image_id;
+  GPtrArray *hvs;       /* KdHvHost*, parallel to volumes */
+  GPtrArray *volumes;   /* char* */
+  GError    *error;
+} KdImageDeleteJob;
+
+static void
+kd_image_delete_job_free (KdImageDeleteJob *j)
+{
+  g_clear_object (&j->task);
+  g_free (j->name);
+  g_free (j->actor);
+  g_ptr_array_unref (j->hvs);
+  g_ptr_array_unref (j->volumes);
+  g_clear_error (&j->error);
+  g_free (j);
+}
+
+static void
+kd_image_delete_run (gpointer data, GCancellable *cancellable)
+{
+  KdImageDeleteJob *j = data;
+
+  for (guint i = 0; i < j->volumes->len; i++)
+    if (!kd_hv_volume_delete (j->hvs->pdata[i], j->volumes->pdata[i], TRUE, &j->error))
+      return;
+}
+
+static void
+kd_image_delete_done (KdBroker *b, gpointer data)
+{
+  KdImageDeleteJob *j = data;
+  g_autoptr(GError) error = NULL;
+
+  if (j->error)
+    {
+      g_task_return_error (j->task, g_steal_pointer (&j->error));
+      return;
+    }
+  if (!kd_store_image_delete (b->store, j->image_id, &error))
+    {
+      g_task_return_error (j->task, g_steal_pointer (&error));
+      return;
+    }
+  kd_broker_event (b, "image", j->name, j->actor, "delete", NULL, NULL,
+                   "image '%s' deleted", j->name);
+  g_task_return_boolean (j->task, TRUE);
+}
+
+void
+kd_broker_image_delete_async (KdBroker *b, const char *name, const char *actor,
+                              GAsyncReadyCallback cb, gpointer data)
+{
+  g_autoptr(GTask) task = g_task_new (NULL, NULL, cb, data);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KdImageRow) img = kd_store_image_get_by_name (b->store, name, &error);
+  g_autoptr(GPtrArray) vols = NULL;
+  KdImageDeleteJob *j;
+  gint64 used;
+
+  if (img == NULL)
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  used = kd_store_desktop_count_by_image (b->store, img->id, NULL);
+  if (used > 0)
+    {
+      g_task_return_new_error (task, KD_ERROR, KD_ERROR_BUSY,
+                               "image '%s' is used by %" G_GINT64_FORMAT
+                               " desktop(s); delete them first", name, used);
+      return;
+    }
+  vols = kd_store_image_volume_list (b->store, img->id, &error);
+  if (vols == NULL)
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  j = g_new0 (KdImageDeleteJob, 1);
+  j->hvs = g_ptr_array_new_with_free_func ((GDestroyNotify) kd_hv_host_unref);
+  j->volumes = g_ptr_array_new_with_free_func (g_free);
+  for (guint i = 0; i < vols->len; i++)
+    {
+      KdImageVolumeRow *v = vols->pdata[i];
+      KdBrokerHost *h = kd_broker_host_by_id (b, v->host_id);
+      if (h == NULL)
+        continue;
+      if (!kd_broker_host_is_up (h))
+        {
+          g_task_return_new_error (task, KD_ERROR, KD_ERROR_UNAVAILABLE,
+                                   "host '%s' is %s: cannot delete the volume of image '%s' there",
+                                   h->row->name, h->state, name);
+          kd_image_delete_job_free (j);
+          return;
+        }
+      g_ptr_array_add (j->hvs, kd_hv_host_ref (h->hv));
+      g_ptr_array_add (j->volumes, g_strdup (v->volume));
+    }
+  j->task = g_steal_pointer (&task);
+  j->name = g_strdup (name);
+  j->actor = g_strdup (actor);
+  j->image_id = img->id;
+  kd_broker_run_job (b, kd_image_delete_run, kd_image_delete_done, j,
+                     (GDestroyNotify) kd_image_delete_job_free);
+}
+
+gboolean
+kd_broker_image_delete_finish (KdBroker *b, GAsyncResult *res, GError **error)
+{
+  return g_task_propagate_boolean (G_TASK (res), error);
+}
+
+/* ------------------------------------------------------------------ */
+/* templates */
+
+#define KD_TEMPLATE_VCPUS_MAX   256
+#define KD_TEMPLATE_MEMORY_MIN  64            /* MiB */
+#define KD_TEMPLATE_MEMORY_MAX  (4 * 1024 * 1024)
+#define KD_TEMPLATE_DISK_MAX    65536         /* GiB */
+
+static gboolean
+kd_template_check_network (const char *network, GError **error)
+{
+  const char *name = network;
+
+  if (g_str_equal (network, "none") || g_str_equal (network, "user"))
+    return TRUE;
+  if (g_str_has_prefix (network, "bridge:"))
+    name = network + strlen ("bridge:");
+  if (*name == '\0' || strlen (name) > 64 ||
+      strspn (name, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") != strlen (name))
+    {
+      g_set_error (error, KD_ERROR, KD_ERROR_INVALID,
+                   "network '%.80s' is invalid: use none, user, a libvirt network name, "
+                   "or bridge:NAME", network);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/**
+ * kd_broker_template_add:
+ * Fills defaults, checks every value, stores the template.
+ */
+KdTemplateRow *
+kd_broker_template_add (KdBroker *b, const KdTemplateSpec *spec, const char *actor,
+                        GError **error)
+{
+  g_autoptr(KdTemplateRow) row = g_new0 (KdTemplateRow, 1);
+  const char *display = spec->display ? spec->display : "vnc";
+  const char *network = spec->network ? spec->network : "none";
+  const char *firmware = spec->firmware ? spec->firmware : "bios";
+
+  if (!kd_name_validate ("template", spec->name, error))
+    return NULL;
+  row->vcpus = spec->vcpus ? spec->vcpus : 1;
+  row->memory_mib = spec->memory_mib ? spec->memory_mib : 1024;
+  row->disk_gib = spec->disk_gib ? spec->disk_gib : 10;
+  if (!kd_range_check_int64 ("vcpus", row->vcpus, 1, KD_TEMPLATE_VCPUS_MAX, error) ||
+      !kd_range_check_int64 ("memory_mib", row->memory_mib, KD_TEMPLATE_MEMORY_MIN,
+                             KD_TEMPLATE_MEMORY_MAX, error) ||
+      !kd_range_check_int64 ("disk_gib", row->disk_gib, 1, KD_TEMPLATE_DISK_MAX, error))
+    return NULL;
+  if (g_str_equal (display, "spice") || g_str_equal (display, "dbus"))
+    {
+      g_set_error (error, KD_ERROR, KD_ERROR_INVALID,
+                   "display '%s' is not supported yet; use vnc", display);
+      return NULL;
+    }
+  if (!g_str_equal (display, "vnc"))
+    {
+      g_set_error (error, KD_ERROR, KD_ERROR_INVALID,
+                   "display '%.40s' is invalid: use vnc", display);
+      return NULL;
+    }
+  if (!kd_template_check_network (network, error))
+    return NULL;
+  if (!g_str_equal (firmware, "bios") && !g_str_equal (firmware, "uefi"))
+    {
+      g_set_error (error, KD_ERROR, KD_ERROR_INVALID,
+                   "firmware '%.40s' is invalid: use bios or uefi", firmware);
+      return NULL;
+    }
+  row->name = g_strdup (spec->name);
+  row->display = g_strdup (display);
+  row->network = g_strdup (network);
+  row->firmware = g_strdup (firmware);
+  if (!kd_store_template_insert (b->store, row, error))
+    return NULL;
+  kd_broker_event (b, "template", row->name, actor, "create", NULL, NULL,
+                   "template '%s' added: %" G_GINT64_FORMAT " vCPU, %" G_GINT64_FORMAT
+                   " MiB, %" G_GINT64_FORMAT " GiB, %s, network %s, %s",
+                   row->name, row->vcpus, row->memory_mib, row->disk_gib, row->display,
+                   row->network, row->firmware);
+  return g_steal_pointer (&row);
+}
+
+gboolean
+kd_broker_template_remove (KdBroker *b, const char *name, const char *actor, GError **error)
+{
+  g_autoptr(KdTemplateRow) row = kd_store_template_get_by_name (b->store, name, error);
+  g_autoptr(GPtrArray) desktops = NULL;
+  guint used = 0;
+
+  if (row == NULL)
+    return FALSE;
+  desktops = kd_store_desktop_list (b->store, NULL);
+  for (guint i = 0; desktops && i < desktops->len; i++)
+    if (((KdDesktopRow *) desktops->pdata[i])->template_id == row->id)
+      used++;
+  if (used > 0)
+    {
+      g_set_error (error, KD_ERROR, KD_ERROR_BUSY,
+                   "template '%s' is used by %u desktop(s); delete them first", name, used);
+      return FALSE;
+    }
+  if (!kd_store_template_delete (b->store, row->id, error))
+    return FALSE;
+  kd_broker_event (b, "template", name, actor, "delete", NULL, NULL,
+                   "template '%s' removed", name);
+  return TRUE;
+}

@@ -1,0 +1,43 @@
+/*
+ * kd-broker-priv.h: the broker's internals shared by its source files.
+ */
+#pragma once
+
+#include "kd-broker.h"
+
+struct _KdBroker {
+  KdConfig              *config;
+  KdStore               *store;
+  GHashTable            *hosts;        /* name -> KdBrokerHost* (owned) */
+  GHashTable            *busy;         /* desktop id (gint64*) -> action name */
+  GHashTable            *importing;    /* image name -> NULL while uploading */
+  KdReconcileReport      report;
+  GPtrArray             *reconcile_waiters; /* GTask* */
+  guint                  reconcile_timer;
+  gboolean               reconcile_again;
+  KdBrokerReconciledFunc reconciled;
+  gpointer               reconciled_data;
+  gboolean               started;
+};
+
+/* Runs @func(job) in a worker thread; @done runs on the main loop with
+ * the same job. Used for every blocking libvirt call. */
+typedef void (*KdJobFunc) (gpointer job, GCancellable *cancellable);
+typedef void (*KdJobDone) (KdBroker *broker, gpointer job);
+void kd_broker_run_job (KdBroker       *broker,
+                        KdJobFunc       func,
+                        KdJobDone       done,
+                        gpointer        job,
+                        GDestroyNotify  job_free);
+
+/* Converts a store error into the shared KD_ERROR domain where a person
+ * should see a 404/409 (the API maps both domains anyway). */
+gboolean kd_broker_host_is_up (KdBrokerHost *host);
+char    *kd_broker_domain_name (KdBroker *broker, const char *desktop_name);
+void     kd_broker_desktop_set_state (KdBroker *broker, KdDesktopRow *row, const char *state,
+                                      const char *reason, const char *actor, const char *action);
+void     kd_broker_domain_event (KdHvHost *hv, const char *domain_name, KdHvDomainState state,
+                                 const char *detail, gpointer user_data);
+void     kd_broker_reconcile_schedule (KdBroker *broker);
+void     kd_broker_desktops_recover (KdBroker *broker);
+void     kd_orphan_free (KdOrphan *orphan);

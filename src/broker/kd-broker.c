@@ -1,0 +1,656 @@
+/*
+ * kd-broker.c: the broker's core: worker jobs, events, and hosts (their
+ * connections, capacity, and reconnection with backoff).
+ *
+ * Runs on the main loop only. Every libvirt call goes through
+ * kd_broker_run_job() into a worker thread; this file never blocks.
+ */
+#include "kd-broker-priv.h"
+
+#include "common/kd-error.h"
+#include "common/kd-name.h"
+#include "common/kd-time.h"
+
+#include <stdarg.h>
+
+/* ------------------------------------------------------------------ */
+/* jobs */
+
+typedef struct {
+  KdBroker      *broker;
+  KdJobFunc      func;
+  KdJobDone      done;
+  gpointer       job;
+  GDestroyNotify job_free;
+} KdJob;
+
+static void
+kd_job_free (KdJob *j)
+{
+  if (j->job_free && j->job)
+    j->job_free (j->job);
+  g_free (j);
+}
+
+static void
+kd_job_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+{
+  KdJob *j = task_data;
+
+  j->func (j->job, cancellable);
+  g_task_return_boolean (task, TRUE);
+}
+
+static void
+kd_job_complete (GObject *source, GAsyncResult *res, gpointer user_data)
+{
+  KdJob *j = g_task_get_task_data (G_TASK (res));
+
+  j->done (j->broker, j->job);
+}
+
+void
+kd_broker_run_job (KdBroker *broker, KdJobFunc func, KdJobDone done, gpointer job,
+                   GDestroyNotify job_free)
+{
+  g_autoptr(GTask) task = g_task_new (NULL, NULL, kd_job_complete, NULL);
+  KdJob *j = g_new0 (KdJob, 1);
+
+  j->broker = broker;
+  j->func = func;
+  j->done = done;
+  j->job = job;
+  j->job_free = job_free;
+  g_task_set_task_data (task, j, (GDestroyNotify) kd_job_free);
+  g_task_run_in_thread (task, kd_job_thread);
+}
+
+/* ------------------------------------------------------------------ */
+/* the broker */
+
+static void
+kd_broker_host_free (KdBrokerHost *h)
+{
+  if (h == NULL)
+    return;
+  if (h->reconnect_id)
+    g_source_remove (h->reconnect_id);
+  kd_host_row_free (h->row);
+  g_clear_pointer (&h->hv, kd_hv_host_unref);
+  g_free (h->last_error);
+  kd_hv_capacity_clear (&h->capacity);
+  g_free (h);
+}
+
+void
+kd_orphan_free (KdOrphan *o)
+{
+  if (o == NULL)
+    return;
+  g_free (o->host);
+  g_free (o->kind);
+  g_free (o->name);
+  g_free (o->detail);
+  g_free (o);
+}
+
+/**
+ * kd_broker_new:
+ * @config: (transfer none): must outlive the broker
+ * @store: (transfer none): must outlive the broker
+ */
+KdBroker *
+kd_broker_new (KdConfig *config, KdStore *store)
+{
+  KdBroker *b = g_new0 (KdBroker, 1);
+
+  b->config = config;
+  b->store = store;
+  b->hosts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                    (GDestroyNotify) kd_broker_host_free);
+  b->busy = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, g_free);
+  b->importing = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
+  b->report.orphans = g_ptr_array_new_with_free_func ((GDestroyNotify) kd_orphan_free);
+  b->report.problems = g_ptr_array_new_with_free_func (g_free);
+  b->reconcile_waiters = g_ptr_array_new_with_free_func (g_object_unref);
+  return b;
+}
+
+void
+kd_broker_free (KdBroker *b)
+{
+  if (b == NULL)
+    return;
+  if (b->reconcile_timer)
+    g_source_remove (b->reconcile_timer);
+  g_hash_table_destroy (b->hosts);
+  g_hash_table_destroy (b->busy);
+  g_hash_table_destroy (b->importing);
+  g_ptr_array_unref (b->report.orphans);
+  g_ptr_array_unref (b->report.problems);
+  g_ptr_array_unref (b->reconcile_waiters);
+  g_free (b);
+}
+
+KdStore *
+kd_broker_get_store (KdBroker *b)
+{
+  return b->store;
+}
+
+KdConfig *
+kd_broker_get_config (KdBroker *b)
+{
+  return b->config;
+}
+
+/**
+ * kd_broker_event:
+ * Records one entry of the audit trail. A failure to store it must not
+ * fail the operation it describes, so it is only logged at debug level.
+ */
+void
+kd_broker_event (KdBroker *b, const char *object_type, const char *object_name,
+                 const char *actor, const char *action, const char *from_state,
+                 const char *to_state, const char *fmt, ...)
+{
+  g_autoptr(GError) error = NULL;
+  KdEventRow row = { 0 };
+  g_autofree char *message = NULL;
+  va_list ap;
+
+  va_start (ap, fmt);
+  message = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+
+  row.time = kd_time_now ();
+  row.object_type = (char *) object_type;
+  row.object_name = (char *) object_name;
+  row.actor = (char *) (actor ? actor : "system");
+  row.action = (char *) action;
+  row.from_state = (char *) from_state;
+  row.to_state = (char *) to_state;
+  row.message = message;
+  if (!kd_store_event_insert (b->store, &row, &error))
+    g_debug ("cannot record event '%s': %s", message, error->message);
+  g_debug ("event: %s %s: %s", object_type, object_name ? object_name : "", message);
+}
+
+char *
+kd_broker_domain_name (KdBroker *b, const char *desktop_name)
+{
+  return g_strdup_printf ("%s-%s", b->config->domain_prefix, desktop_name);
+}
+
+gboolean
+kd_broker_host_is_up (KdBrokerHost *h)
+{
+  return h != NULL && g_str_equal (h->state, "up");
+}
+
+/* ------------------------------------------------------------------ */
+/* hosts */
+
+static void kd_broker_host_connect (KdBroker *b, KdBrokerHost *h);
+
+KdBrokerHost *
+kd_broker_host_lookup (KdBroker *b, const char *name, GError **error)
+{
+  KdBrokerHost *h = name ? g_hash_table_lookup (b->hosts, name) : NULL;
+
+  if (h == NULL)
+    g_set_error (error, KD_ERROR, KD_ERROR_NOT_FOUND, "no host named '%s'", name ? name : "");
+  return h;
+}
+
+KdBrokerHost *
+kd_broker_host_by_id (KdBroker *b, gint64 id)
+{
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, b->hosts);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    if (((KdBrokerHost *) value)->row->id == id)
+      return value;
+  return NULL;
+}
+
+static gint
+kd_broker_host_cmp (gconstpointer a, gconstpointer b)
+{
+  const KdBrokerHost *ha = *(KdBrokerHost **) a;
+  const KdBrokerHost *hb = *(KdBrokerHost **) b;
+  return strcmp (ha->row->name, hb->row->name);
+}
+
+/**
+ * kd_broker_host_list:
+ * Returns: (transfer container): the hosts sorted by name.
+ */
+GPtrArray *
+kd_broker_host_list (KdBroker *b)
+{
+  GPtrArray *out = g_ptr_array_new ();
+  GHashTableIter iter;
+  gpointer value;
+
+  g_hash_table_iter_init (&iter, b->hosts);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    g_ptr_array_add (out, value);
+  g_ptr_array_sort (out, kd_broker_host_cmp);
+  return out;
+}
+
+gint64
+kd_broker_host_desktop_count (KdBroker *b, KdBrokerHost *h)
+{
+  g_autoptr(GPtrArray) list = kd_store_desktop_list_by_host (b->store, h->row->id, NULL);
+  return list ? (gint64) list->len : 0;
+}
+
+static KdHvHost *
+kd_broker_new_hv (KdBroker *b, const char *name, const char *uri)
+{
+  KdHvHostOptions opts = {
+    .keepalive_interval = b->config->keepalive_interval,
+    .keepalive_count = b->config->keepalive_count,
+    .storage_pool = b->config->storage_pool,
+    .storage_pool_path = b->config->storage_pool_path,
+  };
+  return kd_hv_host_new (name, uri, &opts);
+}
+
+/* A connection attempt: connect, make the pool, read capacity. */
+typedef struct {
+  KdHvHost     *hv;
+  char         *name;
+  char         *uri;
+  char         *actor;
+  KdHvCapacity  capacity;
+  GError       *error;
+  GTask        *task;          /* host add: the caller's task */
+} KdConnectJob;
+
+static void
+kd_connect_job_free (KdConnectJob *j)
+{
+  g_clear_pointer (&j->hv, kd_hv_host_unref);
+  g_free (j->name);
+  g_free (j->uri);
+  g_free (j->actor);
+  kd_hv_capacity_clear (&j->capacity);
+  g_clear_error (&j->error);
+  g_clear_object (&j->task);
+  g_free (j);
+}
+
+static void
+kd_connect_job_run (gpointer data, GCancellable *cancellable)
+{
+  KdConnectJob *j = data;
+
+  if (!kd_hv_host_connect (j->hv, &j->error) ||
+      !kd_hv_host_ensure_pool (j->hv, &j->error) ||
+      !kd_hv_host_read_capacity (j->hv, &j->capacity, &j->error))
+    {
+      /* Close a half-open connection in this thread: closing is an RPC. */
+      kd_hv_host_disconnect (j->hv);
+    }
+}
+
+static void
+kd_broker_host_closed (KdHvHost *hv, const char *reason, gpointer user_data)
+{
+  KdBroker *b = user_data;
+  KdBrokerHost *h = g_hash_table_lookup (b->hosts, kd_hv_host_get_name (hv));
+
+  if (h == NULL || h->hv != hv)
+    return;
+  kd_broker_event (b, "host", h->row->name, NULL, "state", h->state, "down",
+                   "host '%s' connection lost: %s", h->row->name, reason);
+  h->state = "down";
+  g_free (h->last_error);
+  h->last_error = g_strdup_printf ("connection lost: %s", reason);
+  kd_broker_host_connect (b, h);
+}
+
+typedef struct {
+  KdBroker *broker;
+  char     *name;
+} KdReconnect;
+
+static void
+kd_reconnect_free (KdReconnect *r)
+{
+  g_free (r->name);
+  g_free (r);
+}
+
+static gboolean
+kd_broker_reconnect_timeout (gpointer data)
+{
+  KdReconnect *r = data;
+  KdBrokerHost *h = g_hash_table_lookup (r->broker->hosts, r->name);
+
+  if (h != NULL)
+    {
+      h->reconnect_id = 0;
+      kd_broker_host_connect (r->broker, h);
+    }
+  return G_SOURCE_REMOVE;
+}
+
+static void
+kd_broker_host_schedule_reconnect (KdBroker *b, KdBrokerHost *h)
+{
+  KdReconnect *r;
+
+  if (h->reconnect_id)
+    return;
+  if (h->backoff <= 0)
+    h->backoff = b->config->reconnect_min;
+  r = g_new0 (KdReconnect, 1);
+  r->broker = b;
+  r->name = g_strdup (h->row->name);
+  h->reconnect_id = g_timeout_add_seconds_full (G_PRIORITY_DEFAULT, (guint) h->backoff,
+                                                kd_broker_reconnect_timeout, r,
+                                                (GDestroyNotify) kd_reconnect_free);
+  g_debug ("host '%s': reconnecting in %" G_GINT64_FORMAT " s", h->row->name, h->backoff);
+  h->backoff = MIN (h->backoff * 2, b->config->reconnect_max);
+}
+
+static void
+kd_broker_host_connected (KdBroker *b, gpointer data)
+{
+  KdConnectJob *j = data;
+  KdBrokerHost *h = g_hash_table_lookup (b->hosts, j->name);
+
+  if (h == NULL || h->hv != j->hv)
+    return;                     /* removed meanwhile */
+  h->connecting = FALSE;
+  if (j->error)
+    {
+      if (!g_str_equal (h->state, "down") || g_strcmp0 (h->last_error, j->error->message) != 0)
+        kd_broker_event (b, "host", h->row->name, NULL, "state", h->state, "down",
+                         "host '%s' is unreachable: %s", h->row->name, j->error->message);
+      h->state = "down";
+      g_free (h->last_error);
+      h->last_error = g_strdup (j->error->message);
+      kd_broker_host_schedule_reconnect (b, h);
+      return;
+    }
+  kd_broker_event (b, "host", h->row->name, NULL, "state", h->state, "up",
+                   "host '%s' is up (%s)", h->row->name, j->capacity.domain_type);
+  h->state = "up";
+  g_clear_pointer (&h->last_error, g_free);
+  kd_hv_capacity_clear (&h->capacity);
+  h->capacity = j->capacity;
+  memset (&j->capacity, 0, sizeof j->capacity);
+  h->have_capacity = TRUE;
+  h->backoff = 0;
+  h->up_since = kd_time_now ();
+  kd_broker_reconcile_schedule (b);
+}
+
+static void
+kd_broker_host_connect (KdBroker *b, KdBrokerHost *h)
+{
+  KdConnectJob *j;
+
+  if (h->connecting)
+    return;
+  if (h->reconnect_id)
+    {
+      g_source_remove (h->reconnect_id);
+      h->reconnect_id = 0;
+    }
+  h->connecting = TRUE;
+  if (!g_str_equal (h->state, "down"))
+    h->state = "connecting";
+  j = g_new0 (KdConnectJob, 1);
+  j->hv = kd_hv_host_ref (h->hv);
+  j->name = g_strdup (h->row->name);
+  kd_broker_run_job (b, kd_connect_job_run, kd_broker_host_connected, j,
+                     (GDestroyNotify) kd_connect_job_free);
+}
+
+static KdBrokerHost *
+kd_broker_host_insert (KdBroker *b, KdHostRow *row, KdHvHost *hv)
+{
+  KdBrokerHost *h = g_new0 (KdBrokerHost, 1);
+
+  h->row = row;
+  h->hv = hv;
+  h->state = "connecting";
+  kd_hv_host_set_callbacks (hv, kd_broker_host_closed, kd_broker_domain_event, b);
+  g_hash_table_insert (b->hosts, g_strdup (row->name), h);
+  return h;
+}
+
+static void kd_disconnect_run (gpointer data, GCancellable *cancellable);
+static void kd_disconnect_done (KdBroker *b, gpointer data);
+
+/* host add ----------------------------------------------------------- */
+
+static void
+kd_broker_host_added (KdBroker *b, gpointer data)
+{
+  KdConnectJob *j = data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KdHostRow) row = NULL;
+  KdBrokerHost *h;
+
+  if (j->error)
+    {
+      g_task_return_new_error (j->task, KD_ERROR, KD_ERROR_UNAVAILABLE,
+                               "cannot connect to host '%s' at '%s': %s",
+                               j->name, j->uri, j->error->message);
+      return;
+    }
+  row = g_new0 (KdHostRow, 1);
+  row->name = g_strdup (j->name);
+  row->uri = g_strdup (j->uri);
+  if (!kd_store_host_insert (b->store, row, &error))
+    {
+      /* Lost a race with another add of the same name or URI; close the
+       * connection in a worker (closing is an RPC). */
+      kd_broker_run_job (b, kd_disconnect_run, kd_disconnect_done, kd_hv_host_ref (j->hv),
+                         (GDestroyNotify) kd_hv_host_unref);
+      g_task_return_error (j->task, g_steal_pointer (&error));
+      return;
+    }
+  h = kd_broker_host_insert (b, g_steal_pointer (&row), kd_hv_host_ref (j->hv));
+  h->state = "up";
+  h->capacity = j->capacity;
+  memset (&j->capacity, 0, sizeof j->capacity);
+  h->have_capacity = TRUE;
+  h->up_since = kd_time_now ();
+  kd_broker_event (b, "host", h->row->name, j->actor, "create", NULL, "up",
+                   "host '%s' added (%s, %s)", h->row->name, h->row->uri,
+                   h->capacity.domain_type);
+  g_task_return_pointer (j->task, h, NULL);
+}
+
+/**
+ * kd_broker_host_add_async:
+ * Connects to @uri first: a host that cannot be reached is not stored.
+ */
+void
+kd_broker_host_add_async (KdBroker *b, const char *name, const char *uri, const char *actor,
+                          GAsyncReadyCallback cb, gpointer data)
+{
+  g_autoptr(GTask) task = g_task_new (NULL, NULL, cb, data);
+  g_autoptr(GError) error = NULL;
+  KdConnectJob *j;
+  GHashTableIter iter;
+  gpointer value;
+
+  if (!kd_name_validate ("host", name, &error))
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  if (uri == NULL || *uri == '\0')
+    {
+      g_task_return_new_error (task, KD_ERROR, KD_ERROR_INVALID, "a libvirt URI is required");
+      return;
+    }
+  if (strlen (uri) > 1024 || strchr (uri, ':') == NULL || !g_utf8_validate (uri, -1, NULL))
+    {
+      g_task_return_new_error (task, KD_ERROR, KD_ERROR_INVALID,
+                               "'%.100s' is not a libvirt URI (e.g. qemu:///system)", uri);
+      return;
+    }
+  if (g_hash_table_contains (b->hosts, name))
+    {
+      g_task_return_new_error (task, KD_ERROR, KD_ERROR_EXISTS,
+                               "a host named '%s' already exists", name);
+      return;
+    }
+  g_hash_table_iter_init (&iter, b->hosts);
+  while (g_hash_table_iter_next (&iter, NULL, &value))
+    if (g_str_equal (((KdBrokerHost *) value)->row->uri, uri))
+      {
+        g_task_return_new_error (task, KD_ERROR, KD_ERROR_EXISTS,
+                                 "host '%s' already has the URI '%s'",
+                                 ((KdBrokerHost *) value)->row->name, uri);
+        return;
+      }
+
+  j = g_new0 (KdConnectJob, 1);
+  j->hv = kd_broker_new_hv (b, name, uri);
+  j->name = g_strdup (name);
+  j->uri = g_strdup (uri);
+  j->actor = g_strdup (actor);
+  j->task = g_steal_pointer (&task);
+  kd_broker_run_job (b, kd_connect_job_run, kd_broker_host_added, j,
+                     (GDestroyNotify) kd_connect_job_free);
+}
+
+KdBrokerHost *
+kd_broker_host_add_finish (KdBroker *b, GAsyncResult *res, GError **error)
+{
+  return g_task_propagate_pointer (G_TASK (res), error);
+}
+
+/* host remove -------------------------------------------------------- */
+
+static void
+kd_disconnect_run (gpointer data, GCancellable *cancellable)
+{
+  kd_hv_host_disconnect (data);
+}
+
+static void
+kd_disconnect_done (KdBroker *b, gpointer data)
+{
+}
+
+void
+kd_broker_host_remove_async (KdBroker *b, const char *name, const char *actor,
+                             GAsyncReadyCallback cb, gpointer data)
+{
+  g_autoptr(GTask) task = g_task_new (NULL, NULL, cb, data);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) desktops = NULL;
+  g_autoptr(GPtrArray) volumes = NULL;
+  KdBrokerHost *h = kd_broker_host_lookup (b, name, &error);
+  KdHvHost *hv;
+
+  if (h == NULL)
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  desktops = kd_store_desktop_list_by_host (b->store, h->row->id, NULL);
+  if (desktops && desktops->len > 0)
+    {
+      g_task_return_new_error (task, KD_ERROR, KD_ERROR_BUSY,
+                               "host '%s' still has %u desktop(s) (e.g. '%s'); delete them first",
+                               name, desktops->len,
+                               ((KdDesktopRow *) desktops->pdata[0])->name);
+      return;
+    }
+  volumes = kd_store_image_volume_list (b->store, -1, NULL);
+  for (guint i = 0; volumes && i < volumes->len; i++)
+    {
+      KdImageVolumeRow *v = volumes->pdata[i];
+      if (v->host_id == h->row->id)
+        {
+          g_autoptr(KdImageRow) img = kd_store_image_get (b->store, v->image_id, NULL);
+          g_task_return_new_error (task, KD_ERROR, KD_ERROR_BUSY,
+                                   "host '%s' still holds image '%s'; delete the image first",
+                                   name, img ? img->name : "?");
+          return;
+        }
+    }
+  if (!kd_store_host_delete (b->store, h->row->id, &error))
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  kd_broker_event (b, "host", name, actor, "delete", h->state, NULL, "host '%s' removed", name);
+  hv = kd_hv_host_ref (h->hv);
+  kd_hv_host_set_callbacks (hv, NULL, NULL, NULL);
+  g_hash_table_remove (b->hosts, name);
+  kd_broker_run_job (b, kd_disconnect_run, kd_disconnect_done, hv,
+                     (GDestroyNotify) kd_hv_host_unref);
+  g_task_return_boolean (task, TRUE);
+}
+
+gboolean
+kd_broker_host_remove_finish (KdBroker *b, GAsyncResult *res, GError **error)
+{
+  return g_task_propagate_boolean (G_TASK (res), error);
+}
+
+/* ------------------------------------------------------------------ */
+/* start */
+
+static gboolean
+kd_broker_reconcile_tick (gpointer data)
+{
+  kd_broker_reconcile_schedule (data);
+  return G_SOURCE_CONTINUE;
+}
+
+/**
+ * kd_broker_start:
+ * Loads the hosts and connects them, repairs desktops a previous run left
+ * in the middle of an operation, and starts the periodic reconciler.
+ */
+void
+kd_broker_start (KdBroker *b, KdBrokerReconciledFunc reconciled, gpointer user_data)
+{
+  g_autoptr(GPtrArray) rows = NULL;
+  g_autoptr(GError) error = NULL;
+
+  b->reconciled = reconciled;
+  b->reconciled_data = user_data;
+  b->started = TRUE;
+
+  kd_broker_desktops_recover (b);
+
+  rows = kd_store_host_list (b->store, &error);
+  if (rows == NULL)
+    g_debug ("cannot list hosts: %s", error->message);
+  for (guint i = 0; rows && i < rows->len; i++)
+    {
+      KdHostRow *src = rows->pdata[i];
+      KdHostRow *row = g_new0 (KdHostRow, 1);
+      KdBrokerHost *h;
+
+      row->id = src->id;
+      row->name = g_strdup (src->name);
+      row->uri = g_strdup (src->uri);
+      row->created_at = src->created_at;
+      h = kd_broker_host_insert (b, row, kd_broker_new_hv (b, row->name, row->uri));
+      kd_broker_host_connect (b, h);
+    }
+  b->reconcile_timer = g_timeout_add_seconds ((guint) b->config->reconcile_interval,
+                                              kd_broker_reconcile_tick, b);
+  /* With no host there is nothing to wait for. */
+  if (rows == NULL || rows->len == 0)
+    kd_broker_reconcile_schedule (b);
+}

@@ -1,0 +1,165 @@
+/*
+ * kd-broker.h: the orchestration of hosts, images, templates and desktops.
+ *
+ * The broker lives on the main loop and owns the in-memory state of every
+ * host (connection, capacity). Reads are synchronous (the store is local);
+ * anything that touches libvirt is an _async/_finish pair: the libvirt
+ * calls run in worker threads, the database is written on the main loop
+ * when they complete. Every state change is recorded as an event.
+ *
+ * Errors are KD_ERROR (validation, conflicts), KD_HV_ERROR (libvirt) or
+ * KD_STORE_ERROR; the broker never logs above debug level.
+ */
+#pragma once
+
+#include <gio/gio.h>
+
+#include "common/kd-config.h"
+#include "hv/kd-hv.h"
+#include "store/kd-store.h"
+
+G_BEGIN_DECLS
+
+typedef struct _KdBroker KdBroker;
+
+/* Desktop lifecycle states (DESIGN.md). */
+#define KD_DESKTOP_PROVISIONING  "provisioning"
+#define KD_DESKTOP_STOPPED       "stopped"
+#define KD_DESKTOP_STARTING      "starting"
+#define KD_DESKTOP_RUNNING       "running"
+#define KD_DESKTOP_SHUTTING_DOWN "shutting-down"
+#define KD_DESKTOP_RESETTING     "resetting"
+#define KD_DESKTOP_DELETING      "deleting"
+#define KD_DESKTOP_ERROR         "error"
+
+/* What the API shows of a host: its row plus live state. */
+typedef struct {
+  KdHostRow    *row;
+  KdHvHost     *hv;
+  const char   *state;        /* "connecting" | "up" | "down" */
+  char         *last_error;
+  KdHvCapacity  capacity;
+  gboolean      have_capacity;
+  gint64        backoff;      /* seconds before the next reconnect */
+  guint         reconnect_id;
+  gboolean      connecting;
+  gint64        up_since;
+} KdBrokerHost;
+
+typedef struct {
+  char    *host;
+  char    *kind;               /* "domain" | "volume" */
+  char    *name;
+  char    *detail;
+} KdOrphan;
+
+typedef struct {
+  gint64     last_run;         /* µs; 0 = never */
+  gboolean   running;
+  GPtrArray *orphans;          /* KdOrphan */
+  GPtrArray *problems;         /* char*: "desktop 'x': …" */
+} KdReconcileReport;
+
+/* Called on the main loop after each reconciler pass with the orphans
+ * that were not in the previous report (so main can log them once). */
+typedef void (*KdBrokerReconciledFunc) (KdBroker  *broker,
+                                        GPtrArray *new_orphans,
+                                        GPtrArray *new_problems,
+                                        gpointer   user_data);
+
+KdBroker *kd_broker_new  (KdConfig *config, KdStore *store);
+void      kd_broker_free (KdBroker *broker);
+KdStore  *kd_broker_get_store  (KdBroker *broker);
+KdConfig *kd_broker_get_config (KdBroker *broker);
+/* Loads hosts from the store and connects them; starts the reconciler
+ * (first pass once the hosts have answered, then every interval). */
+void      kd_broker_start (KdBroker               *broker,
+                           KdBrokerReconciledFunc  reconciled,
+                           gpointer                user_data);
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (KdBroker, kd_broker_free)
+
+/* records an event (and ignores a failure to store it: logged at debug) */
+void kd_broker_event (KdBroker   *broker,
+                      const char *object_type,
+                      const char *object_name,
+                      const char *actor,
+                      const char *action,
+                      const char *from_state,
+                      const char *to_state,
+                      const char *fmt,
+                      ...) G_GNUC_PRINTF (8, 9);
+
+/* ---- hosts ---- */
+KdBrokerHost *kd_broker_host_lookup (KdBroker *broker, const char *name, GError **error);
+KdBrokerHost *kd_broker_host_by_id  (KdBroker *broker, gint64 id);
+GPtrArray    *kd_broker_host_list   (KdBroker *broker);   /* borrowed KdBrokerHost*, by name */
+gint64        kd_broker_host_desktop_count (KdBroker *broker, KdBrokerHost *host);
+void          kd_broker_host_add_async (KdBroker *broker, const char *name, const char *uri,
+                                        const char *actor, GAsyncReadyCallback cb, gpointer data);
+KdBrokerHost *kd_broker_host_add_finish (KdBroker *broker, GAsyncResult *res, GError **error);
+void          kd_broker_host_remove_async (KdBroker *broker, const char *name, const char *actor,
+                                           GAsyncReadyCallback cb, gpointer data);
+gboolean      kd_broker_host_remove_finish (KdBroker *broker, GAsyncResult *res, GError **error);
+
+/* ---- images ---- */
+/* Checks that an upload may begin (valid, free name; known host). */
+gboolean    kd_broker_image_check_new (KdBroker *broker, const char *name, const char *host,
+                                       KdBrokerHost **out_host, GError **error);
+/* Probes @path (a spooled upload the broker takes over and deletes) and
+ * stores it on @host. */
+void        kd_broker_image_import_async (KdBroker *broker, const char *name, const char *host,
+                                          const char *path, const char *actor,
+                                          GAsyncReadyCallback cb, gpointer data);
+KdImageRow *kd_broker_image_import_finish (KdBroker *broker, GAsyncResult *res, GError **error);
+void        kd_broker_image_delete_async (KdBroker *broker, const char *name, const char *actor,
+                                          GAsyncReadyCallback cb, gpointer data);
+gboolean    kd_broker_image_delete_finish (KdBroker *broker, GAsyncResult *res, GError **error);
+
+/* ---- templates (store only, synchronous) ---- */
+typedef struct {
+  const char *name;
+  gint64      vcpus;        /* 0: default */
+  gint64      memory_mib;
+  gint64      disk_gib;
+  const char *display;      /* NULL: default */
+  const char *network;
+  const char *firmware;
+} KdTemplateSpec;
+
+KdTemplateRow *kd_broker_template_add    (KdBroker *broker, const KdTemplateSpec *spec,
+                                          const char *actor, GError **error);
+gboolean       kd_broker_template_remove (KdBroker *broker, const char *name,
+                                          const char *actor, GError **error);
+
+/* ---- desktops ---- */
+typedef enum {
+  KD_DESKTOP_ACTION_START,
+  KD_DESKTOP_ACTION_SHUTDOWN,
+  KD_DESKTOP_ACTION_POWEROFF,
+  KD_DESKTOP_ACTION_RESET,
+  KD_DESKTOP_ACTION_DELETE,
+} KdDesktopAction;
+
+gboolean      kd_desktop_action_from_string (const char *s, KdDesktopAction *out);
+
+void          kd_broker_desktop_create_async (KdBroker *broker, const char *name,
+                                              const char *image, const char *template_name,
+                                              const char *host, gboolean start,
+                                              const char *actor,
+                                              GAsyncReadyCallback cb, gpointer data);
+KdDesktopRow *kd_broker_desktop_create_finish (KdBroker *broker, GAsyncResult *res, GError **error);
+void          kd_broker_desktop_action_async (KdBroker *broker, const char *name,
+                                              KdDesktopAction action, const char *actor,
+                                              GAsyncReadyCallback cb, gpointer data);
+/* Returns the desktop after the action (NULL with no error after delete). */
+KdDesktopRow *kd_broker_desktop_action_finish (KdBroker *broker, GAsyncResult *res, GError **error);
+/* TRUE while an operation on the desktop is in flight. */
+gboolean      kd_broker_desktop_is_busy (KdBroker *broker, gint64 desktop_id);
+
+/* ---- reconciler ---- */
+const KdReconcileReport *kd_broker_reconcile_report (KdBroker *broker);
+void     kd_broker_reconcile_async  (KdBroker *broker, GAsyncReadyCallback cb, gpointer data);
+gboolean kd_broker_reconcile_finish (KdBroker *broker, GAsyncResult *res, GError **error);
+
+G_END_DECLS

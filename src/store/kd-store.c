@@ -1,0 +1,1891 @@
+/*
+ * kd-store.c: kvmdesk's database: opening (file mode, pragmas, schema
+ * check and migration), transactions, and typed CRUD for every table.
+ *
+ * Every value reaches SQLite through sqlite3_bind_*; SQL text is always a
+ * constant of this file (statements are prepared once and cached). SQLite
+ * errors become KD_STORE_ERROR with a sentence naming the object: UNIQUE
+ * -> EXISTS, a foreign key on delete -> IN_USE, a foreign key on insert ->
+ * NOT_FOUND (the referenced row is missing), anything else -> FAILED.
+ * Library code: returns errors, logs at debug level at most.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <glib/gstdio.h>
+
+#include "kd-store-priv.h"
+#include "common/kd-time.h"
+
+G_DEFINE_QUARK (kvmdesk-store-error-quark, kd_store_error)
+
+#define KD_STORE_BUSY_TIMEOUT_MS 5000
+#define KD_STORE_EVENT_LIST_DEFAULT 100
+
+/* ---- statements ------------------------------------------------------ */
+
+/* A cached statement borrowed for one use: released (reset, bindings
+ * cleared) when it goes out of scope, never finalized. */
+typedef sqlite3_stmt KdStmt;
+
+static void
+stmt_release (KdStmt *st)
+{
+  sqlite3_reset (st);
+  sqlite3_clear_bindings (st);
+}
+
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (KdStmt, stmt_release)
+
+static void
+stmt_finalize (gpointer st)
+{
+  sqlite3_finalize (st);
+}
+
+static KdStmt *
+stmt_get (KdStore     *s,
+          const char  *sql,
+          GError     **error)
+{
+  sqlite3_stmt *st = g_hash_table_lookup (s->stmts, sql);
+
+  if (st != NULL)
+    return st;
+  if (sqlite3_prepare_v3 (s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL) != SQLITE_OK)
+    {
+      g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_FAILED,
+                   "database '%s': cannot prepare a statement: %s",
+                   s->path, sqlite3_errmsg (s->db));
+      return NULL;
+    }
+  g_hash_table_insert (s->stmts, g_strdup (sql), st);
+  return st;
+}
+
+static void
+bind_text (sqlite3_stmt *st, int idx, const char *value)
+{
+  if (value == NULL)
+    sqlite3_bind_null (st, idx);
+  else
+    sqlite3_bind_text (st, idx, value, -1, SQLITE_TRANSIENT);
+}
+
+/* Row ids are > 0; 0 (or less) means "none" and is stored as NULL. */
+static void
+bind_id_or_null (sqlite3_stmt *st, int idx, gint64 id)
+{
+  if (id <= 0)
+    sqlite3_bind_null (st, idx);
+  else
+    sqlite3_bind_int64 (st, idx, id);
+}
+
+static char *
+col_text (sqlite3_stmt *st, int col)
+{
+  return g_strdup ((const char *) sqlite3_column_text (st, col));
+}
+
+/* ---- errors ---------------------------------------------------------- */
+
+static gboolean
+last_error_is (KdStore *s, int extended_code)
+{
+  return sqlite3_extended_errcode (s->db) == extended_code;
+}
+
+static void
+set_failed (KdStore     *s,
+            const char  *doing,
+            GError     **error)
+{
+  g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_FAILED,
+               "%s: %s", doing, sqlite3_errmsg (s->db));
+}
+
+static const char *
+article (const char *kind)
+{
+  return kind[0] != '\0' && strchr ("aeio", kind[0]) != NULL ? "an" : "a";   /* "a user" */
+}
+
+/* After a failed INSERT or UPDATE of the @kind named @name. @refers_to
+ * names what its foreign keys point at ("host, image or template"). */
+static void
+set_write_error (KdStore     *s,
+                 const char  *kind,
+                 const char  *name,
+                 const char  *refers_to,
+                 GError     **error)
+{
+  if (last_error_is (s, SQLITE_CONSTRAINT_UNIQUE) ||
+      last_error_is (s, SQLITE_CONSTRAINT_PRIMARYKEY))
+    g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_EXISTS,
+                 "%s %s named '%s' already exists", article (kind), kind, name ? name : "");
+  else if (last_error_is (s, SQLITE_CONSTRAINT_FOREIGNKEY))
+    g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND,
+                 "%s '%s' refers to %s %s that does not exist", kind, name ? name : "",
+                 refers_to ? article (refers_to) : "a", refers_to ? refers_to : "row");
+  else
+    g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_FAILED,
+                 "cannot write %s '%s': %s", kind, name ? name : "",
+                 sqlite3_errmsg (s->db));
+}
+
+/* "SELECT COUNT(*) … WHERE x = ?1" for @id, or -1. */
+static gint64
+count_by_id (KdStore     *s,
+             const char  *sql,
+             gint64       id,
+             GError     **error)
+{
+  g_autoptr(KdStmt) st = stmt_get (s, sql, error);
+
+  if (st == NULL)
+    return -1;
+  sqlite3_bind_int64 (st, 1, id);
+  if (sqlite3_step (st) != SQLITE_ROW)
+    {
+      set_failed (s, "cannot count rows", error);
+      return -1;
+    }
+  return sqlite3_column_int64 (st, 0);
+}
+
+/* The name of row @id of @table, for messages; "#ID" if it has none. */
+static char *
+name_of (KdStore *s, const char *table, gint64 id)
+{
+  g_autofree char *sql = NULL;
+  sqlite3_stmt *st = NULL;
+  char *name = NULL;
+
+  /* @table is one of this file's constants, never a value. */
+  sql = g_strdup_printf ("SELECT name FROM %s WHERE id = ?1", table);
+  if (sqlite3_prepare_v2 (s->db, sql, -1, &st, NULL) == SQLITE_OK)
+    {
+      sqlite3_bind_int64 (st, 1, id);
+      if (sqlite3_step (st) == SQLITE_ROW)
+        name = col_text (st, 0);
+    }
+  sqlite3_finalize (st);
+  return name ? name : g_strdup_printf ("#%" G_GINT64_FORMAT, id);
+}
+
+static char *
+plural (gint64 n, const char *one, const char *many)
+{
+  return g_strdup_printf ("%" G_GINT64_FORMAT " %s", n, n == 1 ? one : many);
+}
+
+/* What still refers to row @id of @table, as a phrase: "2 desktops and
+ * 1 image volume". */
+static char *
+describe_users (KdStore *s, const char *table, gint64 id)
+{
+  g_autoptr(GPtrArray) parts = g_ptr_array_new_with_free_func (g_free);
+  gint64 n;
+
+  if (g_str_equal (table, "hosts"))
+    {
+      n = count_by_id (s, "SELECT COUNT(*) FROM desktops WHERE host_id = ?1", id, NULL);
+      if (n > 0)
+        g_ptr_array_add (parts, plural (n, "desktop", "desktops"));
+      n = count_by_id (s, "SELECT COUNT(*) FROM image_volumes WHERE host_id = ?1", id, NULL);
+      if (n > 0)
+        g_ptr_array_add (parts, plural (n, "image volume", "image volumes"));
+    }
+  else if (g_str_equal (table, "images"))
+    {
+      n = count_by_id (s, "SELECT COUNT(*) FROM desktops WHERE image_id = ?1", id, NULL);
+      if (n > 0)
+        g_ptr_array_add (parts, plural (n, "desktop", "desktops"));
+    }
+  else if (g_str_equal (table, "templates"))
+    {
+      n = count_by_id (s, "SELECT COUNT(*) FROM desktops WHERE template_id = ?1", id, NULL);
+      if (n > 0)
+        g_ptr_array_add (parts, plural (n, "desktop", "desktops"));
+    }
+  if (parts->len == 0)
+    return g_strdup ("other rows");
+  g_ptr_array_add (parts, NULL);
+  return g_strjoinv (" and ", (char **) parts->pdata);
+}
+
+/* ---- generic row access ---------------------------------------------- */
+
+typedef gpointer (*RowReader) (sqlite3_stmt *st);
+
+/* Runs @sql with ?1 bound to @name (or to @id when @name is NULL) and
+ * reads one row: NULL with NOT_FOUND when there is none. */
+static gpointer
+get_row (KdStore     *s,
+         const char  *sql,
+         const char  *kind,
+         const char  *name,
+         gint64       id,
+         RowReader    read,
+         GError     **error)
+{
+  g_autoptr(KdStmt) st = stmt_get (s, sql, error);
+  int rc;
+
+  if (st == NULL)
+    return NULL;
+  if (name != NULL)
+    bind_text (st, 1, name);
+  else
+    sqlite3_bind_int64 (st, 1, id);
+  rc = sqlite3_step (st);
+  if (rc == SQLITE_ROW)
+    return read (st);
+  if (rc != SQLITE_DONE)
+    {
+      g_autofree char *doing = g_strdup_printf ("cannot read %s", kind);
+      set_failed (s, doing, error);
+    }
+  else if (name != NULL)
+    g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND,
+                 "no %s named '%s'", kind, name);
+  else
+    g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND,
+                 "no %s with id %" G_GINT64_FORMAT, kind, id);
+  return NULL;
+}
+
+/* Runs @sql, with ?1 bound to @id when @bind_id, and reads every row. */
+static GPtrArray *
+list_rows (KdStore        *s,
+           const char     *sql,
+           gboolean        bind_id,
+           gint64          id,
+           RowReader       read,
+           GDestroyNotify  free_row,
+           const char     *what,
+           GError        **error)
+{
+  g_autoptr(KdStmt) st = stmt_get (s, sql, error);
+  g_autoptr(GPtrArray) rows = NULL;
+  int rc;
+
+  if (st == NULL)
+    return NULL;
+  if (bind_id)
+    sqlite3_bind_int64 (st, 1, id);
+  rows = g_ptr_array_new_with_free_func (free_row);
+  while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+    g_ptr_array_add (rows, read (st));
+  if (rc != SQLITE_DONE)
+    {
+      g_autofree char *doing = g_strdup_printf ("cannot list %s", what);
+      set_failed (s, doing, error);
+      return NULL;
+    }
+  return g_steal_pointer (&rows);
+}
+
+/* Deletes row @id with @sql ("DELETE FROM table WHERE id = ?1"). */
+static gboolean
+delete_row (KdStore     *s,
+            const char  *sql,
+            const char  *table,
+            const char  *kind,
+            gint64       id,
+            GError     **error)
+{
+  g_autoptr(KdStmt) st = stmt_get (s, sql, error);
+
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, id);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      if (last_error_is (s, SQLITE_CONSTRAINT_FOREIGNKEY))
+        {
+          g_autofree char *name = name_of (s, table, id);
+          g_autofree char *users = describe_users (s, table, id);
+          g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_IN_USE,
+                       "%s '%s' is in use by %s", kind, name, users);
+        }
+      else
+        {
+          g_autofree char *name = name_of (s, table, id);
+          g_autofree char *doing = g_strdup_printf ("cannot delete %s '%s'", kind, name);
+          set_failed (s, doing, error);
+        }
+      return FALSE;
+    }
+  if (sqlite3_changes (s->db) == 0)
+    {
+      g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND,
+                   "no %s with id %" G_GINT64_FORMAT, kind, id);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* ---- opening --------------------------------------------------------- */
+
+/* SQLite creates files with the umask's mode: create it first, 0600,
+ * since it holds password hashes. SQLite gives its -wal and -shm files
+ * the mode of the database file. */
+static gboolean
+create_private_file (const char  *path,
+                     GError     **error)
+{
+  int fd = g_open (path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+
+  if (fd < 0)
+    {
+      int saved = errno;
+      if (saved == EEXIST)
+        return TRUE;
+      g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_FAILED,
+                   "cannot create database '%s': %s", path, g_strerror (saved));
+      return FALSE;
+    }
+  close (fd);
+  return TRUE;
+}
+
+static gboolean
+exec_pragma (KdStore     *s,
+             const char  *sql,
+             GError     **error)
+{
+  if (sqlite3_exec (s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+    {
+      g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_FAILED,
+                   "database '%s': '%s' failed: %s", s->path, sql, sqlite3_errmsg (s->db));
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* A file with tables but user_version 0 belongs to some other program. */
+static gboolean
+check_foreign_file (KdStore     *s,
+                    GError     **error)
+{
+  sqlite3_stmt *st = NULL;
+  int rc;
+
+  rc = sqlite3_prepare_v2 (s->db, "SELECT COUNT(*) FROM sqlite_schema", -1, &st, NULL);
+  if (rc == SQLITE_OK)
+    rc = sqlite3_step (st);
+  if (rc != SQLITE_ROW)
+    {
+      g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_SCHEMA,
+                   "'%s' is not a kvmdesk database: %s", s->path, sqlite3_errmsg (s->db));
+      sqlite3_finalize (st);
+      return FALSE;
+    }
+  if (sqlite3_column_int64 (st, 0) > 0)
+    {
+      g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_SCHEMA,
+                   "'%s' is not a kvmdesk database: it has tables but no schema version",
+                   s->path);
+      sqlite3_finalize (st);
+      return FALSE;
+    }
+  sqlite3_finalize (st);
+  return TRUE;
+}
+
+static gboolean
+load_instance_id (KdStore     *s,
+                  GError     **error)
+{
+  for (int attempt = 0; attempt < 2; attempt++)
+    {
+      g_autoptr(KdStmt) get = stmt_get (s, "SELECT value FROM meta WHERE key = 'instance_id'", error);
+      g_autoptr(KdStmt) put = NULL;
+      g_autofree char *uuid = NULL;
+      g_auto(GStrv) parts = NULL;
+      g_autofree char *id = NULL;
+      int rc;
+
+      if (get == NULL)
+        return FALSE;
+      rc = sqlite3_step (get);
+      if (rc == SQLITE_ROW)
+        {
+          s->instance_id = col_text (get, 0);
+          return TRUE;
+        }
+      if (rc != SQLITE_DONE)
+        {
+          set_failed (s, "cannot read the instance id", error);
+          return FALSE;
+        }
+      stmt_release (get);
+      /* First open of a new file: 32 hex digits. OR IGNORE: another
+       * process may have written one meanwhile; read it again. */
+      uuid = g_uuid_string_random ();
+      parts = g_strsplit (uuid, "-", -1);
+      id = g_strjoinv ("", parts);
+      put = stmt_get (s, "INSERT OR IGNORE INTO meta (key, value) VALUES ('instance_id', ?1)", error);
+      if (put == NULL)
+        return FALSE;
+      bind_text (put, 1, id);
+      if (sqlite3_step (put) != SQLITE_DONE)
+        {
+          set_failed (s, "cannot store the instance id", error);
+          return FALSE;
+        }
+    }
+  g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_FAILED,
+               "database '%s': cannot store the instance id", s->path);
+  return FALSE;
+}
+
+/**
+ * kd_store_open:
+ * @path: the database file, created (mode 0600) if missing; ":memory:"
+ *   gives a private in-memory database (tests)
+ *
+ * Opens the database, refuses a file whose schema is newer than this
+ * program (%KD_STORE_ERROR_SCHEMA, before anything is written to it) or
+ * that is not a kvmdesk database, and migrates an older one.
+ *
+ * Returns: (transfer full): the store, or %NULL with @error set.
+ */
+KdStore *
+kd_store_open (const char  *path,
+               GError     **error)
+{
+  g_autoptr(KdStore) s = NULL;
+  gboolean memory;
+  int version = 0;
+  int rc;
+
+  g_return_val_if_fail (path != NULL, NULL);
+  g_return_val_if_fail (error == NULL || *error == NULL, NULL);
+
+  memory = g_str_equal (path, ":memory:");
+  if (!memory && !create_private_file (path, error))
+    return NULL;
+
+  s = g_new0 (KdStore, 1);
+  s->path = g_strdup (path);
+  s->stmts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, stmt_finalize);
+  rc = sqlite3_open_v2 (path, &s->db,
+                        SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX,
+                        NULL);
+  if (rc != SQLITE_OK)
+    {
+      g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_FAILED,
+                   "cannot open database '%s': %s", path,
+                   s->db ? sqlite3_errmsg (s->db) : sqlite3_errstr (rc));
+      return NULL;
+    }
+  sqlite3_extended_result_codes (s->db, 1);
+  sqlite3_busy_timeout (s->db, KD_STORE_BUSY_TIMEOUT_MS);
+
+  /* Nothing may be written before the version is checked: even
+   * journal_mode=WAL changes the file header. */
+  if (!kd_store_read_user_version (s->db, path, &version, error))
+    return NULL;
+  if (version > kd_store_latest_version ())
+    {
+      g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_SCHEMA,
+                   "database '%s' has schema version %d; this kvmdesk knows up to %d: "
+                   "upgrade kvmdesk", path, version, kd_store_latest_version ());
+      return NULL;
+    }
+  if (version == 0 && !check_foreign_file (s, error))
+    return NULL;
+
+  if (!exec_pragma (s, "PRAGMA journal_mode = WAL", error) ||
+      !exec_pragma (s, "PRAGMA synchronous = NORMAL", error) ||
+      /* Off while migrations rebuild tables; each checks foreign keys. */
+      !exec_pragma (s, "PRAGMA foreign_keys = OFF", error))
+    return NULL;
+  if (!kd_store_migrate (s->db, path, &s->version, error))
+    return NULL;
+  if (!exec_pragma (s, "PRAGMA foreign_keys = ON", error))
+    return NULL;
+  if (!load_instance_id (s, error))
+    return NULL;
+
+  g_debug ("database '%s' open, schema version %d, instance %s",
+           path, s->version, s->instance_id);
+  return g_steal_pointer (&s);
+}
+
+/**
+ * kd_store_free:
+ * @store: (nullable): a store
+ *
+ * Closes the database. An open transaction is rolled back.
+ */
+void
+kd_store_free (KdStore *store)
+{
+  if (store == NULL)
+    return;
+  g_clear_pointer (&store->stmts, g_hash_table_unref);
+  if (store->db != NULL)
+    {
+      if (!sqlite3_get_autocommit (store->db))
+        sqlite3_exec (store->db, "ROLLBACK", NULL, NULL, NULL);
+      sqlite3_close_v2 (store->db);
+    }
+  g_free (store->path);
+  g_free (store->instance_id);
+  g_free (store);
+}
+
+/**
+ * kd_store_schema_version:
+ * Returns: the schema version of the open file (after migration).
+ */
+int
+kd_store_schema_version (KdStore *store)
+{
+  g_return_val_if_fail (store != NULL, 0);
+  return store->version;
+}
+
+/**
+ * kd_store_get_instance_id:
+ * Returns: (transfer none): 32 lower-case hex digits, created with the
+ * database and kept for its life.
+ */
+const char *
+kd_store_get_instance_id (KdStore *store)
+{
+  g_return_val_if_fail (store != NULL, NULL);
+  return store->instance_id;
+}
+
+/* ---- transactions ---------------------------------------------------- */
+
+/**
+ * kd_store_begin:
+ *
+ * Starts a write transaction (BEGIN IMMEDIATE: the write lock is taken
+ * now, so a later statement cannot fail with SQLITE_BUSY). Transactions do
+ * not nest.
+ *
+ * Returns: %TRUE on success.
+ */
+gboolean
+kd_store_begin (KdStore  *s,
+                GError  **error)
+{
+  g_return_val_if_fail (s != NULL, FALSE);
+
+  if (!sqlite3_get_autocommit (s->db))
+    {
+      g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_FAILED,
+                   "database '%s': a transaction is already open", s->path);
+      return FALSE;
+    }
+  if (sqlite3_exec (s->db, "BEGIN IMMEDIATE", NULL, NULL, NULL) != SQLITE_OK)
+    {
+      set_failed (s, "cannot begin a transaction", error);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/**
+ * kd_store_commit:
+ *
+ * Commits the open transaction. On failure the transaction may still be
+ * open: call kd_store_rollback().
+ *
+ * Returns: %TRUE on success.
+ */
+gboolean
+kd_store_commit (KdStore  *s,
+                 GError  **error)
+{
+  g_return_val_if_fail (s != NULL, FALSE);
+
+  if (sqlite3_get_autocommit (s->db))
+    {
+      g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_FAILED,
+                   "database '%s': no transaction is open", s->path);
+      return FALSE;
+    }
+  if (sqlite3_exec (s->db, "COMMIT", NULL, NULL, NULL) != SQLITE_OK)
+    {
+      set_failed (s, "cannot commit", error);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/**
+ * kd_store_rollback:
+ *
+ * Rolls the open transaction back; does nothing when none is open.
+ */
+void
+kd_store_rollback (KdStore *s)
+{
+  g_return_if_fail (s != NULL);
+
+  if (!sqlite3_get_autocommit (s->db))
+    sqlite3_exec (s->db, "ROLLBACK", NULL, NULL, NULL);
+}
+
+/* ---- users ----------------------------------------------------------- */
+
+#define USER_COLS "id, name, password_hash, role, created_at"
+
+void
+kd_user_row_free (KdUserRow *row)
+{
+  if (row == NULL)
+    return;
+  g_free (row->name);
+  g_free (row->password_hash);
+  g_free (row->role);
+  g_free (row);
+}
+
+static gpointer
+read_user (sqlite3_stmt *st)
+{
+  KdUserRow *row = g_new0 (KdUserRow, 1);
+
+  row->id = sqlite3_column_int64 (st, 0);
+  row->name = col_text (st, 1);
+  row->password_hash = col_text (st, 2);
+  row->role = col_text (st, 3);
+  row->created_at = sqlite3_column_int64 (st, 4);
+  return row;
+}
+
+/**
+ * kd_store_user_insert:
+ * @row: the user; ->id and ->created_at are filled in on success
+ *
+ * Returns: %TRUE on success; %KD_STORE_ERROR_EXISTS if the name is taken.
+ */
+gboolean
+kd_store_user_insert (KdStore    *s,
+                      KdUserRow  *row,
+                      GError    **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+  gint64 now = kd_time_now ();
+
+  g_return_val_if_fail (s != NULL && row != NULL, FALSE);
+
+  st = stmt_get (s, "INSERT INTO users (name, password_hash, role, created_at) "
+                    "VALUES (?1, ?2, ?3, ?4)", error);
+  if (st == NULL)
+    return FALSE;
+  bind_text (st, 1, row->name);
+  bind_text (st, 2, row->password_hash);
+  bind_text (st, 3, row->role);
+  sqlite3_bind_int64 (st, 4, now);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      set_write_error (s, "user", row->name, NULL, error);
+      return FALSE;
+    }
+  row->id = sqlite3_last_insert_rowid (s->db);
+  row->created_at = now;
+  return TRUE;
+}
+
+/**
+ * kd_store_user_get_by_name:
+ * Returns: (transfer full): the user, or %NULL with %KD_STORE_ERROR_NOT_FOUND.
+ */
+KdUserRow *
+kd_store_user_get_by_name (KdStore     *s,
+                           const char  *name,
+                           GError     **error)
+{
+  g_return_val_if_fail (s != NULL && name != NULL, NULL);
+  return get_row (s, "SELECT " USER_COLS " FROM users WHERE name = ?1",
+                  "user", name, 0, read_user, error);
+}
+
+/**
+ * kd_store_user_get:
+ * Returns: (transfer full): the user, or %NULL with %KD_STORE_ERROR_NOT_FOUND.
+ */
+KdUserRow *
+kd_store_user_get (KdStore  *s,
+                   gint64    id,
+                   GError  **error)
+{
+  g_return_val_if_fail (s != NULL, NULL);
+  return get_row (s, "SELECT " USER_COLS " FROM users WHERE id = ?1",
+                  "user", NULL, id, read_user, error);
+}
+
+/**
+ * kd_store_user_list:
+ * Returns: (transfer container): #KdUserRow by name, or %NULL on error.
+ */
+GPtrArray *
+kd_store_user_list (KdStore  *s,
+                    GError  **error)
+{
+  g_return_val_if_fail (s != NULL, NULL);
+  return list_rows (s, "SELECT " USER_COLS " FROM users ORDER BY name",
+                    FALSE, 0, read_user, (GDestroyNotify) kd_user_row_free, "users", error);
+}
+
+/**
+ * kd_store_user_count:
+ * Returns: the number of users, or -1 with @error set.
+ */
+gint64
+kd_store_user_count (KdStore  *s,
+                     GError  **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+
+  g_return_val_if_fail (s != NULL, -1);
+  st = stmt_get (s, "SELECT COUNT(*) FROM users", error);
+  if (st == NULL)
+    return -1;
+  if (sqlite3_step (st) != SQLITE_ROW)
+    {
+      set_failed (s, "cannot count users", error);
+      return -1;
+    }
+  return sqlite3_column_int64 (st, 0);
+}
+
+/**
+ * kd_store_user_delete:
+ *
+ * Deletes user @id and his tokens.
+ *
+ * Returns: %TRUE on success; %KD_STORE_ERROR_NOT_FOUND if there is no such user.
+ */
+gboolean
+kd_store_user_delete (KdStore  *s,
+                      gint64    id,
+                      GError  **error)
+{
+  g_return_val_if_fail (s != NULL, FALSE);
+  return delete_row (s, "DELETE FROM users WHERE id = ?1", "users", "user", id, error);
+}
+
+/* ---- tokens ---------------------------------------------------------- */
+
+#define TOKEN_COLS "id, token_hash, user_id, created_at, expires_at"
+
+void
+kd_token_row_free (KdTokenRow *row)
+{
+  if (row == NULL)
+    return;
+  g_free (row->token_hash);
+  g_free (row);
+}
+
+static gpointer
+read_token (sqlite3_stmt *st)
+{
+  KdTokenRow *row = g_new0 (KdTokenRow, 1);
+
+  row->id = sqlite3_column_int64 (st, 0);
+  row->token_hash = col_text (st, 1);
+  row->user_id = sqlite3_column_int64 (st, 2);
+  row->created_at = sqlite3_column_int64 (st, 3);
+  row->expires_at = sqlite3_column_int64 (st, 4);
+  return row;
+}
+
+/**
+ * kd_store_token_insert:
+ * @row: the token; ->id and ->created_at are filled in on success
+ *
+ * Returns: %TRUE on success; %KD_STORE_ERROR_NOT_FOUND if ->user_id names
+ * no user, %KD_STORE_ERROR_EXISTS if the hash is already stored.
+ */
+gboolean
+kd_store_token_insert (KdStore     *s,
+                       KdTokenRow  *row,
+                       GError     **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+  gint64 now = kd_time_now ();
+
+  g_return_val_if_fail (s != NULL && row != NULL, FALSE);
+
+  st = stmt_get (s, "INSERT INTO tokens (token_hash, user_id, created_at, expires_at) "
+                    "VALUES (?1, ?2, ?3, ?4)", error);
+  if (st == NULL)
+    return FALSE;
+  bind_text (st, 1, row->token_hash);
+  sqlite3_bind_int64 (st, 2, row->user_id);
+  sqlite3_bind_int64 (st, 3, now);
+  sqlite3_bind_int64 (st, 4, row->expires_at);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      /* Never put a token's hash in a message. */
+      if (last_error_is (s, SQLITE_CONSTRAINT_UNIQUE))
+        g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_EXISTS,
+                     "this token is already stored");
+      else if (last_error_is (s, SQLITE_CONSTRAINT_FOREIGNKEY))
+        g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND,
+                     "no user with id %" G_GINT64_FORMAT, row->user_id);
+      else
+        set_failed (s, "cannot store a token", error);
+      return FALSE;
+    }
+  row->id = sqlite3_last_insert_rowid (s->db);
+  row->created_at = now;
+  return TRUE;
+}
+
+/**
+ * kd_store_token_get_by_hash:
+ *
+ * Expired tokens are returned too: the caller compares ->expires_at.
+ *
+ * Returns: (transfer full): the token, or %NULL with %KD_STORE_ERROR_NOT_FOUND.
+ */
+KdTokenRow *
+kd_store_token_get_by_hash (KdStore     *s,
+                            const char  *token_hash,
+                            GError     **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+  int rc;
+
+  g_return_val_if_fail (s != NULL && token_hash != NULL, NULL);
+
+  st = stmt_get (s, "SELECT " TOKEN_COLS " FROM tokens WHERE token_hash = ?1", error);
+  if (st == NULL)
+    return NULL;
+  bind_text (st, 1, token_hash);
+  rc = sqlite3_step (st);
+  if (rc == SQLITE_ROW)
+    return read_token (st);
+  if (rc == SQLITE_DONE)
+    g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND, "no such token");
+  else
+    set_failed (s, "cannot read a token", error);
+  return NULL;
+}
+
+/**
+ * kd_store_token_delete:
+ * Returns: %TRUE on success; %KD_STORE_ERROR_NOT_FOUND if no token has that hash.
+ */
+gboolean
+kd_store_token_delete (KdStore     *s,
+                       const char  *token_hash,
+                       GError     **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+
+  g_return_val_if_fail (s != NULL && token_hash != NULL, FALSE);
+
+  st = stmt_get (s, "DELETE FROM tokens WHERE token_hash = ?1", error);
+  if (st == NULL)
+    return FALSE;
+  bind_text (st, 1, token_hash);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      set_failed (s, "cannot delete a token", error);
+      return FALSE;
+    }
+  if (sqlite3_changes (s->db) == 0)
+    {
+      g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND, "no such token");
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/**
+ * kd_store_token_purge:
+ * @now: µs since the epoch
+ *
+ * Deletes every token with expires_at <= @now.
+ *
+ * Returns: %TRUE on success (also when nothing expired).
+ */
+gboolean
+kd_store_token_purge (KdStore  *s,
+                      gint64    now,
+                      GError  **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+
+  g_return_val_if_fail (s != NULL, FALSE);
+
+  st = stmt_get (s, "DELETE FROM tokens WHERE expires_at <= ?1", error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, now);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      set_failed (s, "cannot purge expired tokens", error);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* ---- hosts ----------------------------------------------------------- */
+
+#define HOST_COLS "id, name, uri, created_at"
+
+void
+kd_host_row_free (KdHostRow *row)
+{
+  if (row == NULL)
+    return;
+  g_free (row->name);
+  g_free (row->uri);
+  g_free (row);
+}
+
+static gpointer
+read_host (sqlite3_stmt *st)
+{
+  KdHostRow *row = g_new0 (KdHostRow, 1);
+
+  row->id = sqlite3_column_int64 (st, 0);
+  row->name = col_text (st, 1);
+  row->uri = col_text (st, 2);
+  row->created_at = sqlite3_column_int64 (st, 3);
+  return row;
+}
+
+/**
+ * kd_store_host_insert:
+ * @row: the host; ->id and ->created_at are filled in on success
+ *
+ * Returns: %TRUE on success; %KD_STORE_ERROR_EXISTS if the name is taken.
+ */
+gboolean
+kd_store_host_insert (KdStore    *s,
+                      KdHostRow  *row,
+                      GError    **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+  gint64 now = kd_time_now ();
+
+  g_return_val_if_fail (s != NULL && row != NULL, FALSE);
+
+  st = stmt_get (s, "INSERT INTO hosts (name, uri, created_at) VALUES (?1, ?2, ?3)", error);
+  if (st == NULL)
+    return FALSE;
+  bind_text (st, 1, row->name);
+  bind_text (st, 2, row->uri);
+  sqlite3_bind_int64 (st, 3, now);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      set_write_error (s, "host", row->name, NULL, error);
+      return FALSE;
+    }
+  row->id = sqlite3_last_insert_rowid (s->db);
+  row->created_at = now;
+  return TRUE;
+}
+
+/**
+ * kd_store_host_get_by_name:
+ * Returns: (transfer full): the host, or %NULL with %KD_STORE_ERROR_NOT_FOUND.
+ */
+KdHostRow *
+kd_store_host_get_by_name (KdStore     *s,
+                           const char  *name,
+                           GError     **error)
+{
+  g_return_val_if_fail (s != NULL && name != NULL, NULL);
+  return get_row (s, "SELECT " HOST_COLS " FROM hosts WHERE name = ?1",
+                  "host", name, 0, read_host, error);
+}
+
+/**
+ * kd_store_host_get:
+ * Returns: (transfer full): the host, or %NULL with %KD_STORE_ERROR_NOT_FOUND.
+ */
+KdHostRow *
+kd_store_host_get (KdStore  *s,
+                   gint64    id,
+                   GError  **error)
+{
+  g_return_val_if_fail (s != NULL, NULL);
+  return get_row (s, "SELECT " HOST_COLS " FROM hosts WHERE id = ?1",
+                  "host", NULL, id, read_host, error);
+}
+
+/**
+ * kd_store_host_list:
+ * Returns: (transfer container): #KdHostRow by name, or %NULL on error.
+ */
+GPtrArray *
+kd_store_host_list (KdStore  *s,
+                    GError  **error)
+{
+  g_return_val_if_fail (s != NULL, NULL);
+  return list_rows (s, "SELECT " HOST_COLS " FROM hosts ORDER BY name",
+                    FALSE, 0, read_host, (GDestroyNotify) kd_host_row_free, "hosts", error);
+}
+
+/**
+ * kd_store_host_delete:
+ * Returns: %TRUE on success; %KD_STORE_ERROR_IN_USE while desktops or
+ * image volumes refer to it; %KD_STORE_ERROR_NOT_FOUND if there is none.
+ */
+gboolean
+kd_store_host_delete (KdStore  *s,
+                      gint64    id,
+                      GError  **error)
+{
+  g_return_val_if_fail (s != NULL, FALSE);
+  return delete_row (s, "DELETE FROM hosts WHERE id = ?1", "hosts", "host", id, error);
+}
+
+/* ---- images ---------------------------------------------------------- */
+
+#define IMAGE_COLS "id, name, format, virtual_size, file_size, created_at"
+
+void
+kd_image_row_free (KdImageRow *row)
+{
+  if (row == NULL)
+    return;
+  g_free (row->name);
+  g_free (row->format);
+  g_free (row);
+}
+
+static gpointer
+read_image (sqlite3_stmt *st)
+{
+  KdImageRow *row = g_new0 (KdImageRow, 1);
+
+  row->id = sqlite3_column_int64 (st, 0);
+  row->name = col_text (st, 1);
+  row->format = col_text (st, 2);
+  row->virtual_size = sqlite3_column_int64 (st, 3);
+  row->file_size = sqlite3_column_int64 (st, 4);
+  row->created_at = sqlite3_column_int64 (st, 5);
+  return row;
+}
+
+/**
+ * kd_store_image_insert:
+ * @row: the image; ->id and ->created_at are filled in on success
+ *
+ * Returns: %TRUE on success; %KD_STORE_ERROR_EXISTS if the name is taken.
+ */
+gboolean
+kd_store_image_insert (KdStore     *s,
+                       KdImageRow  *row,
+                       GError     **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+  gint64 now = kd_time_now ();
+
+  g_return_val_if_fail (s != NULL && row != NULL, FALSE);
+
+  st = stmt_get (s, "INSERT INTO images (name, format, virtual_size, file_size, created_at) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5)", error);
+  if (st == NULL)
+    return FALSE;
+  bind_text (st, 1, row->name);
+  bind_text (st, 2, row->format);
+  sqlite3_bind_int64 (st, 3, row->virtual_size);
+  sqlite3_bind_int64 (st, 4, row->file_size);
+  sqlite3_bind_int64 (st, 5, now);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      set_write_error (s, "image", row->name, NULL, error);
+      return FALSE;
+    }
+  row->id = sqlite3_last_insert_rowid (s->db);
+  row->created_at = now;
+  return TRUE;
+}
+
+/**
+ * kd_store_image_get_by_name:
+ * Returns: (transfer full): the image, or %NULL with %KD_STORE_ERROR_NOT_FOUND.
+ */
+KdImageRow *
+kd_store_image_get_by_name (KdStore     *s,
+                            const char  *name,
+                            GError     **error)
+{
+  g_return_val_if_fail (s != NULL && name != NULL, NULL);
+  return get_row (s, "SELECT " IMAGE_COLS " FROM images WHERE name = ?1",
+                  "image", name, 0, read_image, error);
+}
+
+/**
+ * kd_store_image_get:
+ * Returns: (transfer full): the image, or %NULL with %KD_STORE_ERROR_NOT_FOUND.
+ */
+KdImageRow *
+kd_store_image_get (KdStore  *s,
+                    gint64    id,
+                    GError  **error)
+{
+  g_return_val_if_fail (s != NULL, NULL);
+  return get_row (s, "SELECT " IMAGE_COLS " FROM images WHERE id = ?1",
+                  "image", NULL, id, read_image, error);
+}
+
+/**
+ * kd_store_image_list:
+ * Returns: (transfer container): #KdImageRow by name, or %NULL on error.
+ */
+GPtrArray *
+kd_store_image_list (KdStore  *s,
+                     GError  **error)
+{
+  g_return_val_if_fail (s != NULL, NULL);
+  return list_rows (s, "SELECT " IMAGE_COLS " FROM images ORDER BY name",
+                    FALSE, 0, read_image, (GDestroyNotify) kd_image_row_free, "images", error);
+}
+
+/**
+ * kd_store_image_delete:
+ *
+ * Deletes image @id and its image volume rows (not the volumes on the
+ * hosts: that is the caller's work, done first).
+ *
+ * Returns: %TRUE on success; %KD_STORE_ERROR_IN_USE while desktops refer
+ * to it; %KD_STORE_ERROR_NOT_FOUND if there is none.
+ */
+gboolean
+kd_store_image_delete (KdStore  *s,
+                       gint64    id,
+                       GError  **error)
+{
+  g_return_val_if_fail (s != NULL, FALSE);
+  return delete_row (s, "DELETE FROM images WHERE id = ?1", "images", "image", id, error);
+}
+
+/* ---- image volumes --------------------------------------------------- */
+
+#define IMAGE_VOLUME_COLS "id, image_id, host_id, volume, path, state, error, simulated, created_at"
+
+void
+kd_image_volume_row_free (KdImageVolumeRow *row)
+{
+  if (row == NULL)
+    return;
+  g_free (row->volume);
+  g_free (row->path);
+  g_free (row->state);
+  g_free (row->error);
+  g_free (row);
+}
+
+static gpointer
+read_image_volume (sqlite3_stmt *st)
+{
+  KdImageVolumeRow *row = g_new0 (KdImageVolumeRow, 1);
+
+  row->id = sqlite3_column_int64 (st, 0);
+  row->image_id = sqlite3_column_int64 (st, 1);
+  row->host_id = sqlite3_column_int64 (st, 2);
+  row->volume = col_text (st, 3);
+  row->path = col_text (st, 4);
+  row->state = col_text (st, 5);
+  row->error = col_text (st, 6);
+  row->simulated = sqlite3_column_int (st, 7) != 0;
+  row->created_at = sqlite3_column_int64 (st, 8);
+  return row;
+}
+
+/**
+ * kd_store_image_volume_insert:
+ * @row: the volume; ->id and ->created_at are filled in on success.
+ *   ->state %NULL means "importing".
+ *
+ * Returns: %TRUE on success; %KD_STORE_ERROR_EXISTS if the image already
+ * has a volume on that host or the host already has a volume of that
+ * name; %KD_STORE_ERROR_NOT_FOUND if the image or host does not exist.
+ */
+gboolean
+kd_store_image_volume_insert (KdStore           *s,
+                              KdImageVolumeRow  *row,
+                              GError           **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+  gint64 now = kd_time_now ();
+  const char *state;
+
+  g_return_val_if_fail (s != NULL && row != NULL, FALSE);
+
+  state = row->state ? row->state : "importing";
+  st = stmt_get (s, "INSERT INTO image_volumes (image_id, host_id, volume, path, state, error, "
+                    "simulated, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, row->image_id);
+  sqlite3_bind_int64 (st, 2, row->host_id);
+  bind_text (st, 3, row->volume);
+  bind_text (st, 4, row->path);
+  bind_text (st, 5, state);
+  bind_text (st, 6, row->error);
+  sqlite3_bind_int (st, 7, row->simulated ? 1 : 0);
+  sqlite3_bind_int64 (st, 8, now);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      if (last_error_is (s, SQLITE_CONSTRAINT_UNIQUE))
+        {
+          /* Two UNIQUE constraints; SQLite names the columns. Read the
+           * message before name_of() runs other statements. */
+          gboolean volume_taken = strstr (sqlite3_errmsg (s->db), "image_volumes.volume") != NULL;
+          g_autofree char *image = name_of (s, "images", row->image_id);
+          g_autofree char *host = name_of (s, "hosts", row->host_id);
+
+          if (volume_taken)
+            g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_EXISTS,
+                         "a volume named '%s' already exists on host '%s'",
+                         row->volume ? row->volume : "", host);
+          else
+            g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_EXISTS,
+                         "image '%s' already has a volume on host '%s'", image, host);
+        }
+      else
+        set_write_error (s, "image volume", row->volume, "image or host", error);
+      return FALSE;
+    }
+  if (row->state == NULL)
+    row->state = g_strdup (state);
+  row->id = sqlite3_last_insert_rowid (s->db);
+  row->created_at = now;
+  return TRUE;
+}
+
+/**
+ * kd_store_image_volume_update:
+ * @row: ->id says which; its path, state, error and simulated are written
+ *
+ * Returns: %TRUE on success; %KD_STORE_ERROR_NOT_FOUND if ->id names none.
+ */
+gboolean
+kd_store_image_volume_update (KdStore                 *s,
+                              const KdImageVolumeRow  *row,
+                              GError                 **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+
+  g_return_val_if_fail (s != NULL && row != NULL, FALSE);
+
+  st = stmt_get (s, "UPDATE image_volumes SET path = ?2, state = ?3, error = ?4, simulated = ?5 "
+                    "WHERE id = ?1", error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, row->id);
+  bind_text (st, 2, row->path);
+  bind_text (st, 3, row->state ? row->state : "importing");
+  bind_text (st, 4, row->error);
+  sqlite3_bind_int (st, 5, row->simulated ? 1 : 0);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      set_write_error (s, "image volume", row->volume, "image or host", error);
+      return FALSE;
+    }
+  if (sqlite3_changes (s->db) == 0)
+    {
+      g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND,
+                   "no image volume with id %" G_GINT64_FORMAT, row->id);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/**
+ * kd_store_image_volume_get:
+ * Returns: (transfer full): the volume of image @image_id on host
+ * @host_id, or %NULL with %KD_STORE_ERROR_NOT_FOUND.
+ */
+KdImageVolumeRow *
+kd_store_image_volume_get (KdStore  *s,
+                           gint64    image_id,
+                           gint64    host_id,
+                           GError  **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+  int rc;
+
+  g_return_val_if_fail (s != NULL, NULL);
+
+  st = stmt_get (s, "SELECT " IMAGE_VOLUME_COLS " FROM image_volumes "
+                    "WHERE image_id = ?1 AND host_id = ?2", error);
+  if (st == NULL)
+    return NULL;
+  sqlite3_bind_int64 (st, 1, image_id);
+  sqlite3_bind_int64 (st, 2, host_id);
+  rc = sqlite3_step (st);
+  if (rc == SQLITE_ROW)
+    return read_image_volume (st);
+  if (rc == SQLITE_DONE)
+    {
+      g_autofree char *image = name_of (s, "images", image_id);
+      g_autofree char *host = name_of (s, "hosts", host_id);
+      g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND,
+                   "image '%s' has no volume on host '%s'", image, host);
+    }
+  else
+    set_failed (s, "cannot read an image volume", error);
+  return NULL;
+}
+
+/**
+ * kd_store_image_volume_list:
+ * @image_id: an image, or -1 for the volumes of every image
+ *
+ * Returns: (transfer container): #KdImageVolumeRow ordered by image name,
+ * then host name; %NULL on error.
+ */
+GPtrArray *
+kd_store_image_volume_list (KdStore  *s,
+                            gint64    image_id,
+                            GError  **error)
+{
+  g_return_val_if_fail (s != NULL, NULL);
+
+  if (image_id < 0)
+    return list_rows (s, "SELECT v.id, v.image_id, v.host_id, v.volume, v.path, v.state, v.error, "
+                         "v.simulated, v.created_at FROM image_volumes v "
+                         "JOIN images i ON i.id = v.image_id JOIN hosts h ON h.id = v.host_id "
+                         "ORDER BY i.name, h.name",
+                      FALSE, 0, read_image_volume, (GDestroyNotify) kd_image_volume_row_free,
+                      "image volumes", error);
+  return list_rows (s, "SELECT v.id, v.image_id, v.host_id, v.volume, v.path, v.state, v.error, "
+                       "v.simulated, v.created_at FROM image_volumes v "
+                       "JOIN hosts h ON h.id = v.host_id WHERE v.image_id = ?1 ORDER BY h.name",
+                    TRUE, image_id, read_image_volume, (GDestroyNotify) kd_image_volume_row_free,
+                    "image volumes", error);
+}
+
+/**
+ * kd_store_image_volume_delete:
+ * Returns: %TRUE on success; %KD_STORE_ERROR_NOT_FOUND if @id names none.
+ */
+gboolean
+kd_store_image_volume_delete (KdStore  *s,
+                              gint64    id,
+                              GError  **error)
+{
+  g_return_val_if_fail (s != NULL, FALSE);
+  return delete_row (s, "DELETE FROM image_volumes WHERE id = ?1",
+                     "image_volumes", "image volume", id, error);
+}
+
+/* ---- templates ------------------------------------------------------- */
+
+#define TEMPLATE_COLS "id, name, vcpus, memory_mib, disk_gib, display, network, firmware, created_at"
+
+void
+kd_template_row_free (KdTemplateRow *row)
+{
+  if (row == NULL)
+    return;
+  g_free (row->name);
+  g_free (row->display);
+  g_free (row->network);
+  g_free (row->firmware);
+  g_free (row);
+}
+
+static gpointer
+read_template (sqlite3_stmt *st)
+{
+  KdTemplateRow *row = g_new0 (KdTemplateRow, 1);
+
+  row->id = sqlite3_column_int64 (st, 0);
+  row->name = col_text (st, 1);
+  row->vcpus = sqlite3_column_int64 (st, 2);
+  row->memory_mib = sqlite3_column_int64 (st, 3);
+  row->disk_gib = sqlite3_column_int64 (st, 4);
+  row->display = col_text (st, 5);
+  row->network = col_text (st, 6);
+  row->firmware = col_text (st, 7);
+  row->created_at = sqlite3_column_int64 (st, 8);
+  return row;
+}
+
+/**
+ * kd_store_template_insert:
+ * @row: the template; ->id and ->created_at are filled in on success
+ *
+ * Returns: %TRUE on success; %KD_STORE_ERROR_EXISTS if the name is taken.
+ */
+gboolean
+kd_store_template_insert (KdStore        *s,
+                          KdTemplateRow  *row,
+                          GError        **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+  gint64 now = kd_time_now ();
+
+  g_return_val_if_fail (s != NULL && row != NULL, FALSE);
+
+  st = stmt_get (s, "INSERT INTO templates (name, vcpus, memory_mib, disk_gib, display, network, "
+                    "firmware, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", error);
+  if (st == NULL)
+    return FALSE;
+  bind_text (st, 1, row->name);
+  sqlite3_bind_int64 (st, 2, row->vcpus);
+  sqlite3_bind_int64 (st, 3, row->memory_mib);
+  sqlite3_bind_int64 (st, 4, row->disk_gib);
+  bind_text (st, 5, row->display);
+  bind_text (st, 6, row->network);
+  bind_text (st, 7, row->firmware);
+  sqlite3_bind_int64 (st, 8, now);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      set_write_error (s, "template", row->name, NULL, error);
+      return FALSE;
+    }
+  row->id = sqlite3_last_insert_rowid (s->db);
+  row->created_at = now;
+  return TRUE;
+}
+
+/**
+ * kd_store_template_get_by_name:
+ * Returns: (transfer full): the template, or %NULL with %KD_STORE_ERROR_NOT_FOUND.
+ */
+KdTemplateRow *
+kd_store_template_get_by_name (KdStore     *s,
+                               const char  *name,
+                               GError     **error)
+{
+  g_return_val_if_fail (s != NULL && name != NULL, NULL);
+  return get_row (s, "SELECT " TEMPLATE_COLS " FROM templates WHERE name = ?1",
+                  "template", name, 0, read_template, error);
+}
+
+/**
+ * kd_store_template_get:
+ * Returns: (transfer full): the template, or %NULL with %KD_STORE_ERROR_NOT_FOUND.
+ */
+KdTemplateRow *
+kd_store_template_get (KdStore  *s,
+                       gint64    id,
+                       GError  **error)
+{
+  g_return_val_if_fail (s != NULL, NULL);
+  return get_row (s, "SELECT " TEMPLATE_COLS " FROM templates WHERE id = ?1",
+                  "template", NULL, id, read_template, error);
+}
+
+/**
+ * kd_store_template_list:
+ * Returns: (transfer container): #KdTemplateRow by name, or %NULL on error.
+ */
+GPtrArray *
+kd_store_template_list (KdStore  *s,
+                        GError  **error)
+{
+  g_return_val_if_fail (s != NULL, NULL);
+  return list_rows (s, "SELECT " TEMPLATE_COLS " FROM templates ORDER BY name",
+                    FALSE, 0, read_template, (GDestroyNotify) kd_template_row_free,
+                    "templates", error);
+}
+
+/**
+ * kd_store_template_delete:
+ * Returns: %TRUE on success; %KD_STORE_ERROR_IN_USE while desktops refer
+ * to it; %KD_STORE_ERROR_NOT_FOUND if there is none.
+ */
+gboolean
+kd_store_template_delete (KdStore  *s,
+                          gint64    id,
+                          GError  **error)
+{
+  g_return_val_if_fail (s != NULL, FALSE);
+  return delete_row (s, "DELETE FROM templates WHERE id = ?1", "templates", "template", id, error);
+}
+
+/* ---- desktops -------------------------------------------------------- */
+
+#define DESKTOP_COLS "id, name, domain, uuid, host_id, image_id, template_id, overlay_volume, " \
+                     "overlay_path, state, state_reason, created_at, updated_at"
+
+void
+kd_desktop_row_free (KdDesktopRow *row)
+{
+  if (row == NULL)
+    return;
+  g_free (row->name);
+  g_free (row->domain);
+  g_free (row->uuid);
+  g_free (row->overlay_volume);
+  g_free (row->overlay_path);
+  g_free (row->state);
+  g_free (row->state_reason);
+  g_free (row);
+}
+
+static gpointer
+read_desktop (sqlite3_stmt *st)
+{
+  KdDesktopRow *row = g_new0 (KdDesktopRow, 1);
+
+  row->id = sqlite3_column_int64 (st, 0);
+  row->name = col_text (st, 1);
+  row->domain = col_text (st, 2);
+  row->uuid = col_text (st, 3);
+  row->host_id = sqlite3_column_int64 (st, 4);
+  row->image_id = sqlite3_column_int64 (st, 5);
+  row->template_id = sqlite3_column_int64 (st, 6);
+  row->overlay_volume = col_text (st, 7);
+  row->overlay_path = col_text (st, 8);
+  row->state = col_text (st, 9);
+  row->state_reason = col_text (st, 10);
+  row->created_at = sqlite3_column_int64 (st, 11);
+  row->updated_at = sqlite3_column_int64 (st, 12);
+  return row;
+}
+
+/* The desktop table has two UNIQUE columns: say which one clashed. */
+static void
+set_desktop_write_error (KdStore            *s,
+                         const KdDesktopRow *row,
+                         GError            **error)
+{
+  if (last_error_is (s, SQLITE_CONSTRAINT_UNIQUE) &&
+      strstr (sqlite3_errmsg (s->db), "desktops.domain") != NULL)
+    g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_EXISTS,
+                 "a desktop with domain name '%s' already exists",
+                 row->domain ? row->domain : "");
+  else
+    set_write_error (s, "desktop", row->name, "host, image or template", error);
+}
+
+/**
+ * kd_store_desktop_insert:
+ * @row: the desktop; ->id, ->created_at and ->updated_at are filled in on
+ *   success. ->host_id 0 stores "not placed".
+ *
+ * Returns: %TRUE on success; %KD_STORE_ERROR_EXISTS if the name or the
+ * domain name is taken; %KD_STORE_ERROR_NOT_FOUND if the host, image or
+ * template does not exist.
+ */
+gboolean
+kd_store_desktop_insert (KdStore       *s,
+                         KdDesktopRow  *row,
+                         GError       **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+  gint64 now = kd_time_now ();
+
+  g_return_val_if_fail (s != NULL && row != NULL, FALSE);
+
+  st = stmt_get (s, "INSERT INTO desktops (name, domain, uuid, host_id, image_id, template_id, "
+                    "overlay_volume, overlay_path, state, state_reason, created_at, updated_at) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)", error);
+  if (st == NULL)
+    return FALSE;
+  bind_text (st, 1, row->name);
+  bind_text (st, 2, row->domain);
+  bind_text (st, 3, row->uuid);
+  bind_id_or_null (st, 4, row->host_id);
+  sqlite3_bind_int64 (st, 5, row->image_id);
+  sqlite3_bind_int64 (st, 6, row->template_id);
+  bind_text (st, 7, row->overlay_volume);
+  bind_text (st, 8, row->overlay_path);
+  bind_text (st, 9, row->state);
+  bind_text (st, 10, row->state_reason);
+  sqlite3_bind_int64 (st, 11, now);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      set_desktop_write_error (s, row, error);
+      return FALSE;
+    }
+  row->id = sqlite3_last_insert_rowid (s->db);
+  row->created_at = now;
+  row->updated_at = now;
+  return TRUE;
+}
+
+/**
+ * kd_store_desktop_update:
+ * @row: ->id says which; every other column but created_at is written,
+ *   and ->updated_at is set to now on success
+ *
+ * Returns: %TRUE on success; %KD_STORE_ERROR_NOT_FOUND if ->id names none
+ * (or the host, image or template it names does not exist);
+ * %KD_STORE_ERROR_EXISTS if the new name or domain name is taken.
+ */
+gboolean
+kd_store_desktop_update (KdStore       *s,
+                         KdDesktopRow  *row,
+                         GError       **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+  gint64 now = kd_time_now ();
+
+  g_return_val_if_fail (s != NULL && row != NULL, FALSE);
+
+  st = stmt_get (s, "UPDATE desktops SET name = ?2, domain = ?3, uuid = ?4, host_id = ?5, "
+                    "image_id = ?6, template_id = ?7, overlay_volume = ?8, overlay_path = ?9, "
+                    "state = ?10, state_reason = ?11, updated_at = ?12 WHERE id = ?1", error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, row->id);
+  bind_text (st, 2, row->name);
+  bind_text (st, 3, row->domain);
+  bind_text (st, 4, row->uuid);
+  bind_id_or_null (st, 5, row->host_id);
+  sqlite3_bind_int64 (st, 6, row->image_id);
+  sqlite3_bind_int64 (st, 7, row->template_id);
+  bind_text (st, 8, row->overlay_volume);
+  bind_text (st, 9, row->overlay_path);
+  bind_text (st, 10, row->state);
+  bind_text (st, 11, row->state_reason);
+  sqlite3_bind_int64 (st, 12, now);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      set_desktop_write_error (s, row, error);
+      return FALSE;
+    }
+  if (sqlite3_changes (s->db) == 0)
+    {
+      g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND,
+                   "no desktop with id %" G_GINT64_FORMAT, row->id);
+      return FALSE;
+    }
+  row->updated_at = now;
+  return TRUE;
+}
+
+/**
+ * kd_store_desktop_get_by_name:
+ * Returns: (transfer full): the desktop, or %NULL with %KD_STORE_ERROR_NOT_FOUND.
+ */
+KdDesktopRow *
+kd_store_desktop_get_by_name (KdStore     *s,
+                              const char  *name,
+                              GError     **error)
+{
+  g_return_val_if_fail (s != NULL && name != NULL, NULL);
+  return get_row (s, "SELECT " DESKTOP_COLS " FROM desktops WHERE name = ?1",
+                  "desktop", name, 0, read_desktop, error);
+}
+
+/**
+ * kd_store_desktop_get:
+ * Returns: (transfer full): the desktop, or %NULL with %KD_STORE_ERROR_NOT_FOUND.
+ */
+KdDesktopRow *
+kd_store_desktop_get (KdStore  *s,
+                      gint64    id,
+                      GError  **error)
+{
+  g_return_val_if_fail (s != NULL, NULL);
+  return get_row (s, "SELECT " DESKTOP_COLS " FROM desktops WHERE id = ?1",
+                  "desktop", NULL, id, read_desktop, error);
+}
+
+/**
+ * kd_store_desktop_list:
+ * Returns: (transfer container): #KdDesktopRow by name, or %NULL on error.
+ */
+GPtrArray *
+kd_store_desktop_list (KdStore  *s,
+                       GError  **error)
+{
+  g_return_val_if_fail (s != NULL, NULL);
+  return list_rows (s, "SELECT " DESKTOP_COLS " FROM desktops ORDER BY name",
+                    FALSE, 0, read_desktop, (GDestroyNotify) kd_desktop_row_free,
+                    "desktops", error);
+}
+
+/**
+ * kd_store_desktop_list_by_host:
+ * Returns: (transfer container): the #KdDesktopRow placed on host
+ * @host_id, by name; %NULL on error.
+ */
+GPtrArray *
+kd_store_desktop_list_by_host (KdStore  *s,
+                               gint64    host_id,
+                               GError  **error)
+{
+  g_return_val_if_fail (s != NULL, NULL);
+  return list_rows (s, "SELECT " DESKTOP_COLS " FROM desktops WHERE host_id = ?1 ORDER BY name",
+                    TRUE, host_id, read_desktop, (GDestroyNotify) kd_desktop_row_free,
+                    "desktops", error);
+}
+
+/**
+ * kd_store_desktop_count_by_image:
+ * Returns: how many desktops use image @image_id, or -1 with @error set.
+ */
+gint64
+kd_store_desktop_count_by_image (KdStore  *s,
+                                 gint64    image_id,
+                                 GError  **error)
+{
+  g_return_val_if_fail (s != NULL, -1);
+  return count_by_id (s, "SELECT COUNT(*) FROM desktops WHERE image_id = ?1", image_id, error);
+}
+
+/**
+ * kd_store_desktop_delete:
+ * Returns: %TRUE on success; %KD_STORE_ERROR_NOT_FOUND if @id names none.
+ */
+gboolean
+kd_store_desktop_delete (KdStore  *s,
+                         gint64    id,
+                         GError  **error)
+{
+  g_return_val_if_fail (s != NULL, FALSE);
+  return delete_row (s, "DELETE FROM desktops WHERE id = ?1", "desktops", "desktop", id, error);
+}
+
+/* ---- events ---------------------------------------------------------- */
+
+#define EVENT_COLS "id, time, object_type, object_name, actor, action, from_state, to_state, message"
+
+void
+kd_event_row_free (KdEventRow *row)
+{
+  if (row == NULL)
+    return;
+  g_free (row->object_type);
+  g_free (row->object_name);
+  g_free (row->actor);
+  g_free (row->action);
+  g_free (row->from_state);
+  g_free (row->to_state);
+  g_free (row->message);
+  g_free (row);
+}
+
+static gpointer
+read_event (sqlite3_stmt *st)
+{
+  KdEventRow *row = g_new0 (KdEventRow, 1);
+
+  row->id = sqlite3_column_int64 (st, 0);
+  row->time = sqlite3_column_int64 (st, 1);
+  row->object_type = col_text (st, 2);
+  row->object_name = col_text (st, 3);
+  row->actor = col_text (st, 4);
+  row->action = col_text (st, 5);
+  row->from_state = col_text (st, 6);
+  row->to_state = col_text (st, 7);
+  row->message = col_text (st, 8);
+  return row;
+}
+
+/**
+ * kd_store_event_insert:
+ * @row: the event; ->id is filled in on success, ->time too when it was
+ *   0, ->actor when it was %NULL ("system")
+ *
+ * Returns: %TRUE on success.
+ */
+gboolean
+kd_store_event_insert (KdStore     *s,
+                       KdEventRow  *row,
+                       GError     **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+  gint64 time;
+  const char *actor;
+
+  g_return_val_if_fail (s != NULL && row != NULL, FALSE);
+
+  time = row->time > 0 ? row->time : kd_time_now ();
+  actor = row->actor ? row->actor : "system";
+  st = stmt_get (s, "INSERT INTO events (time, object_type, object_name, actor, action, "
+                    "from_state, to_state, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, time);
+  bind_text (st, 2, row->object_type);
+  bind_text (st, 3, row->object_name);
+  bind_text (st, 4, actor);
+  bind_text (st, 5, row->action);
+  bind_text (st, 6, row->from_state);
+  bind_text (st, 7, row->to_state);
+  bind_text (st, 8, row->message);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      g_autofree char *doing = g_strdup_printf ("cannot record event '%s' of %s '%s'",
+                                                row->action ? row->action : "",
+                                                row->object_type ? row->object_type : "",
+                                                row->object_name ? row->object_name : "");
+      set_failed (s, doing, error);
+      return FALSE;
+    }
+  row->id = sqlite3_last_insert_rowid (s->db);
+  row->time = time;
+  if (row->actor == NULL)
+    row->actor = g_strdup (actor);
+  return TRUE;
+}
+
+/**
+ * kd_store_event_list:
+ * @object_type: (nullable): only events about this kind of object
+ * @object_name: (nullable): only events about objects of this name
+ * @since_id: when > 0, only events with a larger id
+ * @limit: at most this many (<= 0: 100; capped at %KD_STORE_EVENT_LIST_MAX)
+ *
+ * Returns: (transfer container): #KdEventRow, newest first; %NULL on error.
+ */
+GPtrArray *
+kd_store_event_list (KdStore     *s,
+                     const char  *object_type,
+                     const char  *object_name,
+                     gint64       since_id,
+                     gint64       limit,
+                     GError     **error)
+{
+  g_autoptr(GString) sql = NULL;
+  g_autoptr(KdStmt) st = NULL;
+  g_autoptr(GPtrArray) rows = NULL;
+  int rc;
+
+  g_return_val_if_fail (s != NULL, NULL);
+
+  if (limit <= 0)
+    limit = KD_STORE_EVENT_LIST_DEFAULT;
+  limit = MIN (limit, KD_STORE_EVENT_LIST_MAX);
+
+  /* Built from constant pieces only, so each shape is prepared once and
+   * the (object_type, object_name, id) index serves it. */
+  sql = g_string_new ("SELECT " EVENT_COLS " FROM events WHERE id > ?3");
+  if (object_type != NULL)
+    g_string_append (sql, " AND object_type = ?1");
+  if (object_name != NULL)
+    g_string_append (sql, " AND object_name = ?2");
+  g_string_append (sql, " ORDER BY id DESC LIMIT ?4");
+
+  st = stmt_get (s, sql->str, error);
+  if (st == NULL)
+    return NULL;
+  if (object_type != NULL)
+    bind_text (st, 1, object_type);
+  if (object_name != NULL)
+    bind_text (st, 2, object_name);
+  sqlite3_bind_int64 (st, 3, MAX (since_id, 0));
+  sqlite3_bind_int64 (st, 4, limit);
+
+  rows = g_ptr_array_new_with_free_func ((GDestroyNotify) kd_event_row_free);
+  while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+    g_ptr_array_add (rows, read_event (st));
+  if (rc != SQLITE_DONE)
+    {
+      set_failed (s, "cannot list events", error);
+      return NULL;
+    }
+  return g_steal_pointer (&rows);
+}

@@ -1,0 +1,416 @@
+"""kdtest: the harness the Python integration and end-to-end tests share.
+
+It starts a real kvmdeskd (built in KD_BUILD_DIR) on a fresh state directory
+and a free loopback port, logs in, and speaks to the REST API with urllib, or
+runs the real `kvmdesk` CLI. Nothing here is mocked: tests talk to the
+daemon a user would run.
+
+Environment: KD_BUILD_DIR, KD_SOURCE_DIR (set by meson), KD_REQUIRE_E2E.
+"""
+
+import json
+import os
+import random
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import tempfile
+import time
+import unittest
+import urllib.error
+import urllib.request
+
+BUILD_DIR = os.environ.get("KD_BUILD_DIR") or os.path.join(
+    os.path.dirname(__file__), "..", "..", "build")
+SOURCE_DIR = os.environ.get("KD_SOURCE_DIR") or os.path.join(
+    os.path.dirname(__file__), "..", "..")
+KVMDESKD = os.path.join(BUILD_DIR, "src", "daemon", "kvmdeskd")
+KVMDESK = os.path.join(BUILD_DIR, "src", "cli", "kvmdesk")
+TEST_IMAGE = os.path.join(BUILD_DIR, "data", "images", "test-desktop.qcow2")
+ADMIN_PASSWORD = "kd-test-admin-pw"
+TEST_DATA = os.environ.get("KD_TEST_DATA") or os.path.join(SOURCE_DIR, "tests", "data")
+QEMU_IMG = shutil.which("qemu-img")
+
+
+def random_suffix(n=6):
+    return "".join(random.choice(string.ascii_lowercase + string.digits) for _ in range(n))
+
+
+def require_e2e():
+    """True when a skipped end-to-end test must count as a failure (CI)."""
+    return os.environ.get("KD_REQUIRE_E2E") == "1"
+
+
+class ApiError(Exception):
+    def __init__(self, status, body):
+        self.status = status
+        self.body = body
+        msg = body.get("error") if isinstance(body, dict) else body
+        super().__init__("HTTP %d: %s" % (status, msg))
+
+
+class Daemon:
+    """A kvmdeskd process with its own state directory.
+
+    config: extra INI text appended to the generated configuration.
+    """
+
+    def __init__(self, config="", state_dir=None, env=None, admin_password=ADMIN_PASSWORD):
+        self.tmp = tempfile.mkdtemp(prefix="kdtest-")
+        os.chmod(self.tmp, 0o755)
+        self.state_dir = state_dir or os.path.join(self.tmp, "state")
+        self.config_path = os.path.join(self.tmp, "kvmdeskd.conf")
+        self.suffix = random_suffix()
+        self.prefix = "kdt" + self.suffix
+        self.pool = "kdt-" + self.suffix
+        self.pool_path = os.path.join(self.tmp, "pool")
+        with open(self.config_path, "w") as f:
+            f.write("[daemon]\nlog_level = debug\n")
+            f.write("[libvirt]\nstorage_pool = %s\nstorage_pool_path = %s\n"
+                    "domain_prefix = %s\nshutdown_timeout = 3\nreconnect_min = 1\n"
+                    "reconnect_max = 2\nkeepalive_interval = 1\nkeepalive_count = 3\n"
+                    % (self.pool, self.pool_path, self.prefix))
+            f.write(config)
+        self.admin_password = admin_password
+        self.extra_env = env or {}
+        self.proc = None
+        self.log = None
+        self.url = None
+        self.token = None
+        self.log_path = os.path.join(self.tmp, "kvmdeskd.log")
+
+    # -- process ---------------------------------------------------------
+    def start(self, timeout=20, login=True, extra_args=()):
+        addr_file = os.path.join(self.state_dir, "listen-address")
+        if os.path.exists(addr_file):
+            os.unlink(addr_file)
+        env = dict(os.environ)
+        if self.admin_password is None:
+            # The daemon must generate the admin password and print it once.
+            env.pop("KVMDESK_ADMIN_PASSWORD", None)
+        else:
+            env["KVMDESK_ADMIN_PASSWORD"] = self.admin_password
+        env.update(self.extra_env)
+        self.log = open(self.log_path, "ab")
+        self.proc = subprocess.Popen(
+            [KVMDESKD, "--state-dir", self.state_dir, "--listen", "127.0.0.1:0",
+             "--config", self.config_path, *extra_args],
+            stdout=self.log, stderr=subprocess.STDOUT, env=env)
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("kvmdeskd exited with %d:\n%s" % (self.proc.returncode, self.read_log()))
+            if os.path.exists(addr_file):
+                with open(addr_file) as f:
+                    addr = f.read().strip()
+                if addr:
+                    self.url = "http://" + addr
+                    break
+            time.sleep(0.05)
+        else:
+            raise RuntimeError("kvmdeskd did not start in %ds:\n%s" % (timeout, self.read_log()))
+        if login:
+            self.login()
+        return self
+
+    def read_log(self):
+        try:
+            with open(self.log_path, "rb") as f:
+                return f.read().decode(errors="replace")[-8000:]
+        except OSError:
+            return ""
+
+    def kill(self, sig=signal.SIGKILL):
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(30)
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def cleanup(self):
+        self.stop()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+    def restart(self, timeout=20, login=True):
+        """Stops the daemon (SIGTERM) and starts it again on the same state directory."""
+        self.stop()
+        if self.log:
+            self.log.close()
+        self.token = None
+        return self.start(timeout=timeout, login=login)
+
+    def run_until_exit(self, extra_args=(), timeout=20, listen="127.0.0.1:0"):
+        """Runs kvmdeskd with this daemon's files, expecting it to refuse to start.
+
+        Returns (exit status, output). The status is None when the daemon
+        was still running after @timeout seconds (it is then killed).
+        listen: the --listen flag, or None to leave it out.
+        """
+        env = dict(os.environ)
+        if self.admin_password is None:
+            env.pop("KVMDESK_ADMIN_PASSWORD", None)
+        else:
+            env["KVMDESK_ADMIN_PASSWORD"] = self.admin_password
+        env.update(self.extra_env)
+        args = [KVMDESKD, "--state-dir", self.state_dir, "--config", self.config_path]
+        if listen is not None:
+            args += ["--listen", listen]
+        proc = subprocess.Popen([*args, *extra_args], stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, env=env)
+        try:
+            out, _ = proc.communicate(timeout=timeout)
+            return proc.returncode, out.decode(errors="replace")
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            out, _ = proc.communicate()
+            return None, out.decode(errors="replace")
+
+    # -- REST ------------------------------------------------------------
+    def login(self, username="admin", password=None):
+        body = self.request("POST", "/api/v1/login",
+                            {"username": username, "password": password or self.admin_password},
+                            auth=False)
+        self.token = body["token"]
+        return body
+
+    def request(self, method, path, body=None, auth=True, raw=None, headers=None,
+                expect=None, timeout=600):
+        """Send one request; returns the decoded JSON body (or None).
+
+        expect: an HTTP status the caller wants; any other raises ApiError.
+        Without expect, 2xx is returned and others raise ApiError.
+        """
+        data = None
+        hdrs = dict(headers or {})
+        if raw is not None:
+            data = raw
+            hdrs.setdefault("Content-Type", "application/octet-stream")
+        elif body is not None:
+            data = json.dumps(body).encode() if not isinstance(body, (bytes, str)) else (
+                body.encode() if isinstance(body, str) else body)
+            hdrs.setdefault("Content-Type", "application/json")
+        if auth and self.token:
+            hdrs["Authorization"] = "Bearer " + self.token
+        req = urllib.request.Request(self.url + path, data=data, method=method, headers=hdrs)
+        try:
+            with urllib.request.urlopen(req, timeout=timeout) as resp:
+                status = resp.status
+                payload = resp.read()
+        except urllib.error.HTTPError as e:
+            status = e.code
+            payload = e.read()
+        try:
+            decoded = json.loads(payload) if payload else None
+        except ValueError:
+            decoded = payload.decode(errors="replace")
+        if expect is not None:
+            if status != expect:
+                raise ApiError(status, decoded)
+            return decoded
+        if status >= 300:
+            raise ApiError(status, decoded)
+        return decoded
+
+    def status_of(self, method, path, body=None, **kw):
+        """Returns (status, decoded body) without raising."""
+        try:
+            return 200, self.request(method, path, body, **kw)
+        except ApiError as e:
+            return e.status, e.body
+
+    def raw_request(self, method, path, body=b"", headers=None, auth=True, timeout=60,
+                    expect_continue=True):
+        """Sends one request over a plain socket; returns (status, decoded body).
+
+        Unlike request(), this copes with a server that answers before it has
+        read the whole body (413 on a too large upload): the request asks for
+        "100 Continue" and sends the body only when told to; a server that
+        closes the connection while the body is sent is tolerated and its
+        answer is read anyway.
+        """
+        host, port = self.url[len("http://"):].rsplit(":", 1)
+        hdrs = {"Host": "%s:%s" % (host, port), "Connection": "close",
+                "Content-Length": str(len(body))}
+        if auth and self.token:
+            hdrs["Authorization"] = "Bearer " + self.token
+        if expect_continue and body:
+            hdrs["Expect"] = "100-continue"
+        hdrs.update(headers or {})
+        head = "%s %s HTTP/1.1\r\n%s\r\n" % (
+            method, path, "".join("%s: %s\r\n" % kv for kv in hdrs.items()))
+        sock = socket.create_connection((host, int(port)), timeout=timeout)
+        received = b""
+        try:
+            sock.sendall(head.encode())
+            send_body = True
+            if expect_continue and body:
+                # Wait for "100 Continue" or an early final answer.
+                sock.settimeout(5)
+                try:
+                    while b"\r\n\r\n" not in received:
+                        chunk = sock.recv(65536)
+                        if not chunk:
+                            break
+                        received += chunk
+                except socket.timeout:
+                    pass
+                sock.settimeout(timeout)
+                if received.startswith(b"HTTP/1.1 100") or received.startswith(b"HTTP/1.0 100"):
+                    received = received.split(b"\r\n\r\n", 1)[1]
+                elif received:
+                    send_body = False
+            if send_body:
+                try:
+                    sock.sendall(body)
+                except (BrokenPipeError, ConnectionResetError):
+                    pass
+            try:
+                while True:
+                    chunk = sock.recv(65536)
+                    if not chunk:
+                        break
+                    received += chunk
+            except ConnectionResetError:
+                pass
+        finally:
+            sock.close()
+        if not received:
+            raise ApiError(0, "no answer from the daemon to %s %s" % (method, path))
+        head, _, payload = received.partition(b"\r\n\r\n")
+        status = int(head.split(b" ", 2)[1])
+        if b"transfer-encoding: chunked" in head.lower():
+            payload = _dechunk(payload)
+        try:
+            decoded = json.loads(payload) if payload else None
+        except ValueError:
+            decoded = payload.decode(errors="replace")
+        return status, decoded
+
+    # -- CLI -------------------------------------------------------------
+    def cli(self, *args, env=None, input=None, check=True, timeout=600):
+        """Runs the real kvmdesk CLI against this daemon with its own config dir."""
+        cfg = os.path.join(self.tmp, "cli-config")
+        os.makedirs(cfg, exist_ok=True)
+        e = dict(os.environ)
+        e["XDG_CONFIG_HOME"] = cfg
+        e["HOME"] = self.tmp
+        e["KVMDESK_URL"] = self.url
+        e.update(env or {})
+        r = subprocess.run([KVMDESK, *args], env=e, input=input, capture_output=True,
+                           text=True, timeout=timeout)
+        if check and r.returncode != 0:
+            raise AssertionError("kvmdesk %s failed (%d): %s%s" % (" ".join(args), r.returncode,
+                                                                    r.stdout, r.stderr))
+        return r
+
+
+class DaemonTestCase(unittest.TestCase):
+    """A test case with one daemon per test class, cleaned up even on failure."""
+
+    daemon_config = ""
+
+    @classmethod
+    def setUpClass(cls):
+        cls.daemon = Daemon(config=cls.daemon_config)
+        try:
+            cls.daemon.start()
+        except Exception:
+            cls.daemon.cleanup()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        log = cls.daemon.read_log()
+        cls.daemon.cleanup()
+        if os.environ.get("KD_TEST_SHOW_LOG"):
+            print(log)
+
+    def api(self, method, path, body=None, **kw):
+        return self.daemon.request(method, path, body, **kw)
+
+    def assertApiError(self, status, method, path, body=None, **kw):
+        """Asserts the call fails with @status and a non-empty sentence."""
+        try:
+            got = self.daemon.request(method, path, body, **kw)
+        except ApiError as e:
+            self.assertEqual(e.status, status, "wrong status for %s %s: %r" % (method, path, e.body))
+            self.assertIsInstance(e.body, dict, "error body is not JSON: %r" % (e.body,))
+            self.assertTrue(e.body.get("error"), "error body has no message: %r" % (e.body,))
+            return e.body
+        self.fail("%s %s succeeded with %r, expected HTTP %d" % (method, path, got, status))
+
+    # -- helpers for the integration tests --------------------------------
+    def unique(self, prefix):
+        """A name no other test uses: PREFIX-xxxxxx (valid kvmdesk name)."""
+        return "%s-%s" % (prefix, random_suffix())
+
+    def simulated_host_uri(self, label=None):
+        """A test:// URI of its own (a copy of tests/data/integration/host-small.xml),
+        so that every test can register a host without clashing on the URI."""
+        path = os.path.join(self.daemon.tmp, "node-%s.xml" % (label or random_suffix()))
+        shutil.copyfile(os.path.join(TEST_DATA, "integration", "host-small.xml"), path)
+        return "test://" + path
+
+    def add_host(self, name=None, uri=None):
+        """Registers a simulated host; it is removed again after the test
+        (after the cleanups registered later, e.g. its desktops)."""
+        name = name or self.unique("h")
+        host = self.api("POST", "/api/v1/hosts",
+                        {"name": name, "uri": uri or self.simulated_host_uri()},
+                        expect=201)
+        self.addCleanup(self.daemon.status_of, "DELETE", "/api/v1/hosts/" + name)
+        return host
+
+    def names(self, path):
+        """The names of the objects a listing returns."""
+        return sorted(o["name"] for o in self.api("GET", path))
+
+
+def _dechunk(data):
+    out = b""
+    while data:
+        line, _, rest = data.partition(b"\r\n")
+        size = int(line.split(b";")[0] or b"0", 16)
+        if size == 0:
+            break
+        out += rest[:size]
+        data = rest[size + 2:]
+    return out
+
+
+def wait_until(predicate, timeout=20, interval=0.1, what="condition"):
+    """Polls @predicate until it returns a true value; returns that value.
+    Raises AssertionError naming @what after @timeout seconds."""
+    deadline = time.time() + timeout
+    last = None
+    while time.time() < deadline:
+        last = predicate()
+        if last:
+            return last
+        time.sleep(interval)
+    raise AssertionError("timed out after %ss waiting for %s (last: %r)" % (timeout, what, last))
+
+
+def make_image(path, fmt="qcow2", size="64M", backing=None, backing_fmt="qcow2"):
+    """Creates a disk image with qemu-img; returns @path."""
+    if QEMU_IMG is None:
+        raise unittest.SkipTest("qemu-img is not installed")
+    args = [QEMU_IMG, "create", "-q", "-f", fmt]
+    if backing:
+        args += ["-b", backing, "-F", backing_fmt]
+    subprocess.run([*args, path, size], check=True, capture_output=True)
+    return path
+
+
+def read_bytes(path):
+    with open(path, "rb") as f:
+        return f.read()

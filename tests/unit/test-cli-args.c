@@ -1,0 +1,303 @@
+/*
+ * test-cli-args.c: the kvmdesk CLI's command line (against the real command
+ * table), the choice of URL and token, and the credentials file.
+ */
+#include <string.h>
+#include <sys/stat.h>
+#include <glib.h>
+#include <glib/gstdio.h>
+
+#include "cli/kd-cli-args.h"
+#include "cli/kd-cli-credentials.h"
+
+static KdCliInvocation *
+parse_line (const char *line, GError **error)
+{
+  g_autofree char *full = g_strconcat ("kvmdesk ", line, NULL);
+  g_auto(GStrv) argv = NULL;
+  KdCliInvocation *inv = kd_cli_invocation_new ();
+  int argc = 0;
+
+  g_assert_true (g_shell_parse_argv (full, &argc, &argv, NULL));
+  kd_cli_parse (kd_cli_commands, kd_cli_n_commands, argc, argv, inv, error);
+  return inv;
+}
+
+static void
+test_parse_ok (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KdCliInvocation) inv = NULL;
+
+  inv = parse_line ("--json desktop create d1 --image deb --template=small --start "
+                    "--url http://h:1", &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (inv->command);
+  g_assert_cmpstr (inv->command->group, ==, "desktop");
+  g_assert_cmpstr (inv->command->verb, ==, "create");
+  g_assert_true (inv->json);
+  g_assert_cmpstr (inv->url, ==, "http://h:1");
+  g_assert_cmpstr (kd_cli_arg (inv, 0), ==, "d1");
+  g_assert_null (kd_cli_arg (inv, 1));
+  g_assert_cmpstr (kd_cli_option (inv, "image"), ==, "deb");
+  g_assert_cmpstr (kd_cli_option (inv, "template"), ==, "small");
+  g_assert_cmpstr (kd_cli_option (inv, "start"), ==, "");
+  g_assert_null (kd_cli_option (inv, "host"));
+  g_clear_pointer (&inv, kd_cli_invocation_free);
+
+  /* "--" ends the options: what follows is positional, even "--json" */
+  inv = parse_line ("host add --json -- --odd test:///default", &error);
+  g_assert_no_error (error);
+  g_assert_true (inv->json);
+  g_assert_cmpstr (kd_cli_arg (inv, 0), ==, "--odd");
+  g_assert_cmpstr (kd_cli_arg (inv, 1), ==, "test:///default");
+  g_clear_pointer (&inv, kd_cli_invocation_free);
+
+  inv = parse_line ("host add -- h1 uri --json", &error);
+  g_assert_error (error, KD_CLI_ERROR, KD_CLI_ERROR_USAGE);
+  g_assert_cmpstr (error->message, ==, "unexpected argument '--json'");
+  g_clear_pointer (&inv, kd_cli_invocation_free);
+  g_clear_error (&error);
+
+  inv = parse_line ("events --limit 5 --json", &error);
+  g_assert_no_error (error);
+  g_assert_true (inv->json);
+  g_assert_cmpstr (inv->command->verb, ==, "events");
+  g_assert_cmpstr (kd_cli_option (inv, "limit"), ==, "5");
+}
+
+static void
+test_parse_usage_errors (void)
+{
+  static const struct { const char *line; const char *message; } cases[] = {
+    { "", "no command given" },
+    { "bogus", "unknown command 'bogus'" },
+    { "desktop", "'desktop' needs a command: create, list, show, start, shutdown, poweroff, "
+                 "reset, delete" },
+    { "desktop frobnicate d1", "unknown command 'desktop frobnicate'" },
+    { "desktop create d1 --image i", "'desktop create' needs --template TEMPLATE" },
+    { "desktop create --image i --template t", "'desktop create' needs NAME" },
+    { "host add h1", "'host add' needs NAME URI" },
+    { "host list extra", "unexpected argument 'extra'" },
+    { "host list --bogus", "unknown option '--bogus' for 'host list'" },
+    { "--bogus host list", "unknown option '--bogus'" },
+    { "desktop create d1 --image", "option '--image' needs a value (IMAGE)" },
+    { "desktop create d1 --start=yes", "option '--start' takes no value" },
+    { "host list --url", "option '--url' needs a value" },
+    { "host list -x", "unknown option '-x'" },
+    { "host list --json=1", "option '--json' takes no value" },
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autoptr(KdCliInvocation) inv = parse_line (cases[i].line, &error);
+
+      g_assert_error (error, KD_CLI_ERROR, KD_CLI_ERROR_USAGE);
+      g_assert_cmpstr (error->message, ==, cases[i].message);
+      g_assert_false (inv->help);
+    }
+}
+
+static void
+test_parse_help (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KdCliInvocation) a = parse_line ("desktop create --bogus --help", &error);
+  g_autoptr(KdCliInvocation) b = NULL;
+  g_autoptr(KdCliInvocation) c = NULL;
+  g_autoptr(KdCliInvocation) d = NULL;
+
+  /* --help wins over an error on the same line, for the command named */
+  g_assert_true (a->help);
+  g_assert_cmpstr (a->command->verb, ==, "create");
+  g_clear_error (&error);
+
+  b = parse_line ("help template add", &error);
+  g_assert_no_error (error);
+  g_assert_true (b->help);
+  g_assert_cmpstr (b->command->group, ==, "template");
+
+  c = parse_line ("image -h", &error);
+  g_assert_no_error (error);
+  g_assert_true (c->help);
+  g_assert_null (c->command);
+  g_assert_cmpstr (c->group, ==, "image");
+
+  d = parse_line ("--help", &error);
+  g_assert_no_error (error);
+  g_assert_true (d->help);
+  g_assert_null (d->group);
+}
+
+static void
+test_option_int (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KdCliInvocation) inv = parse_line ("template add t --vcpus 4 --memory 1k", &error);
+  gint64 v = -1;
+
+  g_assert_no_error (error);
+  g_assert_true (kd_cli_option_int (inv, "vcpus", 1, 256, &v, &error));
+  g_assert_cmpint (v, ==, 4);
+  g_assert_false (kd_cli_option_int (inv, "memory", 64, 1024, &v, &error));
+  g_assert_error (error, KD_CLI_ERROR, KD_CLI_ERROR_USAGE);
+  g_assert_cmpstr (error->message, ==, "--memory must be a whole number from 64 to 1024, not '1k'");
+  g_clear_error (&error);
+  v = 7;
+  g_assert_true (kd_cli_option_int (inv, "disk", 1, 10, &v, &error));   /* not given */
+  g_assert_cmpint (v, ==, 7);
+}
+
+static void
+test_synopsis_complete (void)
+{
+  /* every command has a summary, a handler and a synopsis with its options */
+  for (guint i = 0; i < kd_cli_n_commands; i++)
+    {
+      const KdCliCommand *c = &kd_cli_commands[i];
+      g_autofree char *synopsis = kd_cli_synopsis (c);
+
+      g_assert_nonnull (c->run);
+      g_assert_nonnull (c->summary);
+      g_assert_cmpuint (c->min_args, <=, c->max_args);
+      if (c->options != NULL)
+        for (const KdCliOption *o = c->options; o->name != NULL; o++)
+          {
+            g_autofree char *flag = g_strconcat ("--", o->name, NULL);
+
+            g_assert_nonnull (strstr (synopsis, flag));
+          }
+    }
+}
+
+static void
+test_url (void)
+{
+  static const struct { const char *in; const char *out; } good[] = {
+    { "http://127.0.0.1:8080", "http://127.0.0.1:8080" },
+    { " https://broker.example:443/ ", "https://broker.example:443" },
+    { "http://h:1/api/v1/", "http://h:1" },
+    { "http://h/prefix//", "http://h/prefix" },
+  };
+  static const char *const bad[] = {
+    "", "127.0.0.1:8080", "ftp://h", "http://", "http://h/?q=1", "not a url",
+  };
+
+  for (guint i = 0; i < G_N_ELEMENTS (good); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autofree char *url = kd_cli_url_normalize (good[i].in, &error);
+
+      g_assert_no_error (error);
+      g_assert_cmpstr (url, ==, good[i].out);
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (bad); i++)
+    {
+      g_autoptr(GError) error = NULL;
+      g_autofree char *url = kd_cli_url_normalize (bad[i], &error);
+
+      g_assert_null (url);
+      g_assert_nonnull (error);
+    }
+}
+
+static void
+test_resolve (void)
+{
+  KdCliCredentials stored = { (char *) "http://stored:1/", (char *) "admin",
+                              (char *) "tok-stored", NULL };
+  g_autoptr(GError) error = NULL;
+  g_autofree char *u1 = kd_cli_resolve_url ("http://flag:1", "http://env:1", &stored, &error);
+  g_autofree char *u2 = kd_cli_resolve_url (NULL, "http://env:1", &stored, &error);
+  g_autofree char *u3 = kd_cli_resolve_url (NULL, "", &stored, &error);
+  g_autofree char *u4 = kd_cli_resolve_url (NULL, NULL, NULL, &error);
+  g_autofree char *u5 = NULL;
+
+  g_assert_no_error (error);
+  g_assert_cmpstr (u1, ==, "http://flag:1");
+  g_assert_cmpstr (u2, ==, "http://env:1");
+  g_assert_cmpstr (u3, ==, "http://stored:1");
+  g_assert_cmpstr (u4, ==, KD_CLI_DEFAULT_URL);
+  u5 = kd_cli_resolve_url (NULL, "nonsense", &stored, &error);
+  g_assert_null (u5);
+  g_assert_nonnull (error);
+  g_assert_true (g_str_has_prefix (error->message, "KVMDESK_URL: "));
+
+  /* the env token wins; a stored token only goes to the URL it came from */
+  g_assert_cmpstr (kd_cli_resolve_token ("tok-env", &stored, "http://other:1"), ==, "tok-env");
+  g_assert_cmpstr (kd_cli_resolve_token (NULL, &stored, "http://stored:1"), ==, "tok-stored");
+  g_assert_null (kd_cli_resolve_token (NULL, &stored, "http://other:1"));
+  g_assert_null (kd_cli_resolve_token ("", NULL, "http://stored:1"));
+}
+
+static void
+test_credentials_file (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *tmp = g_dir_make_tmp ("kd-cli-test-XXXXXX", &error);
+  g_autofree char *dir = NULL;
+  g_autofree char *path = NULL;
+  g_autoptr(KdCliCredentials) loaded = NULL;
+  g_autoptr(KdCliCredentials) absent = NULL;
+  g_autoptr(KdCliCredentials) broken = NULL;
+  KdCliCredentials creds = { (char *) "http://h:1", (char *) "admin", (char *) "t0k",
+                             (char *) "2026-11-23T22:00:00Z" };
+  struct stat st;
+
+  g_assert_no_error (error);
+  dir = g_build_filename (tmp, "kvmdesk", NULL);
+  path = g_build_filename (dir, "credentials.json", NULL);
+
+  absent = kd_cli_credentials_load (path, &error);
+  g_assert_no_error (error);
+  g_assert_null (absent);
+
+  g_assert_true (kd_cli_credentials_save (&creds, path, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (g_stat (path, &st), ==, 0);
+  g_assert_cmpint (st.st_mode & 0777, ==, 0600);
+  g_assert_cmpint (g_stat (dir, &st), ==, 0);
+  g_assert_cmpint (st.st_mode & 0777, ==, 0700);
+
+  loaded = kd_cli_credentials_load (path, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (loaded->url, ==, "http://h:1");
+  g_assert_cmpstr (loaded->user, ==, "admin");
+  g_assert_cmpstr (loaded->token, ==, "t0k");
+  g_assert_cmpstr (loaded->expires_at, ==, "2026-11-23T22:00:00Z");
+
+  /* logged out: the token is null, the URL stays */
+  creds.token = NULL;
+  creds.expires_at = NULL;
+  g_assert_true (kd_cli_credentials_save (&creds, path, &error));
+  g_clear_pointer (&loaded, kd_cli_credentials_free);
+  loaded = kd_cli_credentials_load (path, &error);
+  g_assert_no_error (error);
+  g_assert_null (loaded->token);
+  g_assert_cmpstr (loaded->url, ==, "http://h:1");
+
+  g_assert_true (g_file_set_contents (path, "{\"user\": 1", -1, NULL));
+  broken = kd_cli_credentials_load (path, &error);
+  g_assert_null (broken);
+  g_assert_nonnull (error);
+
+  g_unlink (path);
+  g_rmdir (dir);
+  g_rmdir (tmp);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+  g_test_add_func ("/cli/args/parse", test_parse_ok);
+  g_test_add_func ("/cli/args/usage-errors", test_parse_usage_errors);
+  g_test_add_func ("/cli/args/help", test_parse_help);
+  g_test_add_func ("/cli/args/option-int", test_option_int);
+  g_test_add_func ("/cli/args/synopsis-complete", test_synopsis_complete);
+  g_test_add_func ("/cli/url/normalize", test_url);
+  g_test_add_func ("/cli/url/resolve-url-and-token", test_resolve);
+  g_test_add_func ("/cli/credentials/file-mode-and-round-trip", test_credentials_file);
+  return g_test_run ();
+}

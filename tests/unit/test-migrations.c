@@ -1,0 +1,356 @@
+/*
+ * test-migrations.c: kd_store_open() on files it did not create: a
+ * schema-1 file (tests/data/store/v1.sql) is upgraded with every row kept,
+ * a newer file and a file that is not a kvmdesk database are refused and
+ * left byte for byte as they were, and a step that cannot complete is
+ * rolled back whole.
+ */
+#include <string.h>
+
+#include <glib/gstdio.h>
+#include <sqlite3.h>
+
+#include "store/kd-store.h"
+
+typedef struct {
+  char *dir;
+  char *path;
+} Fixture;
+
+static void
+fixture_set_up (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+
+  f->dir = g_dir_make_tmp ("kd-test-migrations-XXXXXX", &error);
+  g_assert_no_error (error);
+  f->path = g_build_filename (f->dir, "kvmdesk.db", NULL);
+}
+
+static void
+fixture_tear_down (Fixture *f, gconstpointer data)
+{
+  const char *suffixes[] = { "", "-wal", "-shm", "-journal" };
+
+  for (gsize i = 0; i < G_N_ELEMENTS (suffixes); i++)
+    {
+      g_autofree char *p = g_strconcat (f->path, suffixes[i], NULL);
+      g_unlink (p);
+    }
+  g_assert_cmpint (g_rmdir (f->dir), ==, 0);
+  g_free (f->path);
+  g_free (f->dir);
+}
+
+static char *
+data_path (const char *name)
+{
+  const char *dir = g_getenv ("KD_TEST_DATA");
+
+  return g_build_filename (dir ? dir : KD_TEST_DATA, "store", name, NULL);
+}
+
+/* Runs @sql on @path with plain SQLite, as an older kvmdesk would have. */
+static void
+run_sql (const char *path, const char *sql)
+{
+  sqlite3 *db = NULL;
+  char *msg = NULL;
+
+  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
+  if (sqlite3_exec (db, sql, NULL, NULL, &msg) != SQLITE_OK)
+    g_error ("SQL on '%s' failed: %s", path, msg);
+  g_assert_cmpint (sqlite3_close (db), ==, SQLITE_OK);
+}
+
+static void
+load_v1 (const char *path)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *fixture = data_path ("v1.sql");
+  g_autofree char *sql = NULL;
+
+  g_file_get_contents (fixture, &sql, NULL, &error);
+  g_assert_no_error (error);
+  run_sql (path, sql);
+}
+
+/* One integer from a query on a closed store's file. */
+static gint64
+query_int (const char *path, const char *sql)
+{
+  sqlite3 *db = NULL;
+  sqlite3_stmt *st = NULL;
+  gint64 value;
+
+  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_prepare_v2 (db, sql, -1, &st, NULL), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_step (st), ==, SQLITE_ROW);
+  value = sqlite3_column_int64 (st, 0);
+  sqlite3_finalize (st);
+  sqlite3_close (db);
+  return value;
+}
+
+static void
+test_v1_upgrade (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KdStore) s = NULL;
+  g_autoptr(KdImageRow) deb = NULL;
+  g_autoptr(KdImageRow) importing = NULL;
+  g_autoptr(KdImageRow) unplaced = NULL;
+  g_autoptr(KdImageVolumeRow) vol = NULL;
+  g_autoptr(KdImageVolumeRow) vol2 = NULL;
+  g_autoptr(GPtrArray) vols = NULL;
+  g_autoptr(GPtrArray) hosts = NULL;
+  g_autoptr(KdDesktopRow) desktop = NULL;
+  g_autoptr(KdTemplateRow) template = NULL;
+  g_autoptr(KdUserRow) user = NULL;
+  g_autoptr(KdTokenRow) token = NULL;
+  g_autoptr(GPtrArray) events = NULL;
+
+  load_v1 (f->path);
+  g_assert_cmpint (query_int (f->path, "PRAGMA user_version"), ==, 1);
+
+  s = kd_store_open (f->path, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (s);
+  g_assert_cmpint (kd_store_schema_version (s), ==, kd_store_latest_version ());
+  g_assert_cmpstr (kd_store_get_instance_id (s), ==, "0123456789abcdef0123456789abcdef");
+
+  hosts = kd_store_host_list (s, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (hosts->len, ==, 2);
+  g_assert_cmpstr (((KdHostRow *) hosts->pdata[1])->uri, ==, "qemu+ssh://root@hv2/system");
+
+  deb = kd_store_image_get_by_name (s, "debian", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (deb->id, ==, 1);
+  g_assert_cmpstr (deb->format, ==, "qcow2");
+  g_assert_cmpint (deb->virtual_size, ==, G_GINT64_CONSTANT (10737418240));
+  g_assert_cmpint (deb->file_size, ==, G_GINT64_CONSTANT (2147483648));
+  g_assert_cmpint (deb->created_at, ==, G_GINT64_CONSTANT (1700000000000004));
+
+  /* The image's volume moved to image_volumes. */
+  vol = kd_store_image_volume_get (s, deb->id, 1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (vol->volume, ==, "kvmdesk-image-debian.qcow2");
+  g_assert_cmpstr (vol->path, ==, "/var/lib/kvmdesk/pool/kvmdesk-image-debian.qcow2");
+  g_assert_cmpstr (vol->state, ==, "ready");
+  g_assert_false (vol->simulated);
+
+  importing = kd_store_image_get_by_name (s, "importing", &error);
+  g_assert_no_error (error);
+  vol2 = kd_store_image_volume_get (s, importing->id, 2, &error);
+  g_assert_no_error (error);
+  g_assert_null (vol2->path);
+  g_assert_cmpstr (vol2->state, ==, "importing");
+
+  unplaced = kd_store_image_get_by_name (s, "unplaced", &error);
+  g_assert_no_error (error);
+  vols = kd_store_image_volume_list (s, unplaced->id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (vols->len, ==, 0);
+  g_clear_pointer (&vols, g_ptr_array_unref);
+  vols = kd_store_image_volume_list (s, -1, &error);
+  g_assert_cmpuint (vols->len, ==, 2);
+
+  template = kd_store_template_get_by_name (s, "small", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (template->memory_mib, ==, 2048);
+
+  desktop = kd_store_desktop_get_by_name (s, "d1", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (desktop->domain, ==, "kvmdesk-0123456789ab-d1");
+  g_assert_cmpstr (desktop->uuid, ==, "6f0c2c1e-8a4b-4f64-9d7e-0d3f1f6f1a01");
+  g_assert_cmpint (desktop->image_id, ==, deb->id);
+  g_assert_cmpstr (desktop->state, ==, "running");
+  g_assert_cmpint (desktop->updated_at, ==, G_GINT64_CONSTANT (1700000000000009));
+
+  user = kd_store_user_get_by_name (s, "admin", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (user->role, ==, "admin");
+  token = kd_store_token_get_by_hash (s, "aa11", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (token->user_id, ==, user->id);
+
+  /* The desktops' foreign key follows the rebuilt images table. */
+  g_assert_false (kd_store_image_delete (s, deb->id, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_IN_USE);
+  g_clear_error (&error);
+  /* And image_volumes cascades from it. */
+  g_assert_true (kd_store_image_delete (s, importing->id, &error));
+  g_assert_no_error (error);
+  g_clear_pointer (&vols, g_ptr_array_unref);
+  vols = kd_store_image_volume_list (s, -1, &error);
+  g_assert_cmpuint (vols->len, ==, 1);
+
+  /* The v2 tables work. */
+  events = kd_store_event_list (s, NULL, NULL, 0, 0, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (events->len, ==, 0);
+
+  g_clear_pointer (&s, kd_store_free);
+  g_assert_cmpint (query_int (f->path, "PRAGMA user_version"), ==, kd_store_latest_version ());
+  g_assert_cmpint (query_int (f->path, "SELECT COUNT(*) FROM pragma_table_info('images') "
+                                       "WHERE name IN ('host_id', 'volume', 'path')"), ==, 0);
+  g_assert_cmpint (query_int (f->path, "SELECT COUNT(*) FROM sqlite_schema "
+                                       "WHERE name = 'images_v2'"), ==, 0);
+  g_assert_cmpint (query_int (f->path, "SELECT COUNT(*) FROM pragma_foreign_key_check"), ==, 0);
+  g_assert_cmpint (query_int (f->path, "SELECT integrity_check = 'ok' FROM pragma_integrity_check"), ==, 1);
+
+  /* Opening again migrates nothing and keeps everything. */
+  s = kd_store_open (f->path, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (kd_store_schema_version (s), ==, kd_store_latest_version ());
+  g_assert_cmpstr (kd_store_get_instance_id (s), ==, "0123456789abcdef0123456789abcdef");
+}
+
+/* A fresh file and an upgraded one end with the same columns. */
+static void
+test_fresh_matches_upgraded (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *fresh = g_build_filename (f->dir, "fresh.db", NULL);
+  g_autofree char *fresh_wal = g_strconcat (fresh, "-wal", NULL);
+  g_autofree char *fresh_shm = g_strconcat (fresh, "-shm", NULL);
+  const char *sql =
+    "SELECT group_concat(col, ',') FROM ("
+    "  SELECT t.name || '.' || c.name || ':' || c.type || ':' || c.\"notnull\" AS col"
+    "  FROM sqlite_schema t JOIN pragma_table_info(t.name) c"
+    "  WHERE t.type = 'table' ORDER BY t.name, c.cid)";
+  g_autofree char *a = NULL;
+  g_autofree char *b = NULL;
+  KdStore *s;
+
+  load_v1 (f->path);
+  s = kd_store_open (f->path, &error);
+  g_assert_no_error (error);
+  kd_store_free (s);
+  s = kd_store_open (fresh, &error);
+  g_assert_no_error (error);
+  kd_store_free (s);
+
+  for (int i = 0; i < 2; i++)
+    {
+      sqlite3 *db = NULL;
+      sqlite3_stmt *st = NULL;
+      g_assert_cmpint (sqlite3_open (i == 0 ? f->path : fresh, &db), ==, SQLITE_OK);
+      g_assert_cmpint (sqlite3_prepare_v2 (db, sql, -1, &st, NULL), ==, SQLITE_OK);
+      g_assert_cmpint (sqlite3_step (st), ==, SQLITE_ROW);
+      *(i == 0 ? &a : &b) = g_strdup ((const char *) sqlite3_column_text (st, 0));
+      sqlite3_finalize (st);
+      sqlite3_close (db);
+    }
+  g_assert_nonnull (strstr (a, "image_volumes.volume"));
+  g_assert_cmpstr (a, ==, b);
+  g_unlink (fresh);
+  g_unlink (fresh_wal);
+  g_unlink (fresh_shm);
+}
+
+static void
+assert_refused_unchanged (const char *path, const char *expected_message_part)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KdStore) s = NULL;
+  g_autofree char *before = NULL;
+  g_autofree char *after = NULL;
+  g_autofree char *wal = g_strconcat (path, "-wal", NULL);
+  gsize before_len = 0, after_len = 0;
+
+  g_file_get_contents (path, &before, &before_len, &error);
+  g_assert_no_error (error);
+
+  s = kd_store_open (path, &error);
+  g_assert_null (s);
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_SCHEMA);
+  if (strstr (error->message, expected_message_part) == NULL)
+    g_error ("message \"%s\" lacks \"%s\"", error->message, expected_message_part);
+  g_clear_error (&error);
+
+  g_file_get_contents (path, &after, &after_len, &error);
+  g_assert_no_error (error);
+  g_assert_cmpmem (before, before_len, after, after_len);
+  g_assert_false (g_file_test (wal, G_FILE_TEST_EXISTS));
+}
+
+static void
+test_newer_refused (Fixture *f, gconstpointer data)
+{
+  g_autofree char *expected = NULL;
+
+  run_sql (f->path, "CREATE TABLE future (x); INSERT INTO future VALUES (1); "
+                    "PRAGMA user_version = 999;");
+  expected = g_strdup_printf ("database '%s' has schema version 999; this kvmdesk knows up to %d: "
+                              "upgrade kvmdesk", f->path, kd_store_latest_version ());
+  assert_refused_unchanged (f->path, expected);
+  g_assert_cmpint (query_int (f->path, "PRAGMA user_version"), ==, 999);
+}
+
+static void
+test_not_sqlite (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *expected = g_strdup_printf ("'%s' is not a kvmdesk database", f->path);
+  guint8 garbage[4096];
+
+  for (gsize i = 0; i < sizeof garbage; i++)
+    garbage[i] = (guint8) (i * 37 + 11);
+  g_file_set_contents (f->path, (const char *) garbage, sizeof garbage, &error);
+  g_assert_no_error (error);
+  assert_refused_unchanged (f->path, expected);
+}
+
+static void
+test_other_sqlite (Fixture *f, gconstpointer data)
+{
+  g_autofree char *expected = g_strdup_printf ("'%s' is not a kvmdesk database: it has tables",
+                                               f->path);
+
+  run_sql (f->path, "CREATE TABLE photos (id INTEGER PRIMARY KEY, file TEXT);");
+  assert_refused_unchanged (f->path, expected);
+}
+
+/* A v1 file with an image on a host that is gone cannot become v2
+ * (image_volumes.host_id must point at a host): the step is rolled back
+ * whole and the file stays at version 1 with its images intact. */
+static void
+test_failed_step_rolls_back (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KdStore) s = NULL;
+
+  load_v1 (f->path);
+  /* sqlite3_open leaves foreign keys off, as a damaged file might be. */
+  run_sql (f->path, "UPDATE images SET host_id = 42 WHERE name = 'importing';");
+
+  s = kd_store_open (f->path, &error);
+  g_assert_null (s);
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_SCHEMA);
+  g_assert_nonnull (strstr (error->message, "schema version 2"));
+  g_assert_nonnull (strstr (error->message, "image_volumes"));
+
+  g_assert_cmpint (query_int (f->path, "PRAGMA user_version"), ==, 1);
+  g_assert_cmpint (query_int (f->path, "SELECT COUNT(*) FROM images WHERE volume IS NOT NULL"), ==, 2);
+  g_assert_cmpint (query_int (f->path, "SELECT COUNT(*) FROM sqlite_schema "
+                                       "WHERE name IN ('image_volumes', 'images_v2', 'events')"), ==, 0);
+}
+
+int
+main (int argc, char **argv)
+{
+  g_test_init (&argc, &argv, NULL);
+
+#define ADD(path, fn) g_test_add (path, Fixture, NULL, fixture_set_up, fn, fixture_tear_down)
+  ADD ("/store/migrations/v1-to-latest", test_v1_upgrade);
+  ADD ("/store/migrations/fresh-matches-upgraded", test_fresh_matches_upgraded);
+  ADD ("/store/migrations/newer-refused-unchanged", test_newer_refused);
+  ADD ("/store/migrations/not-sqlite", test_not_sqlite);
+  ADD ("/store/migrations/other-sqlite-file", test_other_sqlite);
+  ADD ("/store/migrations/failed-step-rolls-back", test_failed_step_rolls_back);
+#undef ADD
+
+  return g_test_run ();
+}
