@@ -8,6 +8,7 @@
 struct _KdBroker {
   KdConfig              *config;
   KdStore               *store;
+  GThreadPool           *workers;      /* runs every libvirt call */
   GHashTable            *hosts;        /* name -> KdBrokerHost* (owned) */
   GHashTable            *busy;         /* desktop id (gint64*) -> action name */
   GHashTable            *importing;    /* image name -> NULL while uploading */

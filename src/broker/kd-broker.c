@@ -18,6 +18,7 @@
 
 typedef struct {
   KdBroker      *broker;
+  GMainContext  *context;
   KdJobFunc      func;
   KdJobDone      done;
   gpointer       job;
@@ -29,40 +30,54 @@ kd_job_free (KdJob *j)
 {
   if (j->job_free && j->job)
     j->job_free (j->job);
+  g_main_context_unref (j->context);
   g_free (j);
 }
 
-static void
-kd_job_thread (GTask *task, gpointer source, gpointer task_data, GCancellable *cancellable)
+static gboolean
+kd_job_complete (gpointer data)
 {
-  KdJob *j = task_data;
-
-  j->func (j->job, cancellable);
-  g_task_return_boolean (task, TRUE);
-}
-
-static void
-kd_job_complete (GObject *source, GAsyncResult *res, gpointer user_data)
-{
-  KdJob *j = g_task_get_task_data (G_TASK (res));
+  KdJob *j = data;
 
   j->done (j->broker, j->job);
+  kd_job_free (j);
+  return G_SOURCE_REMOVE;
 }
 
+static void
+kd_job_thread (gpointer data, gpointer user_data)
+{
+  KdJob *j = data;
+  GSource *source;
+
+  j->func (j->job, NULL);
+  /* Back to the main loop, which owns all state. */
+  source = g_idle_source_new ();
+  g_source_set_priority (source, G_PRIORITY_DEFAULT);
+  g_source_set_callback (source, kd_job_complete, j, NULL);
+  g_source_attach (source, j->context);
+  g_source_unref (source);
+}
+
+/**
+ * kd_broker_run_job:
+ * Runs @func in one of the broker's worker threads (at most
+ * worker_threads at once: every libvirt call is a blocking RPC), then
+ * @done on the main loop; @job_free frees @job after @done.
+ */
 void
 kd_broker_run_job (KdBroker *broker, KdJobFunc func, KdJobDone done, gpointer job,
                    GDestroyNotify job_free)
 {
-  g_autoptr(GTask) task = g_task_new (NULL, NULL, kd_job_complete, NULL);
   KdJob *j = g_new0 (KdJob, 1);
 
   j->broker = broker;
+  j->context = g_main_context_ref_thread_default ();
   j->func = func;
   j->done = done;
   j->job = job;
   j->job_free = job_free;
-  g_task_set_task_data (task, j, (GDestroyNotify) kd_job_free);
-  g_task_run_in_thread (task, kd_job_thread);
+  g_thread_pool_push (broker->workers, j, NULL);
 }
 
 /* ------------------------------------------------------------------ */
@@ -113,6 +128,7 @@ kd_broker_new (KdConfig *config, KdStore *store)
   b->report.orphans = g_ptr_array_new_with_free_func ((GDestroyNotify) kd_orphan_free);
   b->report.problems = g_ptr_array_new_with_free_func (g_free);
   b->reconcile_waiters = g_ptr_array_new_with_free_func (g_object_unref);
+  b->workers = g_thread_pool_new (kd_job_thread, NULL, (gint) config->worker_threads, FALSE, NULL);
   return b;
 }
 
@@ -123,6 +139,9 @@ kd_broker_free (KdBroker *b)
     return;
   if (b->reconcile_timer)
     g_source_remove (b->reconcile_timer);
+  /* Let running libvirt calls finish; their completions are dropped
+   * with the main loop. */
+  g_thread_pool_free (b->workers, TRUE, TRUE);
   g_hash_table_destroy (b->hosts);
   g_hash_table_destroy (b->busy);
   g_hash_table_destroy (b->importing);

@@ -162,8 +162,8 @@ cell_event_state (JsonNode *item, const char *path)
   g_autofree char *from = kd_cli_json_text (item, "from_state");
   g_autofree char *to = kd_cli_json_text (item, "to_state");
 
-  if (g_str_equal (from, "-") && g_str_equal (to, "-"))
-    return g_strdup ("-");
+  if (g_str_equal (from, "-"))
+    return g_strdup (to);   /* a first state, or no state change ("-") */
   return g_strdup_printf ("%s->%s", from, to);
 }
 

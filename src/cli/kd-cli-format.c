@@ -14,8 +14,9 @@
  * kd_cli_format_size:
  * @bytes: a size in bytes
  *
- * Returns: (transfer full): "512 B", "64 MiB", "1.5 GiB": binary units, one
- * decimal only when the value is not whole. Negative sizes print as "-".
+ * Returns: (transfer full): "512 B", "64 MiB", "1.5 GiB", "192 KiB": binary
+ * units, one decimal only for values under 100 that are not whole. Negative
+ * sizes print as "-".
  */
 char *
 kd_cli_format_size (gint64 bytes)
@@ -35,6 +36,9 @@ kd_cli_format_size (gint64 bytes)
     }
   /* Whole values (the common case: sizes chosen by people) print without ".0". */
   if ((bytes & ((G_GINT64_CONSTANT (1) << (10 * unit)) - 1)) == 0)
+    return g_strdup_printf ("%.0f %s", value, units[unit]);
+  /* three digits are precise enough: "192 KiB", not "192.0 KiB" */
+  if (value >= 99.95)
     return g_strdup_printf ("%.0f %s", value, units[unit]);
   return g_strdup_printf ("%.1f %s", value, units[unit]);
 }

@@ -86,7 +86,8 @@ main (int argc, char **argv)
           return KD_CLI_EXIT_USAGE;
         }
       if (g_error_matches (error, KD_CLI_HTTP_ERROR, 401)
-          && !g_str_equal (inv->command->verb, "login"))
+          && !g_str_equal (inv->command->verb, "login")
+          && strstr (error->message, "log in") == NULL)
         {
           const char *user = stored != NULL && stored->user != NULL ? stored->user : "USER";
           g_autofree char *safe_user = kd_cli_sanitize (user);

@@ -75,7 +75,7 @@ kd_config_new_default (void)
   c->storage_pool_path = g_strdup ("/var/lib/kvmdesk/images");
   c->domain_prefix = g_strdup ("kd");
   c->shutdown_timeout = 60;
-  c->worker_threads = 16;
+  c->worker_threads = 32;
   c->reconcile_interval = 60;
   return c;
 }

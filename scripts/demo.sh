@@ -1,0 +1,108 @@
+#!/usr/bin/env bash
+# demo.sh: run kvmdeskd with a demo set-up, for `make demo`.
+#
+# Starts kvmdeskd on 127.0.0.1:8080 (KD_DEMO_LISTEN) with its state in ./demo-state/, then,
+# through the kvmdesk CLI: registers the local host (qemu:///system), imports the test
+# desktop image, defines a template and one desktop, and starts it. Prints what was made
+# and how to reach it, then keeps kvmdeskd in the foreground until Ctrl-C.
+#
+# Running it again reuses the state: what exists already is kept (the password too).
+# Expects `make` to have built BUILD_DIR and scripts/libvirt-up.sh to have run.
+set -euo pipefail
+
+cd "$(dirname "$0")/.."
+BUILD_DIR=${BUILD_DIR:-build}
+LISTEN=${KD_DEMO_LISTEN:-127.0.0.1:8080}
+STATE=$PWD/demo-state
+KVMDESKD=$BUILD_DIR/src/daemon/kvmdeskd
+KVMDESK=$PWD/$BUILD_DIR/src/cli/kvmdesk
+IMAGE=$BUILD_DIR/data/images/test-desktop.qcow2
+URL=http://$LISTEN
+
+for f in "$KVMDESKD" "$KVMDESK" "$IMAGE"; do
+  [ -e "$f" ] || { echo "demo: $f is missing: run 'make' first" >&2; exit 1; }
+done
+
+mkdir -p "$STATE"
+chmod 0700 "$STATE"
+# The pool directory must be reachable by QEMU (user libvirt-qemu), so it lives outside the
+# (private) state directory.
+cat > "$STATE/kvmdeskd.conf" <<EOF
+# Written by scripts/demo.sh; see data/kvmdeskd.conf.example for every setting.
+[libvirt]
+storage_pool = kvmdesk-demo
+storage_pool_path = /var/lib/kvmdesk/demo-pool
+domain_prefix = demo
+shutdown_timeout = 20
+EOF
+
+if [ ! -s "$STATE/admin-password" ]; then
+  ( umask 077; head -c 12 /dev/urandom | base64 | tr -d '/+=' > "$STATE/admin-password" )
+fi
+PASSWORD=$(cat "$STATE/admin-password")
+
+if curl -fsS -m 2 "$URL/healthz" >/dev/null 2>&1; then
+  echo "demo: something already answers on $URL; stop it or set KD_DEMO_LISTEN=127.0.0.1:PORT" >&2
+  exit 1
+fi
+
+echo "demo: starting kvmdeskd on $URL (state in $STATE, log in $STATE/kvmdeskd.log)"
+KVMDESK_ADMIN_PASSWORD=$PASSWORD "$KVMDESKD" --state-dir "$STATE" --listen "$LISTEN" \
+  --config "$STATE/kvmdeskd.conf" > >(tee -a "$STATE/kvmdeskd.log") 2>&1 &
+DAEMON=$!
+trap 'kill $DAEMON 2>/dev/null; wait $DAEMON 2>/dev/null' EXIT INT TERM
+
+for _ in $(seq 100); do
+  curl -fsS -m 1 "$URL/healthz" >/dev/null 2>&1 && break
+  kill -0 $DAEMON 2>/dev/null || { echo "demo: kvmdeskd exited; see $STATE/kvmdeskd.log" >&2; exit 1; }
+  sleep 0.1
+done
+
+export KVMDESK_URL=$URL XDG_CONFIG_HOME=$STATE/cli
+kd() { "$KVMDESK" "$@"; }
+# Runs a creating command; "already exists" is fine on a second run.
+ensure() {
+  local out
+  if out=$("$KVMDESK" "$@" 2>&1); then
+    echo "  $out"
+  elif grep -q "already" <<<"$out"; then
+    echo "  (kept) $out"
+  else
+    echo "demo: kvmdesk $*: $out" >&2
+    exit 1
+  fi
+}
+
+KVMDESK_PASSWORD=$PASSWORD kd login admin >/dev/null
+echo "demo: setting up"
+ensure host add local qemu:///system
+if kd image show test-desktop >/dev/null 2>&1; then
+  echo "  (kept) image 'test-desktop'"
+else
+  kd image import test-desktop "$IMAGE" --host local   # shows its progress
+fi
+ensure template add small --vcpus 1 --memory 128 --disk 1 --network none
+ensure desktop create desktop1 --image test-desktop --template small --host local
+state=$(kd --json desktop show desktop1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
+if [ "$state" != running ]; then
+  ensure desktop start desktop1
+fi
+
+accel=$(kd --json host show local | python3 -c 'import json,sys; h=json.load(sys.stdin); print(h["accel"] + (" (" + h["accel_reason"] + ")" if h.get("accel_reason") else ""))')
+domain=$(kd --json desktop show desktop1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["domain"])')
+vnc=$(virsh -c qemu:///system domdisplay "$domain" 2>/dev/null || echo "(not running)")
+
+cat <<EOF
+
+kvmdesk demo is running.
+  API:         $URL/api/v1   (health: $URL/healthz)
+  login:       admin / $PASSWORD
+  CLI:         export KVMDESK_URL=$URL; $KVMDESK login admin
+  host:        local (qemu:///system), acceleration: $accel
+  made:        image 'test-desktop', template 'small', desktop 'desktop1' (domain '$domain')
+  desktop:     VNC on $vnc  (e.g. remote-viewer $vnc, or virsh -c qemu:///system screenshot $domain)
+  try:         $KVMDESK desktop list;  $KVMDESK desktop reset desktop1
+
+kvmdeskd runs in the foreground: Ctrl-C stops it (desktops keep running; it finds them again).
+EOF
+wait $DAEMON
