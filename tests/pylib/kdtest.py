@@ -135,6 +135,9 @@ class Daemon:
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
+        if getattr(self, "log", None):
+            self.log.close()
+            self.log = None
 
     def cleanup(self):
         self.stop()

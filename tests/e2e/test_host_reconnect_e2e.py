@@ -1,0 +1,168 @@
+"""A host that goes away and comes back: keepalive, close callback, backoff.
+
+The host is the real local libvirtd reached through a unix-socket proxy that
+the test owns (qemu+unix:///system?socket=PROXY). Stopping the proxy cuts the
+connection as a dead network or a restarted libvirtd would; kvmdeskd must mark
+the host down with the reason, refuse work on it with a clear 503, and
+reconnect on its own once the proxy is back.
+"""
+
+import os
+import socket
+import subprocess
+import tempfile
+import threading
+import time
+import unittest
+
+import kdtest
+
+LIBVIRT_SOCK = "/run/libvirt/libvirt-sock"
+
+
+def libvirt_usable():
+    r = subprocess.run(["virsh", "-c", "qemu:///system", "version"], capture_output=True, text=True)
+    return r.returncode == 0, (r.stderr or r.stdout).strip()
+
+
+class SocketProxy:
+    """Forwards connections on a unix socket to libvirtd's socket."""
+
+    def __init__(self, path, target=LIBVIRT_SOCK):
+        self.path = path
+        self.target = target
+        self.listener = None
+        self.conns = []
+        self.lock = threading.Lock()
+
+    def start(self):
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+        self.listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        self.listener.bind(self.path)
+        self.listener.listen(16)
+        threading.Thread(target=self._accept, args=(self.listener,), daemon=True).start()
+
+    def _accept(self, listener):
+        while True:
+            try:
+                client, _ = listener.accept()
+            except OSError:
+                return
+            upstream = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                upstream.connect(self.target)
+            except OSError:
+                client.close()
+                continue
+            with self.lock:
+                self.conns += [client, upstream]
+            threading.Thread(target=self._pump, args=(client, upstream), daemon=True).start()
+            threading.Thread(target=self._pump, args=(upstream, client), daemon=True).start()
+
+    @staticmethod
+    def _pump(src, dst):
+        try:
+            while True:
+                data = src.recv(65536)
+                if not data:
+                    break
+                dst.sendall(data)
+        except OSError:
+            pass
+        for s in (src, dst):
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+    def stop(self):
+        """Closes the listener and every forwarded connection."""
+        if self.listener:
+            self.listener.close()
+            self.listener = None
+        with self.lock:
+            conns, self.conns = self.conns, []
+        for s in conns:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            s.close()
+        if os.path.exists(self.path):
+            os.unlink(self.path)
+
+
+class HostReconnectTest(unittest.TestCase):
+
+    def setUp(self):
+        ok, why = libvirt_usable()
+        if not ok:
+            if kdtest.require_e2e():
+                self.fail("qemu:///system is not usable and KD_REQUIRE_E2E=1: %s" % why)
+            self.skipTest("qemu:///system is not usable: %s" % why)
+        self.tmp = tempfile.mkdtemp(prefix="kdproxy-")
+        self.proxy = SocketProxy(os.path.join(self.tmp, "sock"))
+        self.proxy.start()
+        self.addCleanup(self.proxy.stop)
+        self.daemon = kdtest.Daemon()
+        self.addCleanup(self.daemon.cleanup)
+        self.daemon.start()
+        self.addCleanup(self._remove_pool)
+
+    def _remove_pool(self):
+        for cmd in (["pool-destroy", self.daemon.pool], ["pool-undefine", self.daemon.pool]):
+            subprocess.run(["virsh", "-c", "qemu:///system", *cmd], capture_output=True)
+
+    def wait_state(self, name, state, timeout=30):
+        deadline = time.time() + timeout
+        host = None
+        while time.time() < deadline:
+            host = self.daemon.request("GET", "/api/v1/hosts/" + name)
+            if host["state"] == state:
+                return host
+            time.sleep(0.2)
+        self.fail("host %r did not become %r in %ds: %r\n%s" % (name, state, timeout, host,
+                                                               self.daemon.read_log()))
+
+    def test_down_and_back(self):
+        d = self.daemon
+        uri = "qemu+unix:///system?socket=" + self.proxy.path
+        host = d.request("POST", "/api/v1/hosts", {"name": "proxied", "uri": uri})
+        self.assertEqual(host["state"], "up")
+        self.assertIsNone(host["last_error"])
+
+        # The network goes away: the close callback marks the host down.
+        self.proxy.stop()
+        down = self.wait_state("proxied", "down")
+        self.assertTrue(down["last_error"], down)
+        # Work on a down host is refused with a clear answer, not a hang.
+        status, body = d.status_of("POST", "/api/v1/templates", {"name": "t1", "memory_mib": 64, "disk_gib": 1})
+        self.assertIn(status, (200, 201))
+        status, body = d.status_of("PUT", "/api/v1/images/img1?host=proxied", raw=b"\0" * 1024)
+        self.assertEqual(status, 503, body)
+        self.assertIn("proxied", body["error"])
+
+        # While it stays away, kvmdeskd keeps trying (backoff) and stays up itself.
+        time.sleep(3)
+        self.assertEqual(d.request("GET", "/healthz", auth=False)["status"], "ok")
+        self.assertEqual(d.request("GET", "/api/v1/hosts/proxied")["state"], "down")
+
+        # It comes back: reconnected without anyone asking.
+        self.proxy.start()
+        up = self.wait_state("proxied", "up", timeout=30)
+        self.assertIsNone(up["last_error"])
+        self.assertGreater(up["cpus"], 0)
+
+        events = d.request("GET", "/api/v1/events?object_type=host&object_name=proxied&limit=50")
+        transitions = [(e["from_state"], e["to_state"]) for e in reversed(events) if e["action"] == "state"]
+        self.assertIn("down", [t for _, t in transitions], events)
+        self.assertEqual(transitions[-1][1], "up", events)
+        self.assertTrue(any("connection lost" in e["message"] or "unreachable" in e["message"]
+                            for e in events), events)
+
+        d.request("DELETE", "/api/v1/hosts/proxied", expect=204)
+
+
+if __name__ == "__main__":
+    unittest.main()
