@@ -362,6 +362,49 @@ kd_api_respond_list (KdApiRequest *req, JsonArray *array)
   kd_api_respond_json (req, 200, node);
 }
 
+typedef JsonNode *(*KdApiRowView) (KdBroker *broker, gpointer row);
+
+/* Answers a listing from the store: @rows, or @error when it is NULL. */
+static void
+kd_api_respond_rows (KdApiRequest *req, GPtrArray *rows, const GError *error, KdApiRowView view)
+{
+  JsonArray *arr;
+
+  if (rows == NULL)
+    {
+      kd_api_respond_error (req, error);
+      return;
+    }
+  arr = json_array_new ();
+  for (guint i = 0; i < rows->len; i++)
+    json_array_add_element (arr, view (req->server->broker, rows->pdata[i]));
+  kd_api_respond_list (req, arr);
+}
+
+static JsonNode *
+kd_api_view_template (KdBroker *broker, gpointer row)
+{
+  return kd_api_json_template (row);
+}
+
+static JsonNode *
+kd_api_view_image (KdBroker *broker, gpointer row)
+{
+  return kd_api_json_image (broker, row);
+}
+
+static JsonNode *
+kd_api_view_desktop (KdBroker *broker, gpointer row)
+{
+  return kd_api_json_desktop (broker, row);
+}
+
+static JsonNode *
+kd_api_view_event (KdBroker *broker, gpointer row)
+{
+  return kd_api_json_event (row);
+}
+
 /* ------------------------------------------------------------------ */
 /* hosts */
 
@@ -480,16 +523,7 @@ kd_api_images (KdApiRequest *req)
   if (req->n_segs == 3 && IS ("GET"))
     {
       g_autoptr(GPtrArray) rows = kd_store_image_list (store, &error);
-      JsonArray *arr;
-      if (rows == NULL)
-        {
-          kd_api_respond_error (req, error);
-          return;
-        }
-      arr = json_array_new ();
-      for (guint i = 0; i < rows->len; i++)
-        json_array_add_element (arr, kd_api_json_image (b, rows->pdata[i]));
-      kd_api_respond_list (req, arr);
+      kd_api_respond_rows (req, rows, error, kd_api_view_image);
     }
   else if (req->n_segs == 4 && IS ("GET"))
     {
@@ -543,16 +577,7 @@ kd_api_templates (KdApiRequest *req)
   if (req->n_segs == 3 && IS ("GET"))
     {
       g_autoptr(GPtrArray) rows = kd_store_template_list (store, &error);
-      JsonArray *arr;
-      if (rows == NULL)
-        {
-          kd_api_respond_error (req, error);
-          return;
-        }
-      arr = json_array_new ();
-      for (guint i = 0; i < rows->len; i++)
-        json_array_add_element (arr, kd_api_json_template (rows->pdata[i]));
-      kd_api_respond_list (req, arr);
+      kd_api_respond_rows (req, rows, error, kd_api_view_template);
     }
   else if (req->n_segs == 3 && IS ("POST"))
     {
@@ -656,16 +681,7 @@ kd_api_desktops (KdApiRequest *req)
   if (req->n_segs == 3 && IS ("GET"))
     {
       g_autoptr(GPtrArray) rows = kd_store_desktop_list (store, &error);
-      JsonArray *arr;
-      if (rows == NULL)
-        {
-          kd_api_respond_error (req, error);
-          return;
-        }
-      arr = json_array_new ();
-      for (guint i = 0; i < rows->len; i++)
-        json_array_add_element (arr, kd_api_json_desktop (b, rows->pdata[i]));
-      kd_api_respond_list (req, arr);
+      kd_api_respond_rows (req, rows, error, kd_api_view_desktop);
     }
   else if (req->n_segs == 3 && IS ("POST"))
     {
@@ -774,7 +790,6 @@ kd_api_events (KdApiRequest *req)
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) rows = NULL;
   gint64 since = 0, limit = 100;
-  JsonArray *arr;
 
   if (!IS ("GET") || req->n_segs != 3)
     {
@@ -787,15 +802,7 @@ kd_api_events (KdApiRequest *req)
   rows = kd_store_event_list (kd_broker_get_store (req->server->broker),
                               kd_api_request_query (req, "object_type"),
                               kd_api_request_query (req, "object_name"), since, limit, &error);
-  if (rows == NULL)
-    {
-      kd_api_respond_error (req, error);
-      return;
-    }
-  arr = json_array_new ();
-  for (guint i = 0; i < rows->len; i++)
-    json_array_add_element (arr, kd_api_json_event (rows->pdata[i]));
-  kd_api_respond_list (req, arr);
+  kd_api_respond_rows (req, rows, error, kd_api_view_event);
 }
 
 /* ------------------------------------------------------------------ */
