@@ -191,7 +191,7 @@ kd_api_respond_errorf (KdApiRequest *req, guint status, const char *code, const 
   va_start (ap, fmt);
   msg = g_strdup_vprintf (fmt, ap);
   va_end (ap);
-  if (status >= 500)
+  if (status == 500)
     g_warning ("%s %s: %s", req->method, req->path, msg);
   else
     g_info ("%s %s from %s: %u %s", req->method, req->path, req->client, status, msg);

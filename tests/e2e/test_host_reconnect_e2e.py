@@ -78,7 +78,16 @@ class SocketProxy:
 
     def stop(self):
         """Closes the listener and every forwarded connection."""
+        # Unlink first so no new client finds the socket; shutdown() wakes
+        # the thread blocked in accept() (close() alone would leave that
+        # listening socket alive in the kernel, still accepting).
+        if os.path.exists(self.path):
+            os.unlink(self.path)
         if self.listener:
+            try:
+                self.listener.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
             self.listener.close()
             self.listener = None
         with self.lock:

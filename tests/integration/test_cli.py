@@ -37,12 +37,17 @@ class CliTest(DaemonTestCase):
         except ValueError:
             self.fail("kvmdesk %s --json printed no JSON: %r" % (" ".join(args), r.stdout))
 
-    def assertCliFails(self, *args, mention=None, env=None):
+    def assertCliFails(self, *args, mention=None, env=None, progress=False):
+        """Asserts a non-zero exit with one line on stderr (the last line
+        when @progress: uploads report progress on stderr first)."""
         r = self.daemon.cli(*args, check=False, env=env)
         self.assertNotEqual(r.returncode, 0, "kvmdesk %s succeeded: %s" % (" ".join(args), r.stdout))
         err = r.stderr.strip()
         self.assertTrue(err, "no message on stderr")
+        if progress:
+            err = err.splitlines()[-1]
         self.assertEqual(len(err.splitlines()), 1, "expected one line on stderr, got: %r" % err)
+        self.assertTrue(err.startswith("kvmdesk"), err)
         if mention:
             self.assertIn(mention, err)
         self.assertNotIn("Traceback", err)
@@ -105,7 +110,8 @@ class CliTest(DaemonTestCase):
         overlay = make_image(os.path.join(self.daemon.tmp, "ov-%s.qcow2" % kdtest.random_suffix()),
                              backing=base)
         name = self.unique("backed")
-        self.assertCliFails("image", "import", name, overlay, "--host", host, mention="backing")
+        self.assertCliFails("image", "import", name, overlay, "--host", host, mention="backing",
+                            progress=True)
         self.assertApiError(404, "GET", "/api/v1/images/" + name)
 
     def test_desktop_lifecycle(self):

@@ -46,6 +46,9 @@ class ImagesTest(DaemonTestCase):
         body = self.assertApiError(status, "PUT", path, raw=data)
         if code:
             self.assertEqual(body.get("code"), code, body)
+        # The message speaks of what the client sent, not of the server's
+        # temporary files.
+        self.assertNotIn(self.daemon.state_dir, body["error"])
         self.assertEqual(self.names("/api/v1/images"), before)
         self.assertApiError(404, "GET", "/api/v1/images/" + name)
         return body
@@ -93,17 +96,23 @@ class ImagesTest(DaemonTestCase):
         base = make_image(self.image_path("base") + ".qcow2", "qcow2", "64M")
         data = read_bytes(make_image(self.image_path("overlay") + ".qcow2", "qcow2", "64M",
                                      backing=base))
-        body = self.assertRefused(400, self.unique("backed"), data, code="invalid")
+        name = self.unique("backed")
+        body = self.assertRefused(400, name, data, code="invalid")
+        self.assertIn(name, body["error"])
         self.assertIn("backing", body["error"].lower())
 
     def test_refuse_vmdk(self):
         data = read_bytes(make_image(self.image_path("v") + ".vmdk", "vmdk", "64M"))
-        body = self.assertRefused(400, self.unique("vmdk"), data, code="invalid")
+        name = self.unique("vmdk")
+        body = self.assertRefused(400, name, data, code="invalid")
+        self.assertIn(name, body["error"])
         self.assertIn("vmdk", body["error"].lower())
 
     def test_refuse_vdi(self):
         data = read_bytes(make_image(self.image_path("v") + ".vdi", "vdi", "64M"))
-        body = self.assertRefused(400, self.unique("vdi"), data, code="invalid")
+        name = self.unique("vdi")
+        body = self.assertRefused(400, name, data, code="invalid")
+        self.assertIn(name, body["error"])
         self.assertIn("vdi", body["error"].lower())
 
     def test_refuse_empty_body(self):

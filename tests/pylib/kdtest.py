@@ -92,6 +92,9 @@ class Daemon:
             env.pop("KVMDESK_ADMIN_PASSWORD", None)
         else:
             env["KVMDESK_ADMIN_PASSWORD"] = self.admin_password
+        # Unit tests make warnings fatal; the daemon reports operator-facing
+        # warnings (orphans, lost hosts) by design, so only criticals abort it.
+        env["G_DEBUG"] = "fatal-criticals"
         env.update(self.extra_env)
         self.log = open(self.log_path, "ab")
         self.proc = subprocess.Popen(
@@ -126,6 +129,9 @@ class Daemon:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
             self.proc.wait(30)
+        if getattr(self, "log", None):
+            self.log.close()
+            self.log = None
 
     def stop(self):
         if self.proc and self.proc.poll() is None:
@@ -163,6 +169,9 @@ class Daemon:
             env.pop("KVMDESK_ADMIN_PASSWORD", None)
         else:
             env["KVMDESK_ADMIN_PASSWORD"] = self.admin_password
+        # Unit tests make warnings fatal; the daemon reports operator-facing
+        # warnings (orphans, lost hosts) by design, so only criticals abort it.
+        env["G_DEBUG"] = "fatal-criticals"
         env.update(self.extra_env)
         args = [KVMDESKD, "--state-dir", self.state_dir, "--config", self.config_path]
         if listen is not None:
