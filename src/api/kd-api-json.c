@@ -208,7 +208,14 @@ kd_api_json_reconcile (const KdReconcileReport *r)
   json_builder_set_member_name (b, "problems");
   json_builder_begin_array (b);
   for (guint i = 0; i < r->problems->len; i++)
-    json_builder_add_string_value (b, r->problems->pdata[i]);
+    {
+      KdProblem *p = r->problems->pdata[i];
+      json_builder_begin_object (b);
+      kd_json_add_str (b, "host", p->host);
+      kd_json_add_str (b, "desktop", p->desktop);
+      kd_json_add_str (b, "problem", p->message);
+      json_builder_end_object (b);
+    }
   json_builder_end_array (b);
   json_builder_end_object (b);
   return json_builder_get_root (b);

@@ -118,7 +118,7 @@ static void
 kd_import_probe_run (gpointer data, GCancellable *cancellable)
 {
   KdImportJob *j = data;
-  kd_hv_image_probe (j->spool, &j->info, &j->error);
+  kd_hv_image_probe_labeled (j->spool, j->name, &j->info, &j->error);
 }
 
 static void

@@ -42,3 +42,4 @@ void     kd_broker_domain_event (KdHvHost *hv, const char *domain_name, KdHvDoma
 void     kd_broker_reconcile_schedule (KdBroker *broker);
 void     kd_broker_desktops_recover (KdBroker *broker);
 void     kd_orphan_free (KdOrphan *orphan);
+void     kd_problem_free (KdProblem *problem);

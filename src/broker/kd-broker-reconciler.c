@@ -89,6 +89,29 @@ kd_reconcile_add_orphan (GPtrArray *orphans, const char *host, const char *kind,
 }
 
 static void
+kd_reconcile_add_problem (GPtrArray *problems, const char *host, const char *desktop,
+                          char *message)
+{
+  KdProblem *p = g_new0 (KdProblem, 1);
+  p->host = g_strdup (host);
+  p->desktop = g_strdup (desktop);
+  p->message = message;
+  g_ptr_array_add (problems, p);
+}
+
+static gboolean
+kd_problem_known (GPtrArray *list, const KdProblem *p)
+{
+  for (guint i = 0; list && i < list->len; i++)
+    {
+      KdProblem *q = list->pdata[i];
+      if (g_str_equal (q->message, p->message))
+        return TRUE;
+    }
+  return FALSE;
+}
+
+static void
 kd_reconcile_host (KdBroker *b, KdHostScan *s, GPtrArray *orphans, GPtrArray *problems)
 {
   const char *instance = kd_store_get_instance_id (b->store);
@@ -120,14 +143,15 @@ kd_reconcile_host (KdBroker *b, KdHostScan *s, GPtrArray *orphans, GPtrArray *pr
                   "its domain '%s' no longer exists on host '%s'", row->domain, s->host);
               kd_broker_desktop_set_state (b, row, KD_DESKTOP_ERROR, reason, NULL, "reconcile");
             }
-          g_ptr_array_add (problems, g_strdup_printf ("desktop '%s': domain '%s' is missing on host '%s'",
-                                                      row->name, row->domain, s->host));
+          kd_reconcile_add_problem (problems, s->host, row->name,
+                                    g_strdup_printf ("desktop '%s': domain '%s' is missing on host '%s'",
+                                                     row->name, row->domain, s->host));
           continue;
         }
       if (g_strcmp0 (d->instance_id, instance) != 0)
         {
           /* Same name, another installation: not ours to judge. */
-          g_ptr_array_add (problems, g_strdup_printf (
+          kd_reconcile_add_problem (problems, s->host, row->name, g_strdup_printf (
               "desktop '%s': domain '%s' on host '%s' belongs to another kvmdesk installation",
               row->name, row->domain, s->host));
           continue;
@@ -197,7 +221,7 @@ kd_reconcile_done (KdBroker *b, gpointer data)
 {
   KdReconcileJob *j = data;
   g_autoptr(GPtrArray) orphans = g_ptr_array_new_with_free_func ((GDestroyNotify) kd_orphan_free);
-  g_autoptr(GPtrArray) problems = g_ptr_array_new_with_free_func (g_free);
+  g_autoptr(GPtrArray) problems = g_ptr_array_new_with_free_func ((GDestroyNotify) kd_problem_free);
   g_autoptr(GPtrArray) new_orphans = g_ptr_array_new ();
   g_autoptr(GPtrArray) new_problems = g_ptr_array_new ();
 
@@ -206,7 +230,8 @@ kd_reconcile_done (KdBroker *b, gpointer data)
       KdHostScan *s = j->scans->pdata[i];
       if (s->error)
         {
-          g_ptr_array_add (problems, g_strdup_printf ("host '%s': %s", s->host, s->error->message));
+          kd_reconcile_add_problem (problems, s->host, NULL,
+                                    g_strdup_printf ("host '%s': %s", s->host, s->error->message));
           continue;
         }
       if (kd_broker_host_by_id (b, s->host_id) == NULL)
@@ -225,7 +250,7 @@ kd_reconcile_done (KdBroker *b, gpointer data)
         }
     }
   for (guint i = 0; i < problems->len; i++)
-    if (!g_ptr_array_find_with_equal_func (b->report.problems, problems->pdata[i], g_str_equal, NULL))
+    if (!kd_problem_known (b->report.problems, problems->pdata[i]))
       g_ptr_array_add (new_problems, problems->pdata[i]);
 
   if (b->reconciled && (new_orphans->len || new_problems->len))

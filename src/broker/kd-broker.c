@@ -109,6 +109,17 @@ kd_orphan_free (KdOrphan *o)
   g_free (o);
 }
 
+void
+kd_problem_free (KdProblem *p)
+{
+  if (p == NULL)
+    return;
+  g_free (p->host);
+  g_free (p->desktop);
+  g_free (p->message);
+  g_free (p);
+}
+
 /**
  * kd_broker_new:
  * @config: (transfer none): must outlive the broker
@@ -126,7 +137,7 @@ kd_broker_new (KdConfig *config, KdStore *store)
   b->busy = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, g_free);
   b->importing = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   b->report.orphans = g_ptr_array_new_with_free_func ((GDestroyNotify) kd_orphan_free);
-  b->report.problems = g_ptr_array_new_with_free_func (g_free);
+  b->report.problems = g_ptr_array_new_with_free_func ((GDestroyNotify) kd_problem_free);
   b->reconcile_waiters = g_ptr_array_new_with_free_func (g_object_unref);
   b->workers = g_thread_pool_new (kd_job_thread, NULL, (gint) config->worker_threads, FALSE, NULL);
   return b;

@@ -54,10 +54,16 @@ typedef struct {
 } KdOrphan;
 
 typedef struct {
+  char    *host;
+  char    *desktop;            /* NULL for a problem of the host itself */
+  char    *message;            /* a sentence */
+} KdProblem;
+
+typedef struct {
   gint64     last_run;         /* µs; 0 = never */
   gboolean   running;
   GPtrArray *orphans;          /* KdOrphan */
-  GPtrArray *problems;         /* char*: "desktop 'x': …" */
+  GPtrArray *problems;         /* KdProblem */
 } KdReconcileReport;
 
 /* Called on the main loop after each reconciler pass with the orphans

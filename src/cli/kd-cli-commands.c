@@ -899,6 +899,7 @@ static const KdCliColumn orphan_columns[] = {
 };
 
 static const KdCliColumn problem_columns[] = {
+  { "HOST", "host", kd_cli_json_text },
   { "DESKTOP", "desktop", kd_cli_json_text },
   { "PROBLEM", "problem", kd_cli_json_text },
 };

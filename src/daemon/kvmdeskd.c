@@ -83,7 +83,7 @@ kd_on_reconciled (KdBroker *broker, GPtrArray *orphans, GPtrArray *problems, gpo
       g_warning ("reconciler: host '%s': orphan %s '%s': %s", o->host, o->kind, o->name, o->detail);
     }
   for (guint i = 0; i < problems->len; i++)
-    g_warning ("reconciler: %s", (char *) problems->pdata[i]);
+    g_warning ("reconciler: %s", ((KdProblem *) problems->pdata[i])->message);
 }
 
 static gboolean

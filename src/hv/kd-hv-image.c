@@ -203,9 +203,10 @@ kd_hv_probe_qcow2 (int           fd,
  * (no such file) or %KD_HV_ERROR_FAILED (cannot read it).
  */
 gboolean
-kd_hv_image_probe (const char     *path,
-                   KdHvImageInfo  *out,
-                   GError        **error)
+kd_hv_image_probe_labeled (const char     *path,
+                           const char     *label,
+                           KdHvImageInfo  *out,
+                           GError        **error)
 {
   guint8 hdr[KD_HV_PROBE_HEADER_BYTES];
   guint8 footer[KD_HV_VHD_FOOTER_LEN];
@@ -230,7 +231,7 @@ kd_hv_image_probe (const char     *path,
       saved = errno;
       g_set_error (error, KD_HV_ERROR,
                    saved == ENOENT ? KD_HV_ERROR_NOT_FOUND : KD_HV_ERROR_FAILED,
-                   "cannot read image '%s': %s", path, g_strerror (saved));
+                   "cannot read image '%s': %s", label, g_strerror (saved));
       return FALSE;
     }
   if (fstat (fd, &st) < 0)
@@ -238,37 +239,37 @@ kd_hv_image_probe (const char     *path,
       saved = errno;
       close (fd);
       g_set_error (error, KD_HV_ERROR, KD_HV_ERROR_FAILED,
-                   "cannot read image '%s': %s", path, g_strerror (saved));
+                   "cannot read image '%s': %s", label, g_strerror (saved));
       return FALSE;
     }
   if (!S_ISREG (st.st_mode))
     {
       close (fd);
-      return kd_refuse (error, path, "it is not a regular file");
+      return kd_refuse (error, label, "it is not a regular file");
     }
   if (st.st_size == 0)
     {
       close (fd);
-      return kd_refuse (error, path, "it is empty");
+      return kd_refuse (error, label, "it is empty");
     }
   if (!kd_read_at (fd, hdr, sizeof hdr, 0, &len))
     {
       saved = errno;
       close (fd);
       g_set_error (error, KD_HV_ERROR, KD_HV_ERROR_FAILED,
-                   "cannot read image '%s': %s", path, g_strerror (saved));
+                   "cannot read image '%s': %s", label, g_strerror (saved));
       return FALSE;
     }
   virtual_size = st.st_size;
 
 #define REFUSE(name) \
   do { close (fd); \
-       return kd_refuse (error, path, "it is a %s image; convert it with " \
+       return kd_refuse (error, label, "it is a %s image; convert it with " \
                          "qemu-img convert -O qcow2", name); } while (0)
 
   if (kd_has_prefix (hdr, len, "QFI\xfb", 4))
     {
-      gboolean ok = kd_hv_probe_qcow2 (fd, path, hdr, len, st.st_size, &virtual_size, error);
+      gboolean ok = kd_hv_probe_qcow2 (fd, label, hdr, len, st.st_size, &virtual_size, error);
       close (fd);
       if (!ok)
         return FALSE;
@@ -290,7 +291,7 @@ kd_hv_image_probe (const char     *path,
   if (kd_has_prefix (hdr, len, "LUKS\xba\xbe", 6))
     {
       close (fd);
-      return kd_refuse (error, path, "it is a LUKS-encrypted image");
+      return kd_refuse (error, label, "it is a LUKS-encrypted image");
     }
   if (kd_has_prefix (hdr, len, "WithoutFreeSpace", 16) ||
       kd_has_prefix (hdr, len, "WithouFreSpacExt", 16))
@@ -322,4 +323,16 @@ done:
   out->virtual_size = virtual_size;
   out->file_size = st.st_size;
   return TRUE;
+}
+
+/**
+ * kd_hv_image_probe:
+ * As kd_hv_image_probe_labeled(), naming the file by @path in messages.
+ */
+gboolean
+kd_hv_image_probe (const char     *path,
+                   KdHvImageInfo  *out,
+                   GError        **error)
+{
+  return kd_hv_image_probe_labeled (path, path, out, error);
 }

@@ -144,6 +144,12 @@ void     kd_hv_image_info_clear (KdHvImageInfo *info);
 gboolean kd_hv_image_probe (const char     *path,
                             KdHvImageInfo  *out,
                             GError        **error);
+/* The same, naming the image @label in messages (an upload's spool file
+ * is not what the person who uploaded it knows it by). */
+gboolean kd_hv_image_probe_labeled (const char     *path,
+                                    const char     *label,
+                                    KdHvImageInfo  *out,
+                                    GError        **error);
 
 typedef void (*KdHvProgressFunc) (gint64   done,
                                   gint64   total,

@@ -69,6 +69,26 @@ class AuthTest(DaemonTestCase):
                             {"name": name, "uri": "test:///default"}, auth=False)
         self.assertNotIn(name, self.names("/api/v1/hosts"))
 
+    def test_every_endpoint_needs_a_token(self):
+        name = self.unique("noauth")
+        calls = [("GET", "/api/v1/hosts/" + name, None), ("GET", "/api/v1/images", None),
+                 ("GET", "/api/v1/templates", None), ("GET", "/api/v1/desktops", None),
+                 ("POST", "/api/v1/templates", {"name": name}),
+                 ("POST", "/api/v1/desktops", {"name": name, "image": name, "template": name}),
+                 ("POST", "/api/v1/desktops/%s/start" % name, None),
+                 ("DELETE", "/api/v1/desktops/" + name, None),
+                 ("GET", "/api/v1/reconciler", None), ("POST", "/api/v1/reconciler/run", None),
+                 ("GET", "/api/v1/events", None)]
+        for method, path, body in calls:
+            with self.subTest(method=method, path=path):
+                self.assertApiError(401, method, path, body, auth=False)
+        # An upload without a token is refused before anything is stored.
+        status, body = self.daemon.raw_request("PUT", "/api/v1/images/" + name, b"\0" * 65536,
+                                               auth=False)
+        self.assertEqual(status, 401, body)
+        self.assertNotIn(name, self.names("/api/v1/images"))
+        self.assertNotIn(name, self.names("/api/v1/templates"))
+
     def test_logout_revokes_token(self):
         token = self.daemon.request("POST", "/api/v1/login",
                                     {"username": "admin", "password": self.daemon.admin_password},

@@ -155,6 +155,17 @@ class ImagesTest(DaemonTestCase):
         # Exactly the limit is accepted.
         self.put(self.unique("limit"), b"\0" * MIB, host=self.host)
 
+    def test_upload_without_content_length(self):
+        before = self.names("/api/v1/images")
+        name = self.unique("chunked")
+        status, body = self.daemon.raw_request(
+            "PUT", "/api/v1/images/%s?host=%s" % (name, self.host), os.urandom(8192),
+            headers={"Content-Type": "application/octet-stream"}, chunked=True)
+        self.assertIn(status, (400, 411), body)
+        self.assertIsInstance(body, dict, body)
+        self.assertTrue(body.get("error"), body)
+        self.assertEqual(self.names("/api/v1/images"), before)
+
     def test_delete(self):
         name = self.unique("del")
         self.put(name, os.urandom(8192), host=self.host)

@@ -240,18 +240,23 @@ class Daemon:
             return e.status, e.body
 
     def raw_request(self, method, path, body=b"", headers=None, auth=True, timeout=60,
-                    expect_continue=True):
+                    expect_continue=True, chunked=False):
         """Sends one request over a plain socket; returns (status, decoded body).
 
         Unlike request(), this copes with a server that answers before it has
         read the whole body (413 on a too large upload): the request asks for
         "100 Continue" and sends the body only when told to; a server that
         closes the connection while the body is sent is tolerated and its
-        answer is read anyway.
+        answer is read anyway. chunked: send the body with chunked transfer
+        encoding and no Content-Length.
         """
         host, port = self.url[len("http://"):].rsplit(":", 1)
-        hdrs = {"Host": "%s:%s" % (host, port), "Connection": "close",
-                "Content-Length": str(len(body))}
+        hdrs = {"Host": "%s:%s" % (host, port), "Connection": "close"}
+        if chunked:
+            hdrs["Transfer-Encoding"] = "chunked"
+            body = (b"%x\r\n%s\r\n" % (len(body), body) if body else b"") + b"0\r\n\r\n"
+        else:
+            hdrs["Content-Length"] = str(len(body))
         if auth and self.token:
             hdrs["Authorization"] = "Bearer " + self.token
         if expect_continue and body:
