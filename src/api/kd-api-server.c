@@ -377,6 +377,32 @@ kd_api_completed (void *cls, struct MHD_Connection *conn, void **con_cls,
   kd_api_request_unref (req);
 }
 
+/* Decodes %XX in the URL and query, except %00: a NUL would cut a name
+ * short ("a%00b" must not act on "a"), so it stays as text and fails the
+ * name checks. Decoding never makes the text longer. */
+static size_t
+kd_api_unescape (void *cls, struct MHD_Connection *conn, char *s)
+{
+  char *r = s, *w = s;
+
+  while (*r)
+    {
+      if (r[0] == '%' && g_ascii_isxdigit (r[1]) && g_ascii_isxdigit (r[2]))
+        {
+          int v = g_ascii_xdigit_value (r[1]) * 16 + g_ascii_xdigit_value (r[2]);
+          if (v != 0)
+            {
+              *w++ = (char) v;
+              r += 3;
+              continue;
+            }
+        }
+      *w++ = *r++;
+    }
+  *w = '\0';
+  return (size_t) (w - s);
+}
+
 static void
 kd_api_mhd_log (void *cls, const char *fmt, va_list ap)
 {
@@ -545,6 +571,7 @@ kd_api_server_new (KdBroker *broker, KdConfig *config, GError **error)
                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) config->connection_timeout,
                              MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) KD_API_MHD_MEMORY_LIMIT,
                              MHD_OPTION_NOTIFY_COMPLETED, kd_api_completed, s,
+                             MHD_OPTION_UNESCAPE_CALLBACK, kd_api_unescape, s,
                              MHD_OPTION_END);
   if (s->mhd == NULL)
     {

@@ -5,6 +5,34 @@
 #include "kd-json.h"
 #include "kd-error.h"
 
+/* json-glib hands strings out as C strings: a "\u0000" escape would cut
+ * a value short ("a\u0000b" read as "a"). Such bodies are refused. */
+static gboolean
+kd_json_has_nul_escape (const char *data, gsize len)
+{
+  gboolean in_string = FALSE;
+
+  for (gsize i = 0; i < len; i++)
+    {
+      if (!in_string)
+        {
+          if (data[i] == '"')
+            in_string = TRUE;
+          continue;
+        }
+      if (data[i] == '"')
+        in_string = FALSE;
+      else if (data[i] == '\\' && i + 1 < len)
+        {
+          if ((data[i + 1] == 'u' || data[i + 1] == 'U') && i + 5 < len && data[i + 2] == '0' && data[i + 3] == '0' &&
+              data[i + 4] == '0' && data[i + 5] == '0')
+            return TRUE;
+          i++;              /* skip the escaped character */
+        }
+    }
+  return FALSE;
+}
+
 /**
  * kd_json_parse_object:
  * Returns: (transfer full): the top-level object of @data, or %NULL with
@@ -25,6 +53,12 @@ kd_json_parse_object (const char *data, gsize len, GError **error)
   if (!g_utf8_validate (data, len, NULL))
     {
       g_set_error (error, KD_ERROR, KD_ERROR_INVALID, "the request body is not valid UTF-8");
+      return NULL;
+    }
+  if (memchr (data, '\0', len) != NULL || kd_json_has_nul_escape (data, len))
+    {
+      g_set_error (error, KD_ERROR, KD_ERROR_INVALID,
+                   "the request body contains a NUL character, which no field accepts");
       return NULL;
     }
   if (!json_parser_load_from_data (parser, data, len, &local))
