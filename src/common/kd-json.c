@@ -50,15 +50,15 @@ kd_json_parse_object (const char *data, gsize len, GError **error)
       g_set_error (error, KD_ERROR, KD_ERROR_INVALID, "a JSON object body is required");
       return NULL;
     }
-  if (!g_utf8_validate (data, len, NULL))
-    {
-      g_set_error (error, KD_ERROR, KD_ERROR_INVALID, "the request body is not valid UTF-8");
-      return NULL;
-    }
   if (memchr (data, '\0', len) != NULL || kd_json_has_nul_escape (data, len))
     {
       g_set_error (error, KD_ERROR, KD_ERROR_INVALID,
                    "the request body contains a NUL character, which no field accepts");
+      return NULL;
+    }
+  if (!g_utf8_validate (data, len, NULL))
+    {
+      g_set_error (error, KD_ERROR, KD_ERROR_INVALID, "the request body is not valid UTF-8");
       return NULL;
     }
   if (!json_parser_load_from_data (parser, data, len, &local))
