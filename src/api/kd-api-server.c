@@ -377,9 +377,10 @@ kd_api_completed (void *cls, struct MHD_Connection *conn, void **con_cls,
   kd_api_request_unref (req);
 }
 
-/* Decodes %XX in the URL and query, except %00: a NUL would cut a name
- * short ("a%00b" must not act on "a"), so it stays as text and fails the
- * name checks. Decoding never makes the text longer. */
+/* Decodes %XX in the URL and query, except %00 and %2F: a NUL would cut
+ * a name short ("a%00b" must not act on "a") and a slash would change the
+ * route, so both stay as text and fail the name checks. Decoding never
+ * makes the text longer. */
 static size_t
 kd_api_unescape (void *cls, struct MHD_Connection *conn, char *s)
 {
@@ -390,7 +391,8 @@ kd_api_unescape (void *cls, struct MHD_Connection *conn, char *s)
       if (r[0] == '%' && g_ascii_isxdigit (r[1]) && g_ascii_isxdigit (r[2]))
         {
           int v = g_ascii_xdigit_value (r[1]) * 16 + g_ascii_xdigit_value (r[2]);
-          if (v != 0)
+          /* NUL would cut a name short; '/' would change the route. */
+          if (v != 0 && v != '/')
             {
               *w++ = (char) v;
               r += 3;

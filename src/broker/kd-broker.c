@@ -473,9 +473,9 @@ kd_broker_host_added (KdBroker *b, gpointer data)
 
   if (j->error)
     {
-      g_task_return_new_error (j->task, KD_ERROR, KD_ERROR_UNAVAILABLE,
-                               "cannot connect to host '%s' at '%s': %s",
-                               j->name, j->uri, j->error->message);
+      /* hv's message already names the host and its URI. */
+      g_task_return_new_error (j->task, KD_ERROR, KD_ERROR_UNAVAILABLE, "%s; nothing was stored",
+                               j->error->message);
       return;
     }
   row = g_new0 (KdHostRow, 1);

@@ -85,7 +85,7 @@ class HostsTest(DaemonTestCase):
         before = self.names("/api/v1/hosts")
         uri = self.simulated_host_uri()
         for bad in ("Upper", "a" * 64, "-lead", "", "has space", "dot.name", "under_score",
-                    "caf\u00e9", "../etc"):
+                    "caf\u00e9", "../etc", "ab\u0000cd", "ab\n"):
             with self.subTest(name=bad):
                 body = self.assertApiError(400, "POST", "/api/v1/hosts", {"name": bad, "uri": uri})
                 self.assertEqual(body.get("code"), "invalid")
@@ -112,6 +112,13 @@ class HostsTest(DaemonTestCase):
         self.assertApiError(404, "GET", "/api/v1/hosts/" + name)
         # The name is still free: the failed add stored nothing.
         self.add_host(name)
+
+    def test_nul_in_url(self):
+        name = self.add_host()["name"]
+        # "%00" must not cut the name short and reach the real host.
+        status, body = self.daemon.status_of("DELETE", "/api/v1/hosts/%s%%00junk" % name)
+        self.assertIn(status, (400, 404), body)
+        self.assertIn(name, self.names("/api/v1/hosts"))
 
     def test_unknown_host_404(self):
         name = self.unique("nosuch")
