@@ -156,8 +156,21 @@ kd_api_json_desktop (KdBroker *broker, KdDesktopRow *row)
   kd_json_add_str (b, "volume", row->overlay_volume);
   kd_json_add_str (b, "path", row->overlay_path);
   json_builder_end_object (b);
-  kd_json_add_str (b, "pool", NULL);
-  kd_json_add_str (b, "user", NULL);
+  {
+    g_autoptr(KdPoolRow) pool = row->pool_id ? kd_store_pool_get (store, row->pool_id, NULL) : NULL;
+    g_autoptr(KdUserRow) user = row->user_id ? kd_store_user_get (store, row->user_id, NULL) : NULL;
+    kd_json_add_str (b, "pool", pool ? pool->name : NULL);
+    kd_json_add_str (b, "user", user ? user->name : NULL);
+  }
+  kd_json_add_time (b, "assigned_at", row->assigned_at);
+  kd_json_add_bool (b, "needs_reset", row->needs_reset);
+  json_builder_set_member_name (b, "session");
+  json_builder_begin_object (b);
+  kd_json_add_bool (b, "connected", row->connected_since > 0);
+  kd_json_add_time (b, "connected_since", row->connected_since);
+  kd_json_add_time (b, "last_seen", row->last_seen);
+  kd_json_add_time (b, "disconnected_at", row->disconnected_at);
+  json_builder_end_object (b);
   kd_json_add_bool (b, "busy", kd_broker_desktop_is_busy (broker, row->id));
   kd_json_add_time (b, "created_at", row->created_at);
   kd_json_add_time (b, "updated_at", row->updated_at);
@@ -180,6 +193,8 @@ kd_api_json_event (KdEventRow *row)
   kd_json_add_str (b, "from_state", row->from_state);
   kd_json_add_str (b, "to_state", row->to_state);
   kd_json_add_str (b, "message", row->message);
+  kd_json_add_str (b, "pool", row->pool);
+  kd_json_add_str (b, "user", row->user);
   json_builder_end_object (b);
   return json_builder_get_root (b);
 }
@@ -217,6 +232,129 @@ kd_api_json_reconcile (const KdReconcileReport *r)
       json_builder_end_object (b);
     }
   json_builder_end_array (b);
+  json_builder_end_object (b);
+  return json_builder_get_root (b);
+}
+
+JsonNode *
+kd_api_json_user (KdBroker *broker, KdUserRow *row)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  g_autoptr(GPtrArray) groups = kd_store_user_get_groups (kd_broker_get_store (broker), row->id, NULL);
+
+  json_builder_begin_object (b);
+  kd_json_add_str (b, "name", row->name);
+  kd_json_add_str (b, "role", row->role);
+  json_builder_set_member_name (b, "groups");
+  json_builder_begin_array (b);
+  for (guint i = 0; groups && i < groups->len; i++)
+    json_builder_add_string_value (b, ((KdGroupRow *) groups->pdata[i])->name);
+  json_builder_end_array (b);
+  kd_json_add_time (b, "created_at", row->created_at);
+  json_builder_end_object (b);
+  return json_builder_get_root (b);
+}
+
+JsonNode *
+kd_api_json_group (KdBroker *broker, KdGroupRow *row)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  KdStore *store = kd_broker_get_store (broker);
+  g_autoptr(GPtrArray) users = kd_store_user_list (store, NULL);
+
+  json_builder_begin_object (b);
+  kd_json_add_str (b, "name", row->name);
+  json_builder_set_member_name (b, "members");
+  json_builder_begin_array (b);
+  for (guint i = 0; users && i < users->len; i++)
+    {
+      KdUserRow *u = users->pdata[i];
+      g_autoptr(GPtrArray) groups = kd_store_user_get_groups (store, u->id, NULL);
+      for (guint k = 0; groups && k < groups->len; k++)
+        if (((KdGroupRow *) groups->pdata[k])->id == row->id)
+          json_builder_add_string_value (b, u->name);
+    }
+  json_builder_end_array (b);
+  kd_json_add_time (b, "created_at", row->created_at);
+  json_builder_end_object (b);
+  return json_builder_get_root (b);
+}
+
+static void
+kd_json_add_names (JsonBuilder *b, KdBroker *broker, const char *member, GArray *ids, const char *kind)
+{
+  KdStore *store = kd_broker_get_store (broker);
+
+  json_builder_set_member_name (b, member);
+  json_builder_begin_array (b);
+  for (guint i = 0; ids && i < ids->len; i++)
+    {
+      gint64 id = g_array_index (ids, gint64, i);
+      if (g_str_equal (kind, "user"))
+        {
+          g_autoptr(KdUserRow) u = kd_store_user_get (store, id, NULL);
+          if (u)
+            json_builder_add_string_value (b, u->name);
+        }
+      else if (g_str_equal (kind, "group"))
+        {
+          g_autoptr(KdGroupRow) g = kd_store_group_get (store, id, NULL);
+          if (g)
+            json_builder_add_string_value (b, g->name);
+        }
+      else
+        {
+          KdBrokerHost *h = kd_broker_host_by_id (broker, id);
+          if (h)
+            json_builder_add_string_value (b, h->row->name);
+        }
+    }
+  json_builder_end_array (b);
+}
+
+/**
+ * kd_api_json_pool:
+ * @full: with entitlements and hosts (for admins)
+ */
+JsonNode *
+kd_api_json_pool (KdBroker *broker, KdPoolRow *row, gboolean full)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  KdStore *store = kd_broker_get_store (broker);
+  g_autoptr(KdImageRow) img = kd_store_image_get (store, row->image_id, NULL);
+  g_autoptr(KdTemplateRow) tpl = kd_store_template_get (store, row->template_id, NULL);
+  KdPoolCounts c;
+
+  kd_broker_pool_counts (broker, row->id, &c);
+  json_builder_begin_object (b);
+  kd_json_add_str (b, "name", row->name);
+  kd_json_add_str (b, "mode", row->mode);
+  kd_json_add_str (b, "image", img ? img->name : NULL);
+  kd_json_add_str (b, "template", tpl ? tpl->name : NULL);
+  kd_json_add_int (b, "size", row->size);
+  kd_json_add_int (b, "warm", row->warm);
+  kd_json_add_int (b, "idle_timeout", row->idle_timeout);
+  kd_json_add_int (b, "disconnect_timeout", row->disconnect_timeout);
+  kd_json_add_bool (b, "maintenance", row->maintenance);
+  if (full)
+    {
+      g_autoptr(GArray) users = kd_store_pool_get_users (store, row->id, NULL);
+      g_autoptr(GArray) groups = kd_store_pool_get_groups (store, row->id, NULL);
+      g_autoptr(GArray) hosts = kd_store_pool_get_hosts (store, row->id, NULL);
+      kd_json_add_names (b, broker, "users", users, "user");
+      kd_json_add_names (b, broker, "groups", groups, "group");
+      kd_json_add_names (b, broker, "hosts", hosts, "host");
+    }
+  json_builder_set_member_name (b, "desktops");
+  json_builder_begin_object (b);
+  kd_json_add_int (b, "total", c.total);
+  kd_json_add_int (b, "ready", c.ready);
+  kd_json_add_int (b, "assigned", c.assigned);
+  kd_json_add_int (b, "connected", c.connected);
+  kd_json_add_int (b, "provisioning", c.provisioning);
+  kd_json_add_int (b, "error", c.error);
+  json_builder_end_object (b);
+  kd_json_add_time (b, "created_at", row->created_at);
   json_builder_end_object (b);
   return json_builder_get_root (b);
 }

@@ -14,6 +14,8 @@
 #define KD_API_MAX_URL_LEN         2048        /* bytes */
 #define KD_API_LOGIN_WINDOW_SEC    60
 #define KD_API_MHD_MEMORY_LIMIT    (128 * 1024)  /* bytes per connection */
+#define KD_API_SESSION_COOKIE      "kvmdesk_session"
+#define KD_API_PASSWORD_MIN        8             /* bytes */
 
 typedef struct _KdApiRequest KdApiRequest;
 
@@ -54,6 +56,7 @@ struct _KdApiRequest {
   char                   *user;
   char                   *role;
   char                   *token_hash;
+  gboolean                is_admin;
   /* an answer ready to send after a suspension */
   struct MHD_Response    *response;
   guint                   status;
@@ -67,6 +70,14 @@ void kd_api_respond_error (KdApiRequest *req, const GError *error);
 void kd_api_respond_errorf (KdApiRequest *req, guint status, const char *code,
                             const char *fmt, ...) G_GNUC_PRINTF (4, 5);
 void kd_api_respond_empty (KdApiRequest *req, guint status);
+void kd_api_respond_json_with_cookie  (KdApiRequest *req, guint status, JsonNode *node,
+                                       const char *set_cookie);
+void kd_api_respond_empty_with_cookie (KdApiRequest *req, guint status, const char *set_cookie);
+void kd_api_respond_list (KdApiRequest *req, JsonArray *array);
+typedef JsonNode *(*KdApiRowView) (KdBroker *broker, gpointer row);
+void kd_api_respond_rows (KdApiRequest *req, GPtrArray *rows, const GError *error, KdApiRowView view);
+JsonObject *kd_api_body_object (KdApiRequest *req);
+gboolean kd_api_require_admin (KdApiRequest *req);
 /* Keeps the request open until an async operation answers. */
 void kd_api_request_suspend (KdApiRequest *req);
 KdApiRequest *kd_api_request_ref (KdApiRequest *req);
@@ -81,6 +92,13 @@ gboolean kd_api_route_precheck (KdApiRequest *req);
 /* auth (kd-api-auth.c) */
 char *kd_api_token_new  (char **out_hash);
 char *kd_api_token_hash (const char *token);
+char *kd_api_csrf_token (const char *token);
+
+/* users, groups, pools (kd-api-users.c, kd-api-pools.c) */
+void kd_api_me     (KdApiRequest *req);
+void kd_api_users  (KdApiRequest *req);
+void kd_api_groups (KdApiRequest *req);
+void kd_api_pools  (KdApiRequest *req);
 
 /* JSON views (kd-api-json.c) */
 JsonNode *kd_api_json_host     (KdBroker *broker, KdBrokerHost *host);
@@ -89,3 +107,6 @@ JsonNode *kd_api_json_template (KdTemplateRow *row);
 JsonNode *kd_api_json_desktop  (KdBroker *broker, KdDesktopRow *row);
 JsonNode *kd_api_json_event    (KdEventRow *row);
 JsonNode *kd_api_json_reconcile (const KdReconcileReport *report);
+JsonNode *kd_api_json_user     (KdBroker *broker, KdUserRow *row);
+JsonNode *kd_api_json_group    (KdBroker *broker, KdGroupRow *row);
+JsonNode *kd_api_json_pool     (KdBroker *broker, KdPoolRow *row, gboolean full);

@@ -16,6 +16,7 @@
 #include <fcntl.h>
 #include <glib/gstdio.h>
 #include <unistd.h>
+#include <sodium.h>
 
 #define SEG(i)   (req->n_segs > (i) ? req->segs[i] : NULL)
 #define IS(m)    (g_str_equal (req->method, (m)))
@@ -37,22 +38,39 @@ kd_api_is_image_upload (KdApiRequest *req)
 /* ------------------------------------------------------------------ */
 /* authentication */
 
+/* The session cookie's value, if the request carries one. */
+static const char *
+kd_api_session_cookie (KdApiRequest *req)
+{
+  return MHD_lookup_connection_value (req->conn, MHD_COOKIE_KIND, KD_API_SESSION_COOKIE);
+}
+
 static gboolean
 kd_api_authenticate (KdApiRequest *req)
 {
   KdStore *store = kd_broker_get_store (req->server->broker);
   const char *auth = MHD_lookup_connection_value (req->conn, MHD_HEADER_KIND, "Authorization");
+  const char *cookie = kd_api_session_cookie (req);
+  const char *token = NULL;
   g_autoptr(KdTokenRow) tok = NULL;
   g_autoptr(KdUserRow) user = NULL;
   g_autofree char *hash = NULL;
+  gboolean by_cookie = FALSE;
 
-  if (auth == NULL || !g_str_has_prefix (auth, "Bearer ") || strlen (auth) > 512)
+  if (auth != NULL && g_str_has_prefix (auth, "Bearer ") && strlen (auth) <= 512)
+    token = auth + strlen ("Bearer ");
+  else if (auth == NULL && cookie != NULL && strlen (cookie) <= 512)
+    {
+      token = cookie;
+      by_cookie = TRUE;
+    }
+  if (token == NULL)
     {
       kd_api_respond_errorf (req, 401, "unauthorized",
                              "authentication required: log in and send 'Authorization: Bearer TOKEN'");
       return FALSE;
     }
-  hash = kd_api_token_hash (auth + strlen ("Bearer "));
+  hash = kd_api_token_hash (token);
   tok = kd_store_token_get_by_hash (store, hash, NULL);
   if (tok == NULL || tok->expires_at <= kd_time_now ())
     {
@@ -67,16 +85,39 @@ kd_api_authenticate (KdApiRequest *req)
       kd_api_respond_errorf (req, 401, "unauthorized", "the token's user no longer exists");
       return FALSE;
     }
+  /* A browser sends the cookie on any request a page makes: a change
+   * must also prove the page read the CSRF token from our answer. */
+  if (by_cookie && !IS ("GET") && !IS ("HEAD"))
+    {
+      const char *sent = MHD_lookup_connection_value (req->conn, MHD_HEADER_KIND, "X-CSRF-Token");
+      g_autofree char *want = kd_api_csrf_token (token);
+      if (sent == NULL || strlen (sent) != strlen (want) ||
+          sodium_memcmp (sent, want, strlen (want)) != 0)
+        {
+          kd_api_respond_errorf (req, 403, "forbidden",
+                                 "a cookie session must send its X-CSRF-Token header with changes");
+          return FALSE;
+        }
+    }
   req->user_id = user->id;
   req->user = g_strdup (user->name);
   req->role = g_strdup (user->role);
   req->token_hash = g_steal_pointer (&hash);
-  if (!g_str_equal (user->role, "admin"))
-    {
-      kd_api_respond_errorf (req, 403, "forbidden", "user '%s' is not an administrator", user->name);
-      return FALSE;
-    }
+  req->is_admin = g_str_equal (user->role, "admin");
   return TRUE;
+}
+
+/**
+ * kd_api_require_admin:
+ * Returns: TRUE for an admin; otherwise answers 403.
+ */
+gboolean
+kd_api_require_admin (KdApiRequest *req)
+{
+  if (req->is_admin)
+    return TRUE;
+  kd_api_respond_errorf (req, 403, "forbidden", "user '%s' is not an administrator", req->user);
+  return FALSE;
 }
 
 /* Failed logins in the last window, per key ("user:NAME", "addr:IP"). */
@@ -190,10 +231,20 @@ kd_login_verified (GObject *source, GAsyncResult *res, gpointer data)
     json_builder_add_string_value (b, j->username);
     json_builder_set_member_name (b, "role");
     json_builder_add_string_value (b, user ? user->role : "user");
+    json_builder_set_member_name (b, "csrf_token");
+    {
+      g_autofree char *csrf = kd_api_csrf_token (token);
+      json_builder_add_string_value (b, csrf);
+    }
     json_builder_end_object (b);
   }
   g_info ("user '%s' logged in from %s", j->username, req->client);
-  kd_api_respond_json (req, 200, json_builder_get_root (b));
+  {
+    g_autofree char *cookie = g_strdup_printf ("%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%"
+                                               G_GINT64_FORMAT, KD_API_SESSION_COOKIE, token,
+                                               s->config->token_ttl);
+    kd_api_respond_json_with_cookie (req, 200, json_builder_get_root (b), cookie);
+  }
   kd_api_request_unref (req);
 }
 
@@ -254,7 +305,7 @@ kd_api_logout (KdApiRequest *req)
   kd_store_token_delete (kd_broker_get_store (req->server->broker), req->token_hash, NULL);
   kd_broker_event (req->server->broker, "user", req->user, req->user, "logout", NULL, NULL,
                    "user '%s' logged out", req->user);
-  kd_api_respond_empty (req, 204);
+  kd_api_respond_empty_with_cookie (req, 204, KD_API_SESSION_COOKIE "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
 }
 
 /* ------------------------------------------------------------------ */
@@ -283,6 +334,8 @@ kd_api_route_precheck (KdApiRequest *req)
       !kd_api_is_login (req))
     {
       if (!kd_api_authenticate (req))
+        return FALSE;
+      if (kd_api_is_image_upload (req) && !kd_api_require_admin (req))
         return FALSE;
     }
 
@@ -343,7 +396,7 @@ kd_api_route_precheck (KdApiRequest *req)
 /* ------------------------------------------------------------------ */
 /* helpers */
 
-static JsonObject *
+JsonObject *
 kd_api_body_object (KdApiRequest *req)
 {
   g_autoptr(GError) error = NULL;
@@ -354,7 +407,7 @@ kd_api_body_object (KdApiRequest *req)
   return obj;
 }
 
-static void
+void
 kd_api_respond_list (KdApiRequest *req, JsonArray *array)
 {
   JsonNode *node = json_node_new (JSON_NODE_ARRAY);
@@ -362,10 +415,8 @@ kd_api_respond_list (KdApiRequest *req, JsonArray *array)
   kd_api_respond_json (req, 200, node);
 }
 
-typedef JsonNode *(*KdApiRowView) (KdBroker *broker, gpointer row);
-
 /* Answers a listing from the store: @rows, or @error when it is NULL. */
-static void
+void
 kd_api_respond_rows (KdApiRequest *req, GPtrArray *rows, const GError *error, KdApiRowView view)
 {
   JsonArray *arr;
@@ -441,6 +492,8 @@ kd_api_hosts (KdApiRequest *req)
   KdBroker *b = req->server->broker;
   g_autoptr(GError) error = NULL;
 
+  if (!kd_api_require_admin (req))
+    return;
   if (req->n_segs == 3 && IS ("GET"))
     {
       g_autoptr(GPtrArray) hosts = kd_broker_host_list (b);
@@ -520,6 +573,8 @@ kd_api_images (KdApiRequest *req)
   KdStore *store = kd_broker_get_store (b);
   g_autoptr(GError) error = NULL;
 
+  if (!kd_api_require_admin (req))
+    return;
   if (req->n_segs == 3 && IS ("GET"))
     {
       g_autoptr(GPtrArray) rows = kd_store_image_list (store, &error);
@@ -574,6 +629,8 @@ kd_api_templates (KdApiRequest *req)
   KdStore *store = kd_broker_get_store (b);
   g_autoptr(GError) error = NULL;
 
+  if (!kd_api_require_admin (req))
+    return;
   if (req->n_segs == 3 && IS ("GET"))
     {
       g_autoptr(GPtrArray) rows = kd_store_template_list (store, &error);
@@ -670,27 +727,69 @@ kd_desktop_acted (GObject *src, GAsyncResult *res, gpointer data)
   kd_api_request_unref (req);
 }
 
+/* Loads a desktop the caller may see: an admin any, a user his own.
+ * Anything else is "not found" (and the attempt is recorded). */
+static KdDesktopRow *
+kd_api_load_desktop (KdApiRequest *req, const char *name)
+{
+  KdBroker *b = req->server->broker;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KdDesktopRow) row = kd_store_desktop_get_by_name (kd_broker_get_store (b), name, &error);
+
+  if (row != NULL && !req->is_admin && row->user_id != req->user_id)
+    {
+      kd_broker_event (b, "desktop", name, req->user, "denied", NULL, NULL,
+                       "user '%s' tried %s %s on a desktop that is not theirs", req->user,
+                       req->method, req->path);
+      g_message ("user '%s' from %s: %s %s refused: not their desktop", req->user, req->client,
+                 req->method, req->path);
+      g_clear_pointer (&row, kd_desktop_row_free);
+      g_clear_error (&error);
+      g_set_error (&error, KD_ERROR, KD_ERROR_NOT_FOUND, "no desktop named '%s'", name);
+    }
+  if (row == NULL)
+    kd_api_respond_error (req, error);
+  return g_steal_pointer (&row);
+}
+
+static void
+kd_desktop_released (GObject *src, GAsyncResult *res, gpointer data)
+{
+  KdApiRequest *req = data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KdDesktopRow) row = kd_broker_desktop_release_finish (req->server->broker, res, &error);
+
+  if (row == NULL)
+    kd_api_respond_error (req, error);
+  else
+    kd_api_respond_json (req, 200, kd_api_json_desktop (req->server->broker, row));
+  kd_api_request_unref (req);
+}
+
 static void
 kd_api_desktops (KdApiRequest *req)
 {
   KdBroker *b = req->server->broker;
   KdStore *store = kd_broker_get_store (b);
   g_autoptr(GError) error = NULL;
+  g_autoptr(KdDesktopRow) row = NULL;
   KdDesktopAction action;
 
   if (req->n_segs == 3 && IS ("GET"))
     {
-      g_autoptr(GPtrArray) rows = kd_store_desktop_list (store, &error);
+      g_autoptr(GPtrArray) rows = req->is_admin ? kd_store_desktop_list (store, &error)
+                                                : kd_store_desktop_list_by_user (store, req->user_id, &error);
       kd_api_respond_rows (req, rows, error, kd_api_view_desktop);
+      return;
     }
-  else if (req->n_segs == 3 && IS ("POST"))
+  if (req->n_segs == 3 && IS ("POST"))
     {
       static const char *const allowed[] = { "name", "image", "template", "host", "start", NULL };
-      g_autoptr(JsonObject) obj = kd_api_body_object (req);
+      g_autoptr(JsonObject) obj = NULL;
       const char *name = NULL, *image = NULL, *tpl = NULL, *host = NULL;
       gboolean start = FALSE;
 
-      if (obj == NULL)
+      if (!kd_api_require_admin (req) || (obj = kd_api_body_object (req)) == NULL)
         return;
       if (!kd_json_check_members (obj, allowed, &error) ||
           !kd_json_get_string (obj, "name", TRUE, &name, &error) ||
@@ -705,36 +804,74 @@ kd_api_desktops (KdApiRequest *req)
       kd_broker_desktop_create_async (b, name, image, tpl, host, start, req->user,
                                       kd_desktop_created, kd_api_request_ref (req));
       kd_api_request_suspend (req);
+      return;
     }
-  else if (req->n_segs == 4 && IS ("GET"))
+  if (req->n_segs < 4 || req->n_segs > 5)
     {
-      g_autoptr(KdDesktopRow) row = kd_store_desktop_get_by_name (store, SEG (3), &error);
-      if (row == NULL)
-        kd_api_respond_error (req, error);
-      else
-        kd_api_respond_json (req, 200, kd_api_json_desktop (b, row));
+      kd_api_respond_errorf (req, 404, "not_found", "no such endpoint '%s %.200s'", req->method, req->path);
+      return;
     }
+  if (req->n_segs == 4 && !IS ("GET") && !IS ("DELETE"))
+    {
+      kd_api_respond_errorf (req, 405, "invalid", "%s is not allowed on '%s'", req->method, req->path);
+      return;
+    }
+  if (req->n_segs == 5 && !IS ("POST"))
+    {
+      kd_api_respond_errorf (req, 405, "invalid", "%s is not allowed on '%s'", req->method, req->path);
+      return;
+    }
+  row = kd_api_load_desktop (req, SEG (3));
+  if (row == NULL)
+    return;
+
+  if (req->n_segs == 4 && IS ("GET"))
+    kd_api_respond_json (req, 200, kd_api_json_desktop (b, row));
   else if (req->n_segs == 4 && IS ("DELETE"))
     {
+      if (!kd_api_require_admin (req))
+        return;
       kd_broker_desktop_action_async (b, SEG (3), KD_DESKTOP_ACTION_DELETE, req->user,
                                       kd_desktop_acted, kd_api_request_ref (req));
       kd_api_request_suspend (req);
     }
-  else if (req->n_segs == 5 && IS ("POST"))
+  else if (g_str_equal (SEG (4), "release"))
     {
-      if (!kd_desktop_action_from_string (SEG (4), &action) || action == KD_DESKTOP_ACTION_DELETE)
+      kd_broker_desktop_release_async (b, SEG (3), req->user, kd_desktop_released,
+                                       kd_api_request_ref (req));
+      kd_api_request_suspend (req);
+    }
+  else if (g_str_equal (SEG (4), "heartbeat"))
+    {
+      static const char *const allowed[] = { "connected", NULL };
+      g_autoptr(JsonObject) obj = kd_api_body_object (req);
+      g_autoptr(KdDesktopRow) after = NULL;
+      gboolean connected = TRUE;
+
+      if (obj == NULL)
+        return;
+      if (!kd_json_check_members (obj, allowed, &error) ||
+          !kd_json_get_bool (obj, "connected", FALSE, &connected, &error) ||
+          (after = kd_broker_desktop_heartbeat (b, SEG (3), connected, req->user, &error)) == NULL)
         {
-          kd_api_respond_errorf (req, 404, "not_found",
-                                 "unknown desktop action '%.40s' (use start, shutdown, poweroff or reset)",
-                                 SEG (4));
+          kd_api_respond_error (req, error);
           return;
         }
+      kd_api_respond_json (req, 200, kd_api_json_desktop (b, after));
+    }
+  else if (kd_desktop_action_from_string (SEG (4), &action) && action != KD_DESKTOP_ACTION_DELETE)
+    {
+      /* Users may power their own desktops; reset is an admin's. */
+      if (action == KD_DESKTOP_ACTION_RESET && !kd_api_require_admin (req))
+        return;
       kd_broker_desktop_action_async (b, SEG (3), action, req->user, kd_desktop_acted,
                                       kd_api_request_ref (req));
       kd_api_request_suspend (req);
     }
   else
-    kd_api_respond_errorf (req, 405, "invalid", "%s is not allowed on '%s'", req->method, req->path);
+    kd_api_respond_errorf (req, 404, "not_found",
+                           "unknown desktop action '%.40s' (use start, shutdown, reboot, poweroff, "
+                           "reset, release or heartbeat)", SEG (4));
 }
 
 /* ------------------------------------------------------------------ */
@@ -755,6 +892,8 @@ kd_api_reconciler (KdApiRequest *req)
 {
   KdBroker *b = req->server->broker;
 
+  if (!kd_api_require_admin (req))
+    return;
   if (req->n_segs == 3 && IS ("GET"))
     kd_api_respond_json (req, 200, kd_api_json_reconcile (kd_broker_reconcile_report (b)));
   else if (req->n_segs == 4 && IS ("POST") && g_strcmp0 (SEG (3), "run") == 0)
@@ -799,9 +938,25 @@ kd_api_events (KdApiRequest *req)
   if (!kd_api_query_int (req, "since", 0, G_MAXINT64, &since) ||
       !kd_api_query_int (req, "limit", 1, 10000, &limit))
     return;
-  rows = kd_store_event_list (kd_broker_get_store (req->server->broker),
-                              kd_api_request_query (req, "object_type"),
-                              kd_api_request_query (req, "object_name"), since, limit, &error);
+  {
+    KdEventFilter f = {
+      .object_type = kd_api_request_query (req, "object_type"),
+      .object_name = kd_api_request_query (req, "object_name"),
+      .pool = kd_api_request_query (req, "pool"),
+      .user = kd_api_request_query (req, "user"),
+      .since_id = since,
+      .limit = limit,
+    };
+    if (kd_api_request_query (req, "desktop"))
+      {
+        f.object_type = "desktop";
+        f.object_name = kd_api_request_query (req, "desktop");
+      }
+    /* A user reads only the trail of his own desktops and account. */
+    if (!req->is_admin)
+      f.user = req->user;
+    rows = kd_store_event_query (kd_broker_get_store (req->server->broker), &f, &error);
+  }
   kd_api_respond_rows (req, rows, error, kd_api_view_event);
 }
 
@@ -859,6 +1014,14 @@ kd_api_route (KdApiRequest *req)
     kd_api_desktops (req);
   else if (g_str_equal (what, "reconciler"))
     kd_api_reconciler (req);
+  else if (g_str_equal (what, "me") && req->n_segs == 3 && IS ("GET"))
+    kd_api_me (req);
+  else if (g_str_equal (what, "users"))
+    kd_api_users (req);
+  else if (g_str_equal (what, "groups"))
+    kd_api_groups (req);
+  else if (g_str_equal (what, "pools"))
+    kd_api_pools (req);
   else if (g_str_equal (what, "events"))
     kd_api_events (req);
   else

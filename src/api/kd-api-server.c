@@ -214,6 +214,22 @@ kd_api_respond_error (KdApiRequest *req, const GError *error)
 }
 
 void
+kd_api_respond_json_with_cookie (KdApiRequest *req, guint status, JsonNode *node, const char *set_cookie)
+{
+  kd_api_respond_json (req, status, node);
+  if (req->response)
+    MHD_add_response_header (req->response, "Set-Cookie", set_cookie);
+}
+
+void
+kd_api_respond_empty_with_cookie (KdApiRequest *req, guint status, const char *set_cookie)
+{
+  kd_api_respond_empty (req, status);
+  if (req->response)
+    MHD_add_response_header (req->response, "Set-Cookie", set_cookie);
+}
+
+void
 kd_api_respond_empty (KdApiRequest *req, guint status)
 {
   struct MHD_Response *resp = MHD_create_response_from_buffer (0, (void *) "", MHD_RESPMEM_PERSISTENT);

@@ -11,6 +11,7 @@
  * One operation at a time per desktop: others get KD_ERROR_BUSY.
  */
 #include "kd-broker-priv.h"
+#include "kd-broker-state.h"
 
 #include "common/kd-error.h"
 #include "common/kd-name.h"
@@ -27,6 +28,7 @@ kd_desktop_action_from_string (const char *s, KdDesktopAction *out)
     { "poweroff", KD_DESKTOP_ACTION_POWEROFF },
     { "reset", KD_DESKTOP_ACTION_RESET },
     { "delete", KD_DESKTOP_ACTION_DELETE },
+    { "reboot", KD_DESKTOP_ACTION_REBOOT },
   };
   for (gsize i = 0; i < G_N_ELEMENTS (table); i++)
     if (g_strcmp0 (s, table[i].name) == 0)
@@ -47,6 +49,7 @@ kd_desktop_action_name (KdDesktopAction a)
     case KD_DESKTOP_ACTION_POWEROFF: return "poweroff";
     case KD_DESKTOP_ACTION_RESET: return "reset";
     case KD_DESKTOP_ACTION_DELETE: return "delete";
+    case KD_DESKTOP_ACTION_REBOOT: return "reboot";
     default: return "?";
     }
 }
@@ -74,7 +77,9 @@ kd_broker_busy_clear (KdBroker *b, gint64 id)
 /**
  * kd_broker_desktop_set_state:
  * Stores a transition and records it as an event. @reason is kept with the
- * state (the message of an error).
+ * state (the message of an error). A transition the state machine refuses
+ * is not made (and logged at debug level): the caller's bug must not put a
+ * desktop into a state it cannot leave.
  */
 void
 kd_broker_desktop_set_state (KdBroker *b, KdDesktopRow *row, const char *state,
@@ -83,6 +88,12 @@ kd_broker_desktop_set_state (KdBroker *b, KdDesktopRow *row, const char *state,
   g_autoptr(GError) error = NULL;
   g_autofree char *from = g_strdup (row->state);
 
+  if (!kd_desktop_transition_allowed (from, state))
+    {
+      g_debug ("desktop '%s': transition %s -> %s refused by the state machine (%s)",
+               row->name, from, state, action);
+      return;
+    }
   g_free (row->state);
   row->state = g_strdup (state);
   g_free (row->state_reason);
@@ -90,9 +101,22 @@ kd_broker_desktop_set_state (KdBroker *b, KdDesktopRow *row, const char *state,
   if (!kd_store_desktop_update (b->store, row, &error))
     g_debug ("cannot store state of desktop '%s': %s", row->name, error->message);
   if (g_strcmp0 (from, state) != 0 || reason != NULL)
-    kd_broker_event (b, "desktop", row->name, actor, action, from, state, "desktop '%s': %s -> %s%s%s",
-                     row->name, from ? from : "(new)", state, reason ? ": " : "",
-                     reason ? reason : "");
+    kd_broker_desktop_event (b, row, actor, action, from, state, "desktop '%s': %s -> %s%s%s",
+                             row->name, from ? from : "(new)", state, reason ? ": " : "",
+                             reason ? reason : "");
+}
+
+/* The state of a desktop whose guest runs: who holds it decides. */
+const char *
+kd_broker_desktop_up_state (const KdDesktopRow *row)
+{
+  if (row->user_id == 0)
+    return KD_DESKTOP_RUNNING;
+  if (row->connected_since > 0)
+    return KD_DESKTOP_CONNECTED;
+  if (row->disconnected_at > 0)
+    return KD_DESKTOP_DISCONNECTED;
+  return KD_DESKTOP_ASSIGNED;
 }
 
 /* ------------------------------------------------------------------ */
@@ -205,8 +229,8 @@ kd_create_done (KdBroker *b, gpointer data)
   if (j->error)
     {
       kd_store_desktop_delete (b->store, row->id, NULL);
-      kd_broker_event (b, "desktop", row->name, j->actor, "create-failed", KD_DESKTOP_PROVISIONING,
-                       NULL, "desktop '%s' could not be created: %s", row->name, j->error->message);
+      kd_broker_desktop_event (b, row, j->actor, "create-failed", KD_DESKTOP_PROVISIONING,
+                               NULL, "desktop '%s' could not be created: %s", row->name, j->error->message);
       g_task_return_error (j->task, g_steal_pointer (&j->error));
       return;
     }
@@ -214,13 +238,24 @@ kd_create_done (KdBroker *b, gpointer data)
   row->uuid = g_strdup (j->uuid);
   g_free (row->overlay_path);
   row->overlay_path = g_strdup (j->overlay_path);
-  kd_broker_desktop_set_state (b, row, j->started ? KD_DESKTOP_RUNNING : KD_DESKTOP_STOPPED,
+  kd_broker_desktop_set_state (b, row, j->started ? kd_broker_desktop_up_state (row) : KD_DESKTOP_STOPPED,
                                NULL, j->actor, "create");
   g_task_return_pointer (j->task, g_steal_pointer (&j->row), (GDestroyNotify) kd_desktop_row_free);
 }
 
+static gboolean
+kd_broker_host_allowed (GArray *allowed, gint64 host_id)
+{
+  if (allowed == NULL || allowed->len == 0)
+    return TRUE;
+  for (guint i = 0; i < allowed->len; i++)
+    if (g_array_index (allowed, gint64, i) == host_id)
+      return TRUE;
+  return FALSE;
+}
+
 static KdBrokerHost *
-kd_broker_pick_host (KdBroker *b, const char *host, KdImageRow *img,
+kd_broker_pick_host (KdBroker *b, const char *host, GArray *allowed, KdImageRow *img,
                      KdImageVolumeRow **out_vol, GError **error)
 {
   g_autoptr(GPtrArray) vols = kd_store_image_volume_list (b->store, img->id, error);
@@ -262,7 +297,7 @@ kd_broker_pick_host (KdBroker *b, const char *host, KdImageRow *img,
     {
       KdImageVolumeRow *v = vols->pdata[i];
       KdBrokerHost *h = kd_broker_host_by_id (b, v->host_id);
-      if (h == NULL || !g_str_equal (v->state, "ready"))
+      if (h == NULL || !g_str_equal (v->state, "ready") || !kd_broker_host_allowed (allowed, h->row->id))
         continue;
       if (!kd_broker_host_is_up (h))
         {
@@ -292,6 +327,22 @@ kd_broker_desktop_create_async (KdBroker *b, const char *name, const char *image
                                 const char *template_name, const char *host, gboolean start,
                                 const char *actor, GAsyncReadyCallback cb, gpointer data)
 {
+  KdDesktopCreateSpec spec = {
+    .name = name, .image = image, .template_name = template_name, .host = host, .start = start,
+  };
+  kd_broker_desktop_create_spec_async (b, &spec, actor, cb, data);
+}
+
+/**
+ * kd_broker_desktop_create_spec_async:
+ * Creates a desktop, possibly in a pool and already held by a user. The
+ * record is stored before this returns, so a caller counting a pool's
+ * desktops right after sees it.
+ */
+void
+kd_broker_desktop_create_spec_async (KdBroker *b, const KdDesktopCreateSpec *cs,
+                                     const char *actor, GAsyncReadyCallback cb, gpointer data)
+{
   g_autoptr(GTask) task = g_task_new (NULL, NULL, cb, data);
   g_autoptr(GError) error = NULL;
   g_autoptr(KdImageRow) img = NULL;
@@ -299,6 +350,7 @@ kd_broker_desktop_create_async (KdBroker *b, const char *name, const char *image
   g_autoptr(KdImageVolumeRow) vol = NULL;
   g_autoptr(KdDesktopRow) existing = NULL;
   g_autoptr(KdDesktopRow) row = NULL;
+  const char *name = cs->name, *image = cs->image, *template_name = cs->template_name;
   KdBrokerHost *h;
   KdCreateJob *j;
 
@@ -332,7 +384,7 @@ kd_broker_desktop_create_async (KdBroker *b, const char *name, const char *image
                    tpl->name, tpl->disk_gib, img->name, (double) img->virtual_size / KD_GIB);
       goto fail;
     }
-  h = kd_broker_pick_host (b, host, img, &vol, &error);
+  h = kd_broker_pick_host (b, cs->host, cs->allowed_hosts, img, &vol, &error);
   if (h == NULL)
     goto fail;
   if (g_str_equal (tpl->firmware, "uefi") && !h->capacity.uefi)
@@ -351,11 +403,14 @@ kd_broker_desktop_create_async (KdBroker *b, const char *name, const char *image
   row->template_id = tpl->id;
   row->overlay_volume = g_strdup_printf ("%s.qcow2", row->domain);
   row->state = g_strdup (KD_DESKTOP_PROVISIONING);
+  row->pool_id = cs->pool_id;
+  row->user_id = cs->user_id;
+  row->assigned_at = cs->user_id ? kd_time_now () : 0;
   if (!kd_store_desktop_insert (b->store, row, &error))
     goto fail;
-  kd_broker_event (b, "desktop", name, actor, "create", NULL, KD_DESKTOP_PROVISIONING,
-                   "desktop '%s' is being created on host '%s' from image '%s' and template '%s'",
-                   name, h->row->name, img->name, tpl->name);
+  kd_broker_desktop_event (b, row, actor, "create", NULL, KD_DESKTOP_PROVISIONING,
+                           "desktop '%s' is being created on host '%s' from image '%s' and template '%s'",
+                           name, h->row->name, img->name, tpl->name);
   kd_broker_busy_set (b, row->id, "create");
 
   j = g_new0 (KdCreateJob, 1);
@@ -366,7 +421,7 @@ kd_broker_desktop_create_async (KdBroker *b, const char *name, const char *image
   j->backing_path = g_strdup (vol->path);
   j->backing_format = g_strdup (img->format);
   j->capacity = tpl->disk_gib * KD_GIB;
-  j->start = start;
+  j->start = cs->start;
   j->domain_type = g_strdup (h->capacity.domain_type ? h->capacity.domain_type : "qemu");
   j->instance_id = g_strdup (kd_store_get_instance_id (b->store));
   j->desktop_id = g_strdup_printf ("%" G_GINT64_FORMAT, j->row->id);
@@ -459,6 +514,12 @@ kd_action_run (gpointer data, GCancellable *cancellable)
         return;
       break;
 
+    case KD_DESKTOP_ACTION_REBOOT:
+      if (!kd_hv_domain_reboot (j->hv, j->row->domain, &j->error))
+        return;
+      j->running = TRUE;
+      break;
+
     case KD_DESKTOP_ACTION_RESET:
       /* A clean machine: power off, throw the overlay away, make a new
        * one on the image, and boot again if it was running. */
@@ -512,9 +573,9 @@ kd_action_done (KdBroker *b, gpointer data)
             g_task_return_error (j->task, g_steal_pointer (&error));
             return;
           }
-        kd_broker_event (b, "desktop", row->name, j->actor, "delete", j->prev_state, NULL,
-                         "desktop '%s' deleted (domain '%s' and its overlay removed)",
-                         row->name, row->domain);
+        kd_broker_desktop_event (b, row, j->actor, "delete", j->prev_state, NULL,
+                                 "desktop '%s' deleted (domain '%s' and its overlay removed)",
+                                 row->name, row->domain);
         g_task_return_pointer (j->task, NULL, NULL);
         return;
       }
@@ -524,13 +585,26 @@ kd_action_done (KdBroker *b, gpointer data)
                                    j->actor, action);
       break;
     case KD_DESKTOP_ACTION_RESET:
-      kd_broker_desktop_set_state (b, row, j->running ? KD_DESKTOP_RUNNING : KD_DESKTOP_STOPPED,
+      /* A clean machine has no session; a released one has no user. */
+      row->needs_reset = FALSE;
+      row->connected_since = 0;
+      row->disconnected_at = 0;
+      row->last_seen = 0;
+      kd_broker_desktop_set_state (b, row, j->running ? kd_broker_desktop_up_state (row) : KD_DESKTOP_STOPPED,
                                    NULL, j->actor, action);
-      kd_broker_event (b, "desktop", row->name, j->actor, "reset", KD_DESKTOP_RESETTING, row->state,
-                       "desktop '%s' reset: its overlay was recreated from the image", row->name);
+      break;
+    case KD_DESKTOP_ACTION_REBOOT:
+      kd_broker_desktop_event (b, row, j->actor, "reboot", row->state, row->state,
+                               "desktop '%s' was asked to reboot", row->name);
       break;
     default:
-      kd_broker_desktop_set_state (b, row, j->running ? KD_DESKTOP_RUNNING : KD_DESKTOP_STOPPED,
+      if (!j->running)
+        {
+          row->connected_since = 0;
+          if (row->user_id && row->disconnected_at == 0)
+            row->disconnected_at = kd_time_now ();
+        }
+      kd_broker_desktop_set_state (b, row, j->running ? kd_broker_desktop_up_state (row) : KD_DESKTOP_STOPPED,
                                    NULL, j->actor, action);
       break;
     }
@@ -545,6 +619,19 @@ kd_action_done (KdBroker *b, gpointer data)
 void
 kd_broker_desktop_action_async (KdBroker *b, const char *name, KdDesktopAction action,
                                 const char *actor, GAsyncReadyCallback cb, gpointer data)
+{
+  kd_broker_desktop_action_full_async (b, name, action, -1, actor, cb, data);
+}
+
+/**
+ * kd_broker_desktop_action_full_async:
+ * @reset_power: for a reset: -1 keeps the power state, 0 leaves it off,
+ *   1 boots it
+ */
+void
+kd_broker_desktop_action_full_async (KdBroker *b, const char *name, KdDesktopAction action,
+                                     int reset_power, const char *actor,
+                                     GAsyncReadyCallback cb, gpointer data)
 {
   g_autoptr(GTask) task = g_task_new (NULL, NULL, cb, data);
   g_autoptr(GError) error = NULL;
@@ -613,12 +700,17 @@ kd_broker_desktop_action_async (KdBroker *b, const char *name, KdDesktopAction a
         j->backing_path = g_strdup (vol->path);
         j->backing_format = g_strdup (img->format);
         j->capacity = tpl->disk_gib * KD_GIB;
-        j->was_running = g_str_equal (row->state, KD_DESKTOP_RUNNING);
+        j->was_running = reset_power < 0 ? kd_desktop_state_is_up (row->state) : reset_power > 0;
         transient = KD_DESKTOP_RESETTING;
         break;
       }
     case KD_DESKTOP_ACTION_DELETE:
       transient = KD_DESKTOP_DELETING;
+      break;
+    case KD_DESKTOP_ACTION_REBOOT:
+      if (!kd_desktop_state_is_up (row->state))
+        goto not_now;
+      transient = row->state;
       break;
     }
 
@@ -673,10 +765,13 @@ kd_broker_domain_event (KdHvHost *hv, const char *domain_name, KdHvDomainState s
         return;           /* the operation in flight will set the state */
       if (state == KD_HV_DOMAIN_CRASHED)
         kd_broker_desktop_set_state (b, row, KD_DESKTOP_ERROR, "the guest crashed", NULL, "event");
-      else if (state == KD_HV_DOMAIN_SHUTOFF && g_str_equal (row->state, KD_DESKTOP_RUNNING))
-        kd_broker_desktop_set_state (b, row, KD_DESKTOP_STOPPED, NULL, NULL, "event");
+      else if (state == KD_HV_DOMAIN_SHUTOFF && kd_desktop_state_is_up (row->state))
+        {
+          row->connected_since = 0;
+          kd_broker_desktop_set_state (b, row, KD_DESKTOP_STOPPED, "the guest powered off", NULL, "event");
+        }
       else if (state == KD_HV_DOMAIN_RUNNING && g_str_equal (row->state, KD_DESKTOP_STOPPED))
-        kd_broker_desktop_set_state (b, row, KD_DESKTOP_RUNNING, NULL, NULL, "event");
+        kd_broker_desktop_set_state (b, row, kd_broker_desktop_up_state (row), NULL, NULL, "event");
       return;
     }
 }
@@ -701,6 +796,15 @@ kd_broker_desktops_recover (KdBroker *b)
 
       if (g_str_equal (row->state, KD_DESKTOP_PROVISIONING))
         reason = "creation was interrupted by a restart of kvmdeskd; delete the desktop and create it again";
+      else if (g_str_equal (row->state, KD_DESKTOP_RESETTING) && row->needs_reset)
+        {
+          /* A released pool desktop: still marked for reset, which the
+           * pool manager redoes; it is never handed out before. */
+          kd_broker_desktop_set_state (b, row, KD_DESKTOP_STOPPED,
+                                       "a reset was interrupted by a restart of kvmdeskd; it will be reset again",
+                                       NULL, "recover");
+          continue;
+        }
       else if (g_str_equal (row->state, KD_DESKTOP_RESETTING))
         reason = "a reset was interrupted by a restart of kvmdeskd; reset it again";
       else if (g_str_equal (row->state, KD_DESKTOP_DELETING))

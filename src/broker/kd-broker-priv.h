@@ -19,6 +19,8 @@ struct _KdBroker {
   KdBrokerReconciledFunc reconciled;
   gpointer               reconciled_data;
   gboolean               started;
+  guint                  pools_timer;
+  guint                  pools_kick_id;
 };
 
 /* Runs @func(job) in a worker thread; @done runs on the main loop with
@@ -40,6 +42,13 @@ void     kd_broker_desktop_set_state (KdBroker *broker, KdDesktopRow *row, const
 void     kd_broker_domain_event (KdHvHost *hv, const char *domain_name, KdHvDomainState state,
                                  const char *detail, gpointer user_data);
 void     kd_broker_reconcile_schedule (KdBroker *broker);
+const char *kd_broker_desktop_up_state (const KdDesktopRow *row);
+void     kd_broker_desktop_event (KdBroker *broker, const KdDesktopRow *row, const char *actor,
+                                  const char *action, const char *from_state, const char *to_state,
+                                  const char *fmt, ...) G_GNUC_PRINTF (7, 8);
+void     kd_broker_pools_start (KdBroker *broker);
+void     kd_broker_pools_kick (KdBroker *broker);
+void     kd_broker_pools_reset_one (KdBroker *broker, const char *name, gboolean boot);
 void     kd_broker_desktops_recover (KdBroker *broker);
 void     kd_orphan_free (KdOrphan *orphan);
 void     kd_problem_free (KdProblem *problem);

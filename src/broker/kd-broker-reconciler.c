@@ -11,6 +11,7 @@
  * Domains of other kvmdesk installations on the same host are ignored.
  */
 #include "kd-broker-priv.h"
+#include "kd-broker-state.h"
 
 #include "common/kd-error.h"
 #include "common/kd-time.h"
@@ -160,8 +161,8 @@ kd_reconcile_host (KdBroker *b, KdHostScan *s, GPtrArray *orphans, GPtrArray *pr
         continue;
       if (d->state == KD_HV_DOMAIN_RUNNING || d->state == KD_HV_DOMAIN_PAUSED)
         {
-          if (!g_str_equal (row->state, KD_DESKTOP_RUNNING))
-            kd_broker_desktop_set_state (b, row, KD_DESKTOP_RUNNING, NULL, NULL, "reconcile");
+          if (!kd_desktop_state_is_up (row->state))
+            kd_broker_desktop_set_state (b, row, kd_broker_desktop_up_state (row), NULL, NULL, "reconcile");
         }
       else if (d->state == KD_HV_DOMAIN_CRASHED)
         kd_broker_desktop_set_state (b, row, KD_DESKTOP_ERROR, "the guest crashed", NULL, "reconcile");

@@ -150,6 +150,10 @@ kd_broker_free (KdBroker *b)
     return;
   if (b->reconcile_timer)
     g_source_remove (b->reconcile_timer);
+  if (b->pools_timer)
+    g_source_remove (b->pools_timer);
+  if (b->pools_kick_id)
+    g_source_remove (b->pools_kick_id);
   /* Let running libvirt calls finish; their completions are dropped
    * with the main loop. */
   g_thread_pool_free (b->workers, TRUE, TRUE);
@@ -204,6 +208,41 @@ kd_broker_event (KdBroker *b, const char *object_type, const char *object_name,
   if (!kd_store_event_insert (b->store, &row, &error))
     g_debug ("cannot record event '%s': %s", message, error->message);
   g_debug ("event: %s %s: %s", object_type, object_name ? object_name : "", message);
+}
+
+/**
+ * kd_broker_desktop_event:
+ * An event about a desktop, carrying its pool and user so the trail can
+ * be filtered by either.
+ */
+void
+kd_broker_desktop_event (KdBroker *b, const KdDesktopRow *desk, const char *actor,
+                         const char *action, const char *from_state, const char *to_state,
+                         const char *fmt, ...)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KdPoolRow) pool = desk->pool_id ? kd_store_pool_get (b->store, desk->pool_id, NULL) : NULL;
+  g_autoptr(KdUserRow) user = desk->user_id ? kd_store_user_get (b->store, desk->user_id, NULL) : NULL;
+  g_autofree char *message = NULL;
+  KdEventRow row = { 0 };
+  va_list ap;
+
+  va_start (ap, fmt);
+  message = g_strdup_vprintf (fmt, ap);
+  va_end (ap);
+  row.time = kd_time_now ();
+  row.object_type = (char *) "desktop";
+  row.object_name = desk->name;
+  row.actor = (char *) (actor ? actor : "system");
+  row.action = (char *) action;
+  row.from_state = (char *) from_state;
+  row.to_state = (char *) to_state;
+  row.message = message;
+  row.pool = pool ? pool->name : NULL;
+  row.user = user ? user->name : NULL;
+  if (!kd_store_event_insert (b->store, &row, &error))
+    g_debug ("cannot record event '%s': %s", message, error->message);
+  g_debug ("event: desktop %s: %s", desk->name, message);
 }
 
 char *
@@ -680,6 +719,7 @@ kd_broker_start (KdBroker *b, KdBrokerReconciledFunc reconciled, gpointer user_d
     }
   b->reconcile_timer = g_timeout_add_seconds ((guint) b->config->reconcile_interval,
                                               kd_broker_reconcile_tick, b);
+  kd_broker_pools_start (b);
   /* With no host there is nothing to wait for. */
   if (rows == NULL || rows->len == 0)
     kd_broker_reconcile_schedule (b);

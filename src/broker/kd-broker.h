@@ -145,10 +145,25 @@ typedef enum {
   KD_DESKTOP_ACTION_POWEROFF,
   KD_DESKTOP_ACTION_RESET,
   KD_DESKTOP_ACTION_DELETE,
+  KD_DESKTOP_ACTION_REBOOT,
 } KdDesktopAction;
 
 gboolean      kd_desktop_action_from_string (const char *s, KdDesktopAction *out);
 
+typedef struct {
+  const char *name;
+  const char *image;
+  const char *template_name;
+  const char *host;            /* NULL: any host holding the image */
+  GArray     *allowed_hosts;   /* gint64 host ids, NULL/empty: all */
+  gboolean    start;
+  gint64      pool_id;         /* 0: none */
+  gint64      user_id;         /* 0: nobody */
+} KdDesktopCreateSpec;
+
+void          kd_broker_desktop_create_spec_async (KdBroker *broker, const KdDesktopCreateSpec *spec,
+                                                   const char *actor,
+                                                   GAsyncReadyCallback cb, gpointer data);
 void          kd_broker_desktop_create_async (KdBroker *broker, const char *name,
                                               const char *image, const char *template_name,
                                               const char *host, gboolean start,
@@ -158,10 +173,54 @@ KdDesktopRow *kd_broker_desktop_create_finish (KdBroker *broker, GAsyncResult *r
 void          kd_broker_desktop_action_async (KdBroker *broker, const char *name,
                                               KdDesktopAction action, const char *actor,
                                               GAsyncReadyCallback cb, gpointer data);
+void          kd_broker_desktop_action_full_async (KdBroker *broker, const char *name,
+                                                   KdDesktopAction action, int reset_power,
+                                                   const char *actor,
+                                                   GAsyncReadyCallback cb, gpointer data);
 /* Returns the desktop after the action (NULL with no error after delete). */
 KdDesktopRow *kd_broker_desktop_action_finish (KdBroker *broker, GAsyncResult *res, GError **error);
 /* TRUE while an operation on the desktop is in flight. */
 gboolean      kd_broker_desktop_is_busy (KdBroker *broker, gint64 desktop_id);
+
+/* ---- pools ---- */
+typedef struct {
+  const char *name;
+  const char *image;
+  const char *template_name;
+  const char *mode;            /* NULL: floating */
+  gint64      size, warm, idle_timeout, disconnect_timeout;
+  gboolean    maintenance;
+  gboolean    has_size, has_warm, has_idle_timeout, has_disconnect_timeout, has_maintenance;
+  GPtrArray  *users;           /* names; NULL: unchanged (none when adding) */
+  GPtrArray  *groups;
+  GPtrArray  *hosts;
+} KdPoolSpec;
+
+typedef struct {
+  gint64 total, ready, assigned, connected, provisioning, error;
+} KdPoolCounts;
+
+KdPoolRow    *kd_broker_pool_add    (KdBroker *broker, const KdPoolSpec *spec, const char *actor,
+                                     GError **error);
+KdPoolRow    *kd_broker_pool_update (KdBroker *broker, const char *name, const KdPoolSpec *spec,
+                                     const char *actor, GError **error);
+void          kd_broker_pool_counts (KdBroker *broker, gint64 pool_id, KdPoolCounts *out);
+void          kd_broker_pool_remove_async  (KdBroker *broker, const char *name, const char *actor,
+                                            GAsyncReadyCallback cb, gpointer data);
+gboolean      kd_broker_pool_remove_finish (KdBroker *broker, GAsyncResult *res, GError **error);
+void          kd_broker_pool_get_desktop_async  (KdBroker *broker, const char *pool, gint64 user_id,
+                                                 gboolean is_admin, const char *actor,
+                                                 GAsyncReadyCallback cb, gpointer data);
+KdDesktopRow *kd_broker_pool_get_desktop_finish (KdBroker *broker, GAsyncResult *res,
+                                                 gboolean *out_assigned, GError **error);
+void          kd_broker_desktop_release_async  (KdBroker *broker, const char *name, const char *actor,
+                                                GAsyncReadyCallback cb, gpointer data);
+KdDesktopRow *kd_broker_desktop_release_finish (KdBroker *broker, GAsyncResult *res, GError **error);
+KdDesktopRow *kd_broker_desktop_heartbeat (KdBroker *broker, const char *name, gboolean connected,
+                                           const char *actor, GError **error);
+/* Marks every desktop the user holds for reset and forgets him (floating
+ * and persistent alike: nobody else may inherit his data). */
+void          kd_broker_user_forget (KdBroker *broker, gint64 user_id, const char *actor);
 
 /* ---- reconciler ---- */
 const KdReconcileReport *kd_broker_reconcile_report (KdBroker *broker);

@@ -44,6 +44,7 @@ static const KdCfgKey kd_cfg_keys[] = {
   I ("libvirt", "shutdown_timeout", shutdown_timeout, 1, 3600),
   I ("libvirt", "worker_threads", worker_threads, 1, 256),
   I ("reconciler", "interval", reconcile_interval, 1, 86400),
+  I ("broker", "policy_interval", policy_interval, 1, 3600),
 };
 
 /**
@@ -77,6 +78,7 @@ kd_config_new_default (void)
   c->shutdown_timeout = 60;
   c->worker_threads = 32;
   c->reconcile_interval = 60;
+  c->policy_interval = 5;
   return c;
 }
 

@@ -39,6 +39,9 @@ typedef struct {
 
   /* [reconciler] */
   gint64  reconcile_interval;     /* seconds */
+
+  /* [broker] */
+  gint64  policy_interval;        /* seconds between pool/timeout checks */
 } KdConfig;
 
 KdConfig *kd_config_new_default (void);

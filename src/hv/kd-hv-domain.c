@@ -288,6 +288,39 @@ kd_hv_domain_poweroff (KdHvHost    *host,
 }
 
 /**
+ * kd_hv_domain_reboot:
+ * Asks the guest to reboot (ACPI); a guest that cannot be asked (no ACPI
+ * support in the driver) gets a hard reset instead. A domain that is not
+ * running is an error.
+ */
+gboolean
+kd_hv_domain_reboot (KdHvHost    *host,
+                     const char  *name,
+                     GError     **error)
+{
+  g_autoptr(virConnect) conn = kd_hv_host_get_connection (host, error);
+  g_autoptr(virDomain) dom = NULL;
+
+  if (conn == NULL)
+    return FALSE;
+  dom = kd_hv_domain_lookup (host, conn, name, error);
+  if (dom == NULL)
+    return FALSE;
+  if (virDomainIsActive (dom) != 1)
+    {
+      g_set_error (error, KD_HV_ERROR, KD_HV_ERROR_FAILED,
+                   "host '%s': domain '%s' is not running", kd_hv_host_get_name (host), name);
+      return FALSE;
+    }
+  if (virDomainReboot (dom, VIR_DOMAIN_REBOOT_ACPI_POWER_BTN) == 0)
+    return TRUE;
+  if (virDomainReset (dom, 0) == 0)
+    return TRUE;
+  kd_hv_set_error_from_libvirt (error, host, conn, "cannot reboot domain '%s'", name);
+  return FALSE;
+}
+
+/**
  * kd_hv_domain_delete:
  * @missing_ok: a missing domain is success
  *

@@ -263,6 +263,10 @@ gboolean kd_hv_domain_shutdown (KdHvHost     *host,
 gboolean kd_hv_domain_poweroff (KdHvHost    *host,
                                 const char  *name,
                                 GError     **error);
+/* ACPI reboot, else a hard reset; the domain must be running. */
+gboolean kd_hv_domain_reboot   (KdHvHost    *host,
+                                const char  *name,
+                                GError     **error);
 /* Powers off if needed and undefines (with NVRAM); when @missing_ok a
  * missing domain is success. */
 gboolean kd_hv_domain_delete   (KdHvHost    *host,
