@@ -114,8 +114,7 @@ kd_broker_desktop_up_state (const KdDesktopRow *row)
     return KD_DESKTOP_RUNNING;
   if (row->connected_since > 0)
     return KD_DESKTOP_CONNECTED;
-  if (row->disconnected_at > 0)
-    return KD_DESKTOP_DISCONNECTED;
+  /* "disconnected" is set only when a client leaves. */
   return KD_DESKTOP_ASSIGNED;
 }
 
