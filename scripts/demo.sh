@@ -36,10 +36,13 @@ domain_prefix = demo
 shutdown_timeout = 20
 EOF
 
-if [ ! -s "$STATE/admin-password" ]; then
-  ( umask 077; head -c 12 /dev/urandom | base64 | tr -d '/+=' > "$STATE/admin-password" )
-fi
+for who in admin demo; do
+  if [ ! -s "$STATE/$who-password" ]; then
+    ( umask 077; head -c 12 /dev/urandom | base64 | tr -d '/+=' > "$STATE/$who-password" )
+  fi
+done
 PASSWORD=$(cat "$STATE/admin-password")
+DEMO_PASSWORD=$(cat "$STATE/demo-password")
 
 if curl -fsS -m 2 "$URL/healthz" >/dev/null 2>&1; then
   echo "demo: something already answers on $URL; stop it or set KD_DEMO_LISTEN=127.0.0.1:PORT" >&2
@@ -83,6 +86,10 @@ else
 fi
 ensure template add small --vcpus 1 --memory 128 --disk 1 --network none
 ensure desktop create desktop1 --image test-desktop --template small --host local
+ensure group add staff
+KVMDESK_NEW_PASSWORD=$DEMO_PASSWORD ensure user add demo --role user --group staff
+ensure pool add office --image test-desktop --template small --mode floating --size 3 --warm 2 \
+  --group staff --disconnect-timeout 300
 state=$(kd --json desktop show desktop1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
 if [ "$state" != running ]; then
   ensure desktop start desktop1
@@ -96,10 +103,14 @@ cat <<EOF
 
 kvmdesk demo is running.
   API:         $URL/api/v1   (health: $URL/healthz)
-  login:       admin / $PASSWORD
+  logins:      admin / $PASSWORD   (operator)
+               demo / $DEMO_PASSWORD   (user, group 'staff')
   CLI:         export KVMDESK_URL=$URL; $KVMDESK login admin
   host:        local (qemu:///system), acceleration: $accel
-  made:        image 'test-desktop', template 'small', desktop 'desktop1' (domain '$domain')
+  made:        image 'test-desktop', template 'small', desktop 'desktop1' (domain '$domain'),
+               floating pool 'office' (size 3, 2 warm desktops booting now) for group 'staff'
+  as a user:   XDG_CONFIG_HOME=/tmp/kd-demo-user $KVMDESK login demo
+               XDG_CONFIG_HOME=/tmp/kd-demo-user $KVMDESK desktop get office --wait
   desktop:     VNC on $vnc  (e.g. remote-viewer $vnc, or virsh -c qemu:///system screenshot $domain)
   try:         $KVMDESK desktop list;  $KVMDESK desktop reset desktop1
 

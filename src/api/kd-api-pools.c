@@ -174,7 +174,7 @@ kd_api_pools (KdApiRequest *req)
         kd_api_respond_json (req, 201, kd_api_json_pool (b, pool, TRUE));
       return;
     }
-  if (req->n_segs == 5 && IS ("POST") && g_str_equal (SEG (4), "desktop"))
+  if (req->n_segs == 5 && IS ("POST") && (g_strcmp0 (SEG (4), "desktop") == 0))
     {
       pool = kd_api_load_pool (req, SEG (3));
       if (pool == NULL)

@@ -835,13 +835,13 @@ kd_api_desktops (KdApiRequest *req)
                                       kd_desktop_acted, kd_api_request_ref (req));
       kd_api_request_suspend (req);
     }
-  else if (g_str_equal (SEG (4), "release"))
+  else if ((g_strcmp0 (SEG (4), "release") == 0))
     {
       kd_broker_desktop_release_async (b, SEG (3), req->user, kd_desktop_released,
                                        kd_api_request_ref (req));
       kd_api_request_suspend (req);
     }
-  else if (g_str_equal (SEG (4), "heartbeat"))
+  else if ((g_strcmp0 (SEG (4), "heartbeat") == 0))
     {
       static const char *const allowed[] = { "connected", NULL };
       g_autoptr(JsonObject) obj = kd_api_body_object (req);
@@ -851,7 +851,7 @@ kd_api_desktops (KdApiRequest *req)
       if (obj == NULL)
         return;
       if (!kd_json_check_members (obj, allowed, &error) ||
-          !kd_json_get_bool (obj, "connected", FALSE, &connected, &error) ||
+          !kd_json_get_bool (obj, "connected", TRUE, &connected, &error) ||
           (after = kd_broker_desktop_heartbeat (b, SEG (3), connected, req->user, &error)) == NULL)
         {
           kd_api_respond_error (req, error);
@@ -954,7 +954,7 @@ kd_api_events (KdApiRequest *req)
       }
     /* A user reads only the trail of his own desktops and account. */
     if (!req->is_admin)
-      f.user = req->user;
+      f.desktop_user = req->user;
     rows = kd_store_event_query (kd_broker_get_store (req->server->broker), &f, &error);
   }
   kd_api_respond_rows (req, rows, error, kd_api_view_event);

@@ -37,7 +37,23 @@ kd_api_me (KdApiRequest *req)
       kd_api_respond_error (req, error);
       return;
     }
-  kd_api_respond_json (req, 200, kd_api_json_user (req->server->broker, user));
+  {
+    g_autoptr(JsonBuilder) b = json_builder_new ();
+    g_autoptr(GPtrArray) groups = kd_store_user_get_groups (kd_broker_get_store (req->server->broker),
+                                                            user->id, NULL);
+    json_builder_begin_object (b);
+    json_builder_set_member_name (b, "user");
+    json_builder_add_string_value (b, user->name);
+    json_builder_set_member_name (b, "role");
+    json_builder_add_string_value (b, user->role);
+    json_builder_set_member_name (b, "groups");
+    json_builder_begin_array (b);
+    for (guint i = 0; groups && i < groups->len; i++)
+      json_builder_add_string_value (b, ((KdGroupRow *) groups->pdata[i])->name);
+    json_builder_end_array (b);
+    json_builder_end_object (b);
+    kd_api_respond_json (req, 200, json_builder_get_root (b));
+  }
 }
 
 static gboolean
@@ -196,11 +212,14 @@ kd_user_password_set (GObject *src, GAsyncResult *res, gpointer data)
     goto fail;
   g_free (row->password_hash);
   row->password_hash = g_strdup (j->hash);
+  /* Every other session ends; the one that asked goes on. */
   if (!kd_store_user_update (store, row, &error) ||
-      !kd_store_token_delete_for_user (store, row->id, &error))
+      !kd_store_token_delete_for_user_except (store, row->id,
+                                              j->user_id == req->user_id ? req->token_hash : NULL,
+                                              &error))
     goto fail;
   kd_broker_event (b, "user", row->name, req->user, "password", NULL, NULL,
-                   "password of user '%s' changed; their sessions were ended", row->name);
+                   "password of user '%s' changed; their other sessions were ended", row->name);
   kd_api_respond_empty (req, 204);
   kd_api_request_unref (req);
   return;
@@ -324,7 +343,7 @@ kd_api_users (KdApiRequest *req)
   g_autoptr(KdUserRow) user = NULL;
 
   /* A user may change his own password; everything else is an admin's. */
-  if (req->n_segs == 5 && IS ("POST") && g_str_equal (SEG (4), "password") &&
+  if (req->n_segs == 5 && IS ("POST") && (g_strcmp0 (SEG (4), "password") == 0) &&
       g_strcmp0 (SEG (3), req->user) == 0)
     {
       user = kd_store_user_get (store, req->user_id, &error);
@@ -380,7 +399,7 @@ kd_api_users (KdApiRequest *req)
                        user->name);
       kd_api_respond_empty (req, 204);
     }
-  else if (req->n_segs == 5 && IS ("POST") && g_str_equal (SEG (4), "password"))
+  else if (req->n_segs == 5 && IS ("POST") && (g_strcmp0 (SEG (4), "password") == 0))
     kd_api_user_password (req, user);
   else
     kd_api_respond_errorf (req, 405, "invalid", "%s is not allowed on '%s'", req->method, req->path);

@@ -415,7 +415,7 @@ kd_broker_pool_get_desktop_async (KdBroker *b, const char *pool_name, gint64 use
   g_autoptr(GArray) hosts = NULL;
   g_autofree char *name = NULL;
   KdDesktopRow *warm = NULL, *stopped = NULL;
-  guint active = 0;
+  guint active = 0, resetting = 0;
   KdDesktopCreateSpec spec = { 0 };
   KdAllocation *a;
 
@@ -462,6 +462,8 @@ kd_broker_pool_get_desktop_async (KdBroker *b, const char *pool_name, gint64 use
       KdDesktopRow *d = desktops->pdata[i];
       if (d->user_id || d->needs_reset || kd_broker_desktop_is_busy (b, d->id))
         {
+          if (!d->user_id)
+            resetting++;
           active++;
           continue;
         }
@@ -505,10 +507,16 @@ kd_broker_pool_get_desktop_async (KdBroker *b, const char *pool_name, gint64 use
     }
   if (desktops->len >= (guint) pool->size)
     {
-      g_task_return_new_error (task, KD_ERROR, KD_ERROR_BUSY,
-                               "pool '%s' is full: all %" G_GINT64_FORMAT " of its desktops are in use%s",
-                               pool->name, pool->size,
-                               active < desktops->len ? " or broken" : "");
+      if (resetting > 0)
+        g_task_return_new_error (task, KD_ERROR, KD_ERROR_BUSY,
+                                 "pool '%s' is full (size %" G_GINT64_FORMAT "); %u of its desktops "
+                                 "%s being reset or prepared: ask again in a moment",
+                                 pool->name, pool->size, resetting, resetting == 1 ? "is" : "are");
+      else
+        g_task_return_new_error (task, KD_ERROR, KD_ERROR_BUSY,
+                                 "pool '%s' is full: all %" G_GINT64_FORMAT " of its desktops are in use%s",
+                                 pool->name, pool->size,
+                                 active < desktops->len ? " or broken" : "");
       return;
     }
   img = kd_store_image_get (b->store, pool->image_id, NULL);
@@ -616,9 +624,12 @@ kd_broker_desktop_release_async (KdBroker *b, const char *name, const char *acto
       g_task_return_error (task, g_steal_pointer (&error));
       return;
     }
-  /* Answer with the desktop marked for reset; the reset runs on. */
+  /* Answer with the desktop as the reset begins; the reset runs on. */
   kd_broker_pools_reset_one (b, row->name, pool->warm > 0);
-  g_task_return_pointer (task, g_steal_pointer (&row), (GDestroyNotify) kd_desktop_row_free);
+  {
+    KdDesktopRow *now = kd_store_desktop_get (b->store, row->id, NULL);
+    g_task_return_pointer (task, now ? now : g_steal_pointer (&row), (GDestroyNotify) kd_desktop_row_free);
+  }
 }
 
 KdDesktopRow *

@@ -21,6 +21,8 @@ kd_cli_invocation_new (void)
 
   inv->args = g_ptr_array_new_with_free_func (g_free);
   inv->options = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, g_free);
+  inv->lists = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                      (GDestroyNotify) g_ptr_array_unref);
   return inv;
 }
 
@@ -31,6 +33,7 @@ kd_cli_invocation_free (KdCliInvocation *inv)
     return;
   g_ptr_array_unref (inv->args);
   g_hash_table_unref (inv->options);
+  g_hash_table_unref (inv->lists);
   g_free (inv->url);
   g_free (inv);
 }
@@ -194,6 +197,32 @@ kd_cli_parse (const KdCliCommand *table, guint n_commands, int argc, char **argv
                            "option '--%s' needs a value (%s)", name, option->metavar);
               return FALSE;
             }
+          if (option->choices != NULL && !g_strv_contains (option->choices, value))
+            {
+              g_autofree char *accepted = g_strjoinv ("' or '", (char **) option->choices);
+
+              g_set_error (error, KD_CLI_ERROR, KD_CLI_ERROR_USAGE,
+                           "--%s must be '%s', not '%s'", name, accepted, value);
+              return FALSE;
+            }
+          if (!option->repeat && g_hash_table_contains (inv->options, name))
+            {
+              /* "--size 5 --size 50": which one was meant? */
+              g_set_error (error, KD_CLI_ERROR, KD_CLI_ERROR_USAGE,
+                           "option '--%s' given more than once", name);
+              return FALSE;
+            }
+          {
+            GPtrArray *list = g_hash_table_lookup (inv->lists, name);
+
+            if (list == NULL)
+              {
+                list = g_ptr_array_new_with_free_func (g_free);
+                g_ptr_array_add (list, NULL);   /* kept NULL-terminated */
+                g_hash_table_insert (inv->lists, g_strdup (name), list);
+              }
+            g_ptr_array_insert (list, list->len - 1, g_strdup (value));
+          }
           g_hash_table_replace (inv->options, g_strdup (name), g_strdup (value));
           continue;
         }
@@ -265,14 +294,27 @@ kd_cli_parse (const KdCliCommand *table, guint n_commands, int argc, char **argv
     }
   if (inv->command->options != NULL)
     for (const KdCliOption *o = inv->command->options; o->name != NULL; o++)
-      if (o->required && !g_hash_table_contains (inv->options, o->name))
-        {
-          g_autofree char *cmd = command_name (inv->command);
+      {
+        if (o->required && !g_hash_table_contains (inv->options, o->name))
+          {
+            g_autofree char *cmd = command_name (inv->command);
 
-          g_set_error (error, KD_CLI_ERROR, KD_CLI_ERROR_USAGE, "'%s' needs --%s %s", cmd,
-                       o->name, o->metavar != NULL ? o->metavar : "");
-          return FALSE;
-        }
+            if (o->metavar != NULL)
+              g_set_error (error, KD_CLI_ERROR, KD_CLI_ERROR_USAGE, "'%s' needs --%s %s", cmd,
+                           o->name, o->metavar);
+            else
+              g_set_error (error, KD_CLI_ERROR, KD_CLI_ERROR_USAGE, "'%s' needs --%s", cmd,
+                           o->name);
+            return FALSE;
+          }
+        if (o->needs != NULL && g_hash_table_contains (inv->options, o->name)
+            && !g_hash_table_contains (inv->options, o->needs))
+          {
+            g_set_error (error, KD_CLI_ERROR, KD_CLI_ERROR_USAGE,
+                         "option '--%s' only makes sense with '--%s'", o->name, o->needs);
+            return FALSE;
+          }
+      }
   return TRUE;
 }
 
@@ -295,6 +337,56 @@ const char *
 kd_cli_option (const KdCliInvocation *inv, const char *name)
 {
   return g_hash_table_lookup (inv->options, name);
+}
+
+/**
+ * kd_cli_option_list:
+ *
+ * Returns: (nullable) (transfer none): every value of the repeatable option
+ * --@name in the order given, %NULL-terminated; %NULL when it was not given.
+ * A single empty value ("--user ''") gives an empty list: the way to clear
+ * a list on the server.
+ */
+const char *const *
+kd_cli_option_list (const KdCliInvocation *inv, const char *name)
+{
+  GPtrArray *list = g_hash_table_lookup (inv->lists, name);
+  static const char *const empty[] = { NULL };
+
+  if (list == NULL)
+    return NULL;
+  if (list->len == 2 && ((const char *) g_ptr_array_index (list, 0))[0] == '\0')
+    return empty;
+  return (const char *const *) list->pdata;
+}
+
+/**
+ * kd_cli_option_choice:
+ * @choices: %NULL-terminated accepted values
+ * @out: set to the index in @choices, only when the option was given and valid
+ *
+ * Returns: %FALSE with %KD_CLI_ERROR_USAGE naming the accepted values when
+ * --@name is given with another value; %TRUE otherwise (given or not).
+ */
+gboolean
+kd_cli_option_choice (const KdCliInvocation *inv, const char *name,
+                      const char *const *choices, int *out, GError **error)
+{
+  const char *text = kd_cli_option (inv, name);
+  g_autofree char *accepted = NULL;
+
+  if (text == NULL)
+    return TRUE;
+  for (int i = 0; choices[i] != NULL; i++)
+    if (g_str_equal (choices[i], text))
+      {
+        *out = i;
+        return TRUE;
+      }
+  accepted = g_strjoinv ("' or '", (char **) choices);
+  g_set_error (error, KD_CLI_ERROR, KD_CLI_ERROR_USAGE, "--%s must be '%s', not '%s'", name,
+               accepted, text);
+  return FALSE;
 }
 
 /**
@@ -344,7 +436,9 @@ kd_cli_synopsis (const KdCliCommand *command)
           ? g_strdup_printf ("--%s %s", o->name, o->metavar)
           : g_strdup_printf ("--%s", o->name);
 
-        if (o->required)
+        if (o->repeat)
+          g_string_append_printf (out, " [%s]...", text);
+        else if (o->required)
           g_string_append_printf (out, " %s", text);
         else
           g_string_append_printf (out, " [%s]", text);
@@ -427,10 +521,11 @@ kd_cli_print_help (FILE *out, const KdCliCommand *table, guint n_commands,
   if (group == NULL)
     fprintf (out,
              "\nEnvironment:\n"
-             "  KVMDESK_URL       kvmdeskd address (see --url)\n"
-             "  KVMDESK_TOKEN     API token to use instead of the stored one\n"
-             "  KVMDESK_PASSWORD  password for 'kvmdesk login'\n"
-             "  KVMDESK_DEBUG     print the HTTP exchange on stderr\n"
+             "  KVMDESK_URL           kvmdeskd address (see --url)\n"
+             "  KVMDESK_TOKEN         API token to use instead of the stored one\n"
+             "  KVMDESK_PASSWORD      password for 'kvmdesk login'\n"
+             "  KVMDESK_NEW_PASSWORD  new password for 'user add' and 'user passwd'\n"
+             "  KVMDESK_DEBUG         print the HTTP exchange on stderr\n"
              "\nThe token of the last login is kept in $XDG_CONFIG_HOME/kvmdesk/credentials.json\n"
              "(~/.config/kvmdesk/credentials.json), readable only by you.\n"
              "Exit status: 0 success, 1 failure, 2 wrong usage.\n");

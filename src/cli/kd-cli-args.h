@@ -3,7 +3,9 @@
  *
  * A command is "GROUP VERB" (desktop create) or a single word (login). Global
  * options (--url, --json, --help) are accepted anywhere; each command has
- * its own long options, given as "--name VALUE" or "--name=VALUE".
+ * its own long options, given as "--name VALUE" or "--name=VALUE". An option
+ * takes one value unless it is marked repeatable (--group a --group b); an
+ * option may need another one (--timeout only with --wait).
  */
 #pragma once
 
@@ -32,6 +34,9 @@ typedef struct {
   const char *metavar;    /* NULL: a flag without value */
   gboolean    required;
   const char *help;
+  gboolean    repeat;     /* may be given more than once: every value is kept */
+  const char *needs;      /* NULL, or an option that must be given with this one */
+  const char *const *choices;  /* NULL, or the only values accepted (NULL-terminated) */
 } KdCliOption;
 
 typedef gboolean (*KdCliRunFunc) (KdCli                 *cli,
@@ -56,7 +61,8 @@ struct _KdCliInvocation {
   gboolean json;
   char *url;                    /* --url, or NULL */
   GPtrArray *args;              /* positional arguments (char *) */
-  GHashTable *options;          /* name -> value ("" for a flag) */
+  GHashTable *options;          /* name -> last value ("" for a flag) */
+  GHashTable *lists;            /* name -> GPtrArray of every value, in order */
 };
 
 extern const KdCliCommand kd_cli_commands[];
@@ -77,6 +83,13 @@ const char *kd_cli_arg    (const KdCliInvocation *inv,
                            guint                  index);
 const char *kd_cli_option (const KdCliInvocation *inv,
                            const char            *name);
+const char *const *kd_cli_option_list (const KdCliInvocation *inv,
+                                       const char            *name);
+gboolean    kd_cli_option_choice (const KdCliInvocation *inv,
+                                  const char            *name,
+                                  const char *const     *choices,
+                                  int                   *out,
+                                  GError               **error);
 gboolean    kd_cli_option_int (const KdCliInvocation *inv,
                                const char            *name,
                                gint64                 min,

@@ -20,6 +20,11 @@
 #define API "/api/v1"
 #define KD_CLI_PASSWORD_MAX 1024
 
+/* desktop get --wait: poll period, default and largest --timeout */
+#define KD_CLI_DESKTOP_POLL_INTERVAL_MS 1000
+#define KD_CLI_DESKTOP_WAIT_DEFAULT_S   300
+#define KD_CLI_DESKTOP_WAIT_MAX_S       86400
+
 /* ---- helpers ------------------------------------------------------------- */
 
 static gboolean
@@ -162,8 +167,8 @@ cell_event_state (JsonNode *item, const char *path)
   g_autofree char *from = kd_cli_json_text (item, "from_state");
   g_autofree char *to = kd_cli_json_text (item, "to_state");
 
-  if (g_str_equal (from, "-"))
-    return g_strdup (to);   /* a first state, or no state change ("-") */
+  if (g_str_equal (from, "-") || g_str_equal (from, to))
+    return g_strdup (to);   /* a first state, or no state change */
   return g_strdup_printf ("%s->%s", from, to);
 }
 
@@ -307,8 +312,9 @@ read_line (int fd, char *buf, gsize size, GError **error)
   return TRUE;
 }
 
+/* Asks for a secret on the terminal without echo; @prompt is already sanitized. */
 static gboolean
-prompt_password (const char *user, const char *url, char *buf, gsize size, GError **error)
+prompt_secret (const char *prompt, char *buf, gsize size, GError **error)
 {
   struct termios noecho;
   gboolean ok;
@@ -327,7 +333,7 @@ prompt_password (const char *user, const char *url, char *buf, gsize size, GErro
   signal (SIGHUP, restore_terminal);
   noecho = saved_termios;
   noecho.c_lflag &= ~(ECHO | ECHOE | ECHOK | ECHONL);
-  fprintf (stderr, "Password for '%s' at %s: ", user, url);
+  fputs (prompt, stderr);
   fflush (stderr);
   tcsetattr (STDIN_FILENO, TCSAFLUSH, &noecho);
   ok = read_line (STDIN_FILENO, buf, size, error);
@@ -373,7 +379,10 @@ run_login (KdCli *cli, const KdCliInvocation *inv, GError **error)
     }
   else if (isatty (STDIN_FILENO))
     {
-      if (!prompt_password (user, cli->url, password, sizeof password, error))
+      g_autofree char *safe = kd_cli_sanitize (user);
+      g_autofree char *prompt = g_strdup_printf ("Password for '%s' at %s: ", safe, cli->url);
+
+      if (!prompt_secret (prompt, password, sizeof password, error))
         return FALSE;
     }
   else
@@ -771,11 +780,464 @@ run_template_remove (KdCli *cli, const KdCliInvocation *inv, GError **error)
                         error);
 }
 
+/* ---- users and groups ---------------------------------------------------- */
+
+#define KD_CLI_PASSWORD_MIN 8
+
+/* Names in an array member ("groups", "members"): "a,b", or "-" when none. */
+static char *
+cell_names (JsonNode *item, const char *path)
+{
+  g_autofree char *text = kd_cli_json_text (item, path);
+
+  if (text[0] == '\0')
+    return g_strdup ("-");
+  return g_steal_pointer (&text);
+}
+
+static void
+add_string_array (JsonBuilder *b, const char *member, const char *const *values)
+{
+  json_builder_set_member_name (b, member);
+  json_builder_begin_array (b);
+  for (guint i = 0; values != NULL && values[i] != NULL; i++)
+    json_builder_add_string_value (b, values[i]);
+  json_builder_end_array (b);
+}
+
+/*
+ * The new password of 'user add' and 'user passwd': $KVMDESK_NEW_PASSWORD,
+ * else the first line of stdin with --password-stdin, else asked twice on
+ * the terminal. The server checks it again; the length is checked here so
+ * that a typo does not cost a round trip after two prompts.
+ */
+static gboolean
+read_new_password (const KdCliInvocation *inv, const char *user, char *buf, gsize size,
+                   GError **error)
+{
+  const char *env = g_getenv ("KVMDESK_NEW_PASSWORD");
+  gsize len;
+
+  if (env != NULL)
+    {
+      if (strlen (env) >= size)
+        {
+          g_set_error (error, KD_CLI_ERROR, KD_CLI_ERROR_FAILED,
+                       "KVMDESK_NEW_PASSWORD is longer than %u bytes", (guint) size - 1);
+          return FALSE;
+        }
+      g_strlcpy (buf, env, size);
+    }
+  else if (kd_cli_option (inv, "password-stdin") != NULL)
+    {
+      if (!read_line (STDIN_FILENO, buf, size, error))
+        return FALSE;
+    }
+  else if (isatty (STDIN_FILENO))
+    {
+      g_autofree char *safe = kd_cli_sanitize (user);
+      g_autofree char *prompt = g_strdup_printf ("New password for '%s': ", safe);
+      char again[KD_CLI_PASSWORD_MAX + 1];
+      gboolean same;
+
+      if (!prompt_secret (prompt, buf, size, error))
+        return FALSE;
+      if (!prompt_secret ("Again: ", again, sizeof again, error))
+        {
+          memset (buf, 0, size);
+          return FALSE;
+        }
+      same = g_str_equal (buf, again);
+      memset (again, 0, sizeof again);
+      if (!same)
+        {
+          memset (buf, 0, size);
+          g_set_error (error, KD_CLI_ERROR, KD_CLI_ERROR_FAILED,
+                       "the two passwords differ; nothing was changed");
+          return FALSE;
+        }
+    }
+  else
+    {
+      g_set_error (error, KD_CLI_ERROR, KD_CLI_ERROR_FAILED,
+                   "no new password: set KVMDESK_NEW_PASSWORD, use --password-stdin, "
+                   "or run the command on a terminal");
+      return FALSE;
+    }
+  len = strlen (buf);
+  if (len < KD_CLI_PASSWORD_MIN || len > KD_CLI_PASSWORD_MAX)
+    {
+      memset (buf, 0, size);
+      g_set_error (error, KD_CLI_ERROR, KD_CLI_ERROR_FAILED,
+                   "a password must be %d to %d bytes long, this one is %" G_GSIZE_FORMAT,
+                   KD_CLI_PASSWORD_MIN, KD_CLI_PASSWORD_MAX, len);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* Sends @body, whose "password" member is wiped after the call whatever happens. */
+static gboolean
+call_with_password (KdCli *cli, const char *method, const char *path, JsonNode *body,
+                    JsonNode **answer, GError **error)
+{
+  gboolean ok = call (cli, method, path, body, answer, error);
+
+  json_node_set_string (json_object_get_member (json_node_get_object (body), "password"), "");
+  return ok;
+}
+
+static const KdCliColumn user_columns[] = {
+  { "NAME", "name", kd_cli_json_text },
+  { "ROLE", "role", kd_cli_json_text },
+  { "GROUPS", "groups", cell_names },
+};
+
+static const char *const role_choices[] = { "admin", "user", NULL };
+
+static gboolean
+run_user_add (KdCli *cli, const KdCliInvocation *inv, GError **error)
+{
+  const char *name = kd_cli_arg (inv, 0);
+  const char *const *groups = kd_cli_option_list (inv, "group");
+  char password[KD_CLI_PASSWORD_MAX + 1];
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  g_autoptr(JsonNode) body = NULL;
+  g_autoptr(JsonNode) answer = NULL;
+  int role = 1;
+
+  if (!kd_cli_option_choice (inv, "role", role_choices, &role, error))
+    return FALSE;
+  if (!need_token (cli, error)
+      || !read_new_password (inv, name, password, sizeof password, error))
+    return FALSE;
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "name");
+  json_builder_add_string_value (b, name);
+  json_builder_set_member_name (b, "password");
+  json_builder_add_string_value (b, password);
+  memset (password, 0, sizeof password);
+  json_builder_set_member_name (b, "role");
+  json_builder_add_string_value (b, role_choices[role]);
+  add_string_array (b, "groups", groups);
+  json_builder_end_object (b);
+  body = json_builder_get_root (b);
+
+  if (!call_with_password (cli, "POST", API "/users", body, &answer, error)
+      || !expect_object (cli, answer, error))
+    return FALSE;
+  if (cli->json)
+    print_json (answer);
+  else
+    {
+      g_autofree char *safe = answer_name (answer, name);
+      g_autofree char *role_text = kd_cli_json_text (answer, "role");
+      g_autofree char *group_text = cell_names (answer, "groups");
+
+      printf ("user '%s' added (%s), groups: %s\n", safe, role_text,
+              g_str_equal (group_text, "-") ? "none" : group_text);
+    }
+  return TRUE;
+}
+
+static gboolean
+run_user_list (KdCli *cli, const KdCliInvocation *inv, GError **error)
+{
+  return list_objects (cli, API "/users", "users", user_columns, G_N_ELEMENTS (user_columns),
+                       error);
+}
+
+static gboolean
+run_user_show (KdCli *cli, const KdCliInvocation *inv, GError **error)
+{
+  return show_object (cli, API "/users", kd_cli_arg (inv, 0), error);
+}
+
+static gboolean
+run_user_remove (KdCli *cli, const KdCliInvocation *inv, GError **error)
+{
+  return delete_object (cli, API "/users", "user", kd_cli_arg (inv, 0), "removed", error);
+}
+
+static gboolean
+run_user_passwd (KdCli *cli, const KdCliInvocation *inv, GError **error)
+{
+  const char *name = kd_cli_arg (inv, 0);
+  char password[KD_CLI_PASSWORD_MAX + 1];
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  g_autoptr(JsonNode) body = NULL;
+  g_autoptr(JsonNode) answer = NULL;
+  g_autofree char *path = escaped_path (API "/users", name, "/password");
+  g_autofree char *safe = kd_cli_sanitize (name);
+
+  if (!need_token (cli, error)
+      || !read_new_password (inv, name, password, sizeof password, error))
+    return FALSE;
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "password");
+  json_builder_add_string_value (b, password);
+  memset (password, 0, sizeof password);
+  json_builder_end_object (b);
+  body = json_builder_get_root (b);
+
+  if (!call_with_password (cli, "POST", path, body, &answer, error))
+    return FALSE;
+  if (cli->json)
+    print_json (answer);
+  else
+    printf ("password of user '%s' changed; his other sessions are logged out\n", safe);
+  return TRUE;
+}
+
+static const KdCliColumn group_columns[] = {
+  { "NAME", "name", kd_cli_json_text },
+  { "MEMBERS", "members", cell_names },
+};
+
+static gboolean
+run_group_add (KdCli *cli, const KdCliInvocation *inv, GError **error)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  g_autoptr(JsonNode) body = NULL;
+  g_autoptr(JsonNode) answer = NULL;
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "name");
+  json_builder_add_string_value (b, kd_cli_arg (inv, 0));
+  json_builder_end_object (b);
+  body = json_builder_get_root (b);
+
+  if (!call (cli, "POST", API "/groups", body, &answer, error)
+      || !expect_object (cli, answer, error))
+    return FALSE;
+  if (cli->json)
+    print_json (answer);
+  else
+    {
+      g_autofree char *safe = answer_name (answer, kd_cli_arg (inv, 0));
+
+      printf ("group '%s' added\n", safe);
+    }
+  return TRUE;
+}
+
+static gboolean
+run_group_list (KdCli *cli, const KdCliInvocation *inv, GError **error)
+{
+  return list_objects (cli, API "/groups", "groups", group_columns,
+                       G_N_ELEMENTS (group_columns), error);
+}
+
+static gboolean
+run_group_remove (KdCli *cli, const KdCliInvocation *inv, GError **error)
+{
+  return delete_object (cli, API "/groups", "group", kd_cli_arg (inv, 0), "removed", error);
+}
+
+/* ---- pools --------------------------------------------------------------- */
+
+/* The limits of docs/api.md, checked here for a clear usage error. */
+#define KD_CLI_POOL_SIZE_MAX 10000
+#define KD_CLI_TIMEOUT_MAX_S 31536000
+
+static char *
+cell_on_off (JsonNode *item, const char *path)
+{
+  JsonNode *n = kd_cli_json_lookup (item, path);
+
+  if (n != NULL && JSON_NODE_HOLDS_VALUE (n) && json_node_get_value_type (n) == G_TYPE_BOOLEAN)
+    return g_strdup (json_node_get_boolean (n) ? "on" : "off");
+  return kd_cli_json_text (item, path);
+}
+
+static const KdCliColumn pool_columns[] = {
+  { "NAME", "name", kd_cli_json_text },
+  { "MODE", "mode", kd_cli_json_text },
+  { "IMAGE", "image", kd_cli_json_text },
+  { "TEMPLATE", "template", kd_cli_json_text },
+  { "SIZE", "size", kd_cli_json_text },
+  { "WARM", "warm", kd_cli_json_text },
+  { "READY", "desktops.ready", kd_cli_json_text },
+  { "ASSIGNED", "desktops.assigned", kd_cli_json_text },
+  { "CONNECTED", "desktops.connected", kd_cli_json_text },
+  { "MAINTENANCE", "maintenance", cell_on_off },
+};
+
+static const char *const mode_choices[] = { "floating", "persistent", NULL };
+static const char *const on_off_choices[] = { "on", "off", NULL };
+
+/*
+ * The pool fields a command line may give, into @b: only those given, so
+ * that a PATCH changes only them. Ranges are checked here; warm <= size
+ * when both are given (the server checks against the stored size).
+ */
+static gboolean
+add_pool_fields (const KdCliInvocation *inv, JsonBuilder *b, guint *n_fields, GError **error)
+{
+  static const struct { const char *option; const char *member; gint64 min, max; } ints[] = {
+    { "size", "size", 1, KD_CLI_POOL_SIZE_MAX },
+    { "warm", "warm", 0, KD_CLI_POOL_SIZE_MAX },
+    { "idle-timeout", "idle_timeout", 0, KD_CLI_TIMEOUT_MAX_S },
+    { "disconnect-timeout", "disconnect_timeout", 0, KD_CLI_TIMEOUT_MAX_S },
+  };
+  static const struct { const char *option; const char *member; } lists[] = {
+    { "user", "users" }, { "group", "groups" }, { "host", "hosts" },
+  };
+  gint64 size = -1, warm = -1;
+  int maintenance = -1;
+
+  for (guint i = 0; i < G_N_ELEMENTS (ints); i++)
+    {
+      gint64 value = -1;
+
+      if (kd_cli_option (inv, ints[i].option) == NULL)
+        continue;
+      if (!kd_cli_option_int (inv, ints[i].option, ints[i].min, ints[i].max, &value, error))
+        return FALSE;
+      if (g_str_equal (ints[i].option, "size"))
+        size = value;
+      else if (g_str_equal (ints[i].option, "warm"))
+        warm = value;
+      json_builder_set_member_name (b, ints[i].member);
+      json_builder_add_int_value (b, value);
+      (*n_fields)++;
+    }
+  if (size >= 0 && warm > size)
+    {
+      g_set_error (error, KD_CLI_ERROR, KD_CLI_ERROR_USAGE,
+                   "--warm %" G_GINT64_FORMAT " is more than --size %" G_GINT64_FORMAT
+                   ": a pool cannot keep more desktops warm than it holds", warm, size);
+      return FALSE;
+    }
+  if (!kd_cli_option_choice (inv, "maintenance", on_off_choices, &maintenance, error))
+    return FALSE;
+  if (maintenance >= 0)
+    {
+      json_builder_set_member_name (b, "maintenance");
+      json_builder_add_boolean_value (b, maintenance == 0);
+      (*n_fields)++;
+    }
+  for (guint i = 0; i < G_N_ELEMENTS (lists); i++)
+    {
+      const char *const *values = kd_cli_option_list (inv, lists[i].option);
+
+      if (values == NULL)
+        continue;
+      add_string_array (b, lists[i].member, values);
+      (*n_fields)++;
+    }
+  return TRUE;
+}
+
+static void
+print_pool_line (JsonNode *answer, const char *typed_name, const char *done)
+{
+  g_autofree char *name = answer_name (answer, typed_name);
+  g_autofree char *mode = kd_cli_json_text (answer, "mode");
+  g_autofree char *size = kd_cli_json_text (answer, "size");
+  g_autofree char *warm = kd_cli_json_text (answer, "warm");
+  g_autofree char *image = kd_cli_json_text (answer, "image");
+  g_autofree char *template = kd_cli_json_text (answer, "template");
+  g_autofree char *maintenance = cell_on_off (answer, "maintenance");
+
+  printf ("pool '%s' %s: %s, size %s, %s warm, image '%s', template '%s'%s\n", name, done, mode,
+          size, warm, image, template,
+          g_str_equal (maintenance, "on") ? ", in maintenance" : "");
+}
+
+static gboolean
+run_pool_add (KdCli *cli, const KdCliInvocation *inv, GError **error)
+{
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  g_autoptr(JsonNode) body = NULL;
+  g_autoptr(JsonNode) answer = NULL;
+  guint n_fields = 0;
+  int mode = 0;
+
+  if (!kd_cli_option_choice (inv, "mode", mode_choices, &mode, error))
+    return FALSE;
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "name");
+  json_builder_add_string_value (b, kd_cli_arg (inv, 0));
+  json_builder_set_member_name (b, "image");
+  json_builder_add_string_value (b, kd_cli_option (inv, "image"));
+  json_builder_set_member_name (b, "template");
+  json_builder_add_string_value (b, kd_cli_option (inv, "template"));
+  json_builder_set_member_name (b, "mode");
+  json_builder_add_string_value (b, mode_choices[mode]);
+  if (!add_pool_fields (inv, b, &n_fields, error))
+    return FALSE;
+  json_builder_end_object (b);
+  body = json_builder_get_root (b);
+
+  if (!call (cli, "POST", API "/pools", body, &answer, error)
+      || !expect_object (cli, answer, error))
+    return FALSE;
+  if (cli->json)
+    print_json (answer);
+  else
+    print_pool_line (answer, kd_cli_arg (inv, 0), "added");
+  return TRUE;
+}
+
+static gboolean
+run_pool_set (KdCli *cli, const KdCliInvocation *inv, GError **error)
+{
+  const char *name = kd_cli_arg (inv, 0);
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  g_autoptr(JsonNode) body = NULL;
+  g_autoptr(JsonNode) answer = NULL;
+  g_autofree char *path = escaped_path (API "/pools", name, "");
+  guint n_fields = 0;
+
+  json_builder_begin_object (b);
+  if (!add_pool_fields (inv, b, &n_fields, error))
+    return FALSE;
+  json_builder_end_object (b);
+  if (n_fields == 0)
+    {
+      g_set_error (error, KD_CLI_ERROR, KD_CLI_ERROR_USAGE,
+                   "'pool set' needs at least one change (--size, --warm, --maintenance, …)");
+      return FALSE;
+    }
+  body = json_builder_get_root (b);
+
+  if (!call (cli, "PATCH", path, body, &answer, error) || !expect_object (cli, answer, error))
+    return FALSE;
+  if (cli->json)
+    print_json (answer);
+  else
+    print_pool_line (answer, name, "changed");
+  return TRUE;
+}
+
+static gboolean
+run_pool_list (KdCli *cli, const KdCliInvocation *inv, GError **error)
+{
+  return list_objects (cli, API "/pools", "pools", pool_columns, G_N_ELEMENTS (pool_columns),
+                       error);
+}
+
+static gboolean
+run_pool_show (KdCli *cli, const KdCliInvocation *inv, GError **error)
+{
+  return show_object (cli, API "/pools", kd_cli_arg (inv, 0), error);
+}
+
+static gboolean
+run_pool_remove (KdCli *cli, const KdCliInvocation *inv, GError **error)
+{
+  return delete_object (cli, API "/pools", "pool", kd_cli_arg (inv, 0), "removed", error);
+}
+
 /* ---- desktops ------------------------------------------------------------ */
 
 static const KdCliColumn desktop_columns[] = {
   { "NAME", "name", kd_cli_json_text },
   { "STATE", "state", kd_cli_json_text },
+  { "POOL", "pool", kd_cli_json_text },
+  { "USER", "user", kd_cli_json_text },
   { "HOST", "host", kd_cli_json_text },
   { "IMAGE", "image", kd_cli_json_text },
   { "TEMPLATE", "template", kd_cli_json_text },
@@ -843,6 +1305,8 @@ run_desktop_action (KdCli *cli, const KdCliInvocation *inv, GError **error)
     { "shutdown", "shut down" },
     { "poweroff", "powered off" },
     { "reset", "reset" },
+    { "reboot", "rebooted" },
+    { "release", "released" },
   };
   const char *verb = inv->command->verb;
   const char *name = kd_cli_arg (inv, 0);
@@ -887,6 +1351,248 @@ run_desktop_list (KdCli *cli, const KdCliInvocation *inv, GError **error)
 {
   return list_objects (cli, API "/desktops", "desktops", desktop_columns,
                        G_N_ELEMENTS (desktop_columns), error);
+}
+
+/* States in which a desktop is the caller's and can be used now. */
+static gboolean
+desktop_state_usable (const char *state)
+{
+  return g_str_equal (state, "assigned") || g_str_equal (state, "connected")
+         || g_str_equal (state, "disconnected");
+}
+
+/*
+ * desktop get POOL [--wait [--timeout S]]: asks the pool for the caller's
+ * desktop, then (with --wait) polls it once a second until it can be used,
+ * fails, or the timeout passes. State changes are noted on stderr.
+ */
+static gboolean
+run_desktop_get (KdCli *cli, const KdCliInvocation *inv, GError **error)
+{
+  const char *pool = kd_cli_arg (inv, 0);
+  gboolean wait = kd_cli_option (inv, "wait") != NULL;
+  gint64 timeout_s = KD_CLI_DESKTOP_WAIT_DEFAULT_S;
+  g_autofree char *path = escaped_path (API "/pools", pool, "/desktop");
+  g_autofree char *safe_pool = kd_cli_sanitize (pool);
+  g_autoptr(JsonNode) answer = NULL;
+  g_autofree char *name = NULL;
+  g_autofree char *state = NULL;
+  gboolean existing;
+  gint64 deadline;
+
+  if (!kd_cli_option_int (inv, "timeout", 1, KD_CLI_DESKTOP_WAIT_MAX_S, &timeout_s, error))
+    return FALSE;
+  if (!call (cli, "POST", path, NULL, &answer, error) || !expect_object (cli, answer, error))
+    return FALSE;
+  existing = kd_cli_http_get_status (cli->http) == 200;
+  {
+    JsonNode *n = kd_cli_json_lookup (answer, "name");
+
+    if (n == NULL || !JSON_NODE_HOLDS_VALUE (n) || json_node_get_value_type (n) != G_TYPE_STRING
+        || json_node_get_string (n)[0] == '\0')
+      {
+        g_set_error (error, KD_CLI_ERROR, KD_CLI_ERROR_FAILED,
+                     "the answer from %s names no desktop", cli->url);
+        return FALSE;
+      }
+    name = g_strdup (json_node_get_string (n));
+  }
+  state = kd_cli_json_text (answer, "state");
+
+  deadline = g_get_monotonic_time () + timeout_s * G_USEC_PER_SEC;
+  while (wait && !desktop_state_usable (state) && !g_str_equal (state, "error"))
+    {
+      g_autofree char *desktop_path = escaped_path (API "/desktops", name, "");
+      g_autofree char *safe_name = kd_cli_sanitize (name);
+      g_autofree char *new_state = NULL;
+
+      if (g_get_monotonic_time () >= deadline)
+        {
+          g_set_error (error, KD_CLI_ERROR, KD_CLI_ERROR_FAILED,
+                       "desktop '%s' from pool '%s' is still '%s' after %" G_GINT64_FORMAT
+                       " s (see --timeout)", safe_name, safe_pool, state, timeout_s);
+          return FALSE;
+        }
+      if (!cli->json)
+        {
+          fprintf (stderr, "waiting for desktop '%s' (%s)…\n", safe_name, state);
+          fflush (stderr);
+        }
+      do
+        {
+          g_usleep (KD_CLI_DESKTOP_POLL_INTERVAL_MS * 1000);
+          g_clear_pointer (&answer, json_node_unref);
+          if (!call (cli, "GET", desktop_path, NULL, &answer, error)
+              || !expect_object (cli, answer, error))
+            {
+              g_prefix_error (error, "while waiting for desktop '%s': ", safe_name);
+              return FALSE;
+            }
+          g_free (new_state);
+          new_state = kd_cli_json_text (answer, "state");
+        }
+      while (g_str_equal (new_state, state) && g_get_monotonic_time () < deadline);
+      g_free (state);
+      state = g_steal_pointer (&new_state);
+    }
+
+  if (g_str_equal (state, "error"))
+    {
+      g_autofree char *safe_name = kd_cli_sanitize (name);
+      g_autofree char *reason = kd_cli_json_text (answer, "state_reason");
+
+      if (cli->json)
+        print_json (answer);
+      g_set_error (error, KD_CLI_ERROR, KD_CLI_ERROR_FAILED,
+                   "desktop '%s' from pool '%s' failed: %s", safe_name, safe_pool,
+                   g_str_equal (reason, "-") ? "no reason given" : reason);
+      return FALSE;
+    }
+  if (cli->json)
+    print_json (answer);
+  else
+    {
+      g_autofree char *safe_name = kd_cli_sanitize (name);
+      g_autofree char *host = kd_cli_json_text (answer, "host");
+
+      if (existing)
+        printf ("desktop '%s' from pool '%s' is already yours (%s) on host '%s'\n", safe_name,
+                safe_pool, state, host);
+      else
+        printf ("desktop '%s' from pool '%s' is yours (%s) on host '%s'\n", safe_name,
+                safe_pool, state, host);
+      if (!wait && !desktop_state_usable (state))
+        fprintf (stderr, "it is not ready yet: 'kvmdesk desktop get %s --wait' waits for it\n",
+                 safe_pool);
+    }
+  return TRUE;
+}
+
+static gboolean
+run_desktop_heartbeat (KdCli *cli, const KdCliInvocation *inv, GError **error)
+{
+  const char *name = kd_cli_arg (inv, 0);
+  gboolean connected = kd_cli_option (inv, "disconnected") == NULL;
+  g_autofree char *path = escaped_path (API "/desktops", name, "/heartbeat");
+  g_autofree char *safe = kd_cli_sanitize (name);
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  g_autoptr(JsonNode) body = NULL;
+  g_autoptr(JsonNode) answer = NULL;
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "connected");
+  json_builder_add_boolean_value (b, connected);
+  json_builder_end_object (b);
+  body = json_builder_get_root (b);
+
+  if (!call (cli, "POST", path, body, &answer, error))
+    return FALSE;
+  if (cli->json)
+    print_json (answer);
+  else
+    printf ("heartbeat for desktop '%s' sent (%s)\n", safe,
+            connected ? "connected" : "disconnected");
+  return TRUE;
+}
+
+/* GET /me: the name of the caller, for "desktop mine". */
+static char *
+whoami (KdCli *cli, GError **error)
+{
+  g_autoptr(JsonNode) me = NULL;
+  JsonNode *user;
+
+  if (!call (cli, "GET", API "/me", NULL, &me, error) || !expect_object (cli, me, error))
+    return NULL;
+  user = kd_cli_json_lookup (me, "user");
+  if (user == NULL)
+    user = kd_cli_json_lookup (me, "name");   /* a user object, as some servers answer */
+  if (user == NULL || !JSON_NODE_HOLDS_VALUE (user)
+      || json_node_get_value_type (user) != G_TYPE_STRING)
+    {
+      g_set_error (error, KD_CLI_ERROR, KD_CLI_ERROR_FAILED,
+                   "the answer of %s to GET /me names no user", cli->url);
+      return NULL;
+    }
+  return g_strdup (json_node_get_string (user));
+}
+
+/*
+ * desktop mine: the desktops assigned to the caller. A user's GET /desktops
+ * holds only his; an admin's holds every desktop, so the list is filtered
+ * on "user" for everyone.
+ */
+static gboolean
+run_desktop_mine (KdCli *cli, const KdCliInvocation *inv, GError **error)
+{
+  g_autofree char *me = whoami (cli, error);
+  g_autoptr(JsonNode) answer = NULL;
+  g_autoptr(JsonArray) mine = NULL;
+  JsonArray *all;
+
+  if (me == NULL)
+    return FALSE;
+  if (!call (cli, "GET", API "/desktops", NULL, &answer, error))
+    return FALSE;
+  if (answer == NULL || !JSON_NODE_HOLDS_ARRAY (answer))
+    {
+      g_set_error (error, KD_CLI_ERROR, KD_CLI_ERROR_FAILED,
+                   "unexpected answer from %s: expected a list of desktops", cli->url);
+      return FALSE;
+    }
+  all = json_node_get_array (answer);
+  mine = json_array_new ();
+  for (guint i = 0; i < json_array_get_length (all); i++)
+    {
+      JsonNode *d = json_array_get_element (all, i);
+      JsonNode *user = kd_cli_json_lookup (d, "user");
+
+      if (user != NULL && JSON_NODE_HOLDS_VALUE (user)
+          && json_node_get_value_type (user) == G_TYPE_STRING
+          && g_str_equal (json_node_get_string (user), me))
+        json_array_add_element (mine, json_node_copy (d));
+    }
+  if (cli->json)
+    {
+      g_autoptr(JsonNode) root = json_node_new (JSON_NODE_ARRAY);
+
+      json_node_set_array (root, mine);
+      print_json (root);
+      return TRUE;
+    }
+  if (json_array_get_length (mine) == 0)
+    {
+      g_autofree char *safe = kd_cli_sanitize (me);
+
+      printf ("no desktops assigned to '%s' (get one with: kvmdesk desktop get POOL)\n", safe);
+      return TRUE;
+    }
+  print_table (mine, desktop_columns, G_N_ELEMENTS (desktop_columns));
+  return TRUE;
+}
+
+/* ---- me ------------------------------------------------------------------ */
+
+static gboolean
+run_me (KdCli *cli, const KdCliInvocation *inv, GError **error)
+{
+  g_autoptr(JsonNode) answer = NULL;
+  g_autofree char *user = NULL;
+  g_autofree char *role = NULL;
+  g_autofree char *groups = NULL;
+
+  if (!call (cli, "GET", API "/me", NULL, &answer, error) || !expect_object (cli, answer, error))
+    return FALSE;
+  if (cli->json)
+    {
+      print_json (answer);
+      return TRUE;
+    }
+  user = kd_cli_json_text (answer, kd_cli_json_lookup (answer, "user") != NULL ? "user" : "name");
+  role = kd_cli_json_text (answer, "role");
+  groups = cell_names (answer, "groups");
+  printf ("user:   %s\nrole:   %s\ngroups: %s\nserver: %s\n", user, role, groups, cli->url);
+  return TRUE;
 }
 
 /* ---- reconciler, events, version ----------------------------------------- */
@@ -963,6 +1669,7 @@ run_events (KdCli *cli, const KdCliInvocation *inv, GError **error)
 {
   static const struct { const char *option; const char *param; } params[] = {
     { "object-type", "object_type" }, { "object", "object_name" },
+    { "desktop", "desktop" }, { "pool", "pool" }, { "user", "user" },
     { "since", "since" }, { "limit", "limit" },
   };
   GString *path = g_string_new (API "/events");
@@ -1063,6 +1770,59 @@ static const KdCliOption desktop_create_options[] = {
   { "start", NULL, FALSE, "start it once created" },
   { NULL }
 };
+static const KdCliOption user_add_options[] = {
+  { "role", "admin|user", FALSE, "role (default user)", FALSE, NULL, role_choices },
+  { "group", "GROUP", FALSE, "a group he belongs to (repeat for more)", TRUE },
+  { "password-stdin", NULL, FALSE,
+    "read the password from the first line of standard input" },
+  { NULL }
+};
+static const KdCliOption user_passwd_options[] = {
+  { "password-stdin", NULL, FALSE,
+    "read the new password from the first line of standard input" },
+  { NULL }
+};
+#define POOL_COMMON_OPTIONS \
+  { "idle-timeout", "S", FALSE, \
+    "persistent: shut down after S seconds without a client (0: never)" }, \
+  { "disconnect-timeout", "S", FALSE, \
+    "floating: reset S seconds after the client left (0: never)" }
+static const KdCliOption pool_add_options[] = {
+  { "image", "IMAGE", TRUE, "image the pool's desktops are linked clones of" },
+  { "template", "TEMPLATE", TRUE, "template of the pool's desktops" },
+  { "mode", "floating|persistent", TRUE,
+    "floating: reset when released; persistent: one desktop kept per user", FALSE, NULL,
+    mode_choices },
+  { "size", "N", TRUE, "most desktops in the pool (1-10000)" },
+  { "warm", "N", FALSE, "desktops kept started and unassigned (default 0)" },
+  { "group", "GROUP", FALSE, "a group entitled to the pool (repeat for more)", TRUE },
+  { "user", "USER", FALSE, "a user entitled to the pool (repeat for more)", TRUE },
+  { "host", "HOST", FALSE, "a host its desktops may run on (repeat; default any)", TRUE },
+  POOL_COMMON_OPTIONS,
+  { NULL }
+};
+static const KdCliOption pool_set_options[] = {
+  { "size", "N", FALSE, "most desktops in the pool (1-10000)" },
+  { "warm", "N", FALSE, "desktops kept started and unassigned" },
+  POOL_COMMON_OPTIONS,
+  { "maintenance", "on|off", FALSE, "on: no desktop is handed out", FALSE, NULL,
+    on_off_choices },
+  { "user", "USER", FALSE, "entitled users: the list given replaces it ('' empties it)", TRUE },
+  { "group", "GROUP", FALSE, "entitled groups: the list given replaces it ('' empties it)",
+    TRUE },
+  { "host", "HOST", FALSE, "allowed hosts: the list given replaces it ('' means any)", TRUE },
+  { NULL }
+};
+static const KdCliOption desktop_get_options[] = {
+  { "wait", NULL, FALSE, "wait until the desktop is ready to use" },
+  { "timeout", "S", FALSE, "with --wait: give up after S seconds (default 300)", FALSE,
+    "wait" },
+  { NULL }
+};
+static const KdCliOption desktop_heartbeat_options[] = {
+  { "disconnected", NULL, FALSE, "report that the client is no longer connected" },
+  { NULL }
+};
 static const KdCliOption reconcile_options[] = {
   { "run", NULL, FALSE, "run the reconciler now instead of showing its last report" },
   { NULL }
@@ -1070,6 +1830,9 @@ static const KdCliOption reconcile_options[] = {
 static const KdCliOption events_options[] = {
   { "object-type", "TYPE", FALSE, "only events of this kind of object (desktop, host, …)" },
   { "object", "NAME", FALSE, "only events of the object with this name" },
+  { "desktop", "NAME", FALSE, "only events of this desktop" },
+  { "pool", "NAME", FALSE, "only events of this pool and its desktops" },
+  { "user", "NAME", FALSE, "only events concerning this user" },
   { "since", "ID", FALSE, "only events after the event with this id" },
   { "limit", "N", FALSE, "at most N events (newest first)" },
   { NULL }
@@ -1079,6 +1842,7 @@ const KdCliCommand kd_cli_commands[] = {
   { NULL, "login", "USER", 1, 1, login_options,
     "log in (password from $KVMDESK_PASSWORD or a prompt) and store the token", run_login },
   { NULL, "logout", "", 0, 0, NULL, "revoke the stored token", run_logout },
+  { NULL, "me", "", 0, 0, NULL, "show who you are logged in as: user, role, groups", run_me },
   { "host", "add", "NAME URI", 2, 2, NULL,
     "register a KVM host by its libvirt URI (qemu:///system, qemu+ssh://…)", run_host_add },
   { "host", "list", "", 0, 0, NULL, "list hosts with their capacity", run_host_list },
@@ -1097,18 +1861,49 @@ const KdCliCommand kd_cli_commands[] = {
   { "template", "show", "NAME", 1, 1, NULL, "show one template", run_template_show },
   { "template", "remove", "NAME", 1, 1, NULL, "remove a template no desktop uses",
     run_template_remove },
+  { "user", "add", "NAME", 1, 1, user_add_options,
+    "add a user (password from $KVMDESK_NEW_PASSWORD or asked twice)", run_user_add },
+  { "user", "list", "", 0, 0, NULL, "list users", run_user_list },
+  { "user", "show", "NAME", 1, 1, NULL, "show one user", run_user_show },
+  { "user", "remove", "NAME", 1, 1, NULL, "remove a user; his desktops are released",
+    run_user_remove },
+  { "user", "passwd", "NAME", 1, 1, user_passwd_options,
+    "set a user's password (his other sessions are logged out)", run_user_passwd },
+  { "group", "add", "NAME", 1, 1, NULL, "add a group", run_group_add },
+  { "group", "list", "", 0, 0, NULL, "list groups and their members", run_group_list },
+  { "group", "remove", "NAME", 1, 1, NULL, "remove a group", run_group_remove },
+  { "pool", "add", "NAME", 1, 1, pool_add_options,
+    "create a pool of desktops: image + template + policy", run_pool_add },
+  { "pool", "list", "", 0, 0, NULL, "list pools (a user sees those he is entitled to)",
+    run_pool_list },
+  { "pool", "show", "NAME", 1, 1, NULL, "show one pool", run_pool_show },
+  { "pool", "set", "NAME", 1, 1, pool_set_options,
+    "change a pool: only the options given", run_pool_set },
+  { "pool", "remove", "NAME", 1, 1, NULL,
+    "remove a pool without assigned desktops (its other desktops are deleted)",
+    run_pool_remove },
   { "desktop", "create", "NAME", 1, 1, desktop_create_options,
     "create a desktop: a linked clone of an image, shaped by a template", run_desktop_create },
   { "desktop", "list", "", 0, 0, NULL, "list desktops", run_desktop_list },
+  { "desktop", "mine", "", 0, 0, NULL, "list the desktops assigned to you",
+    run_desktop_mine },
   { "desktop", "show", "NAME", 1, 1, NULL, "show one desktop", run_desktop_show },
+  { "desktop", "get", "POOL", 1, 1, desktop_get_options,
+    "get your desktop from a pool (yours if you have one, else a free one)", run_desktop_get },
+  { "desktop", "release", "NAME", 1, 1, NULL,
+    "give a desktop back (floating: reset and returned to its pool)", run_desktop_action },
   { "desktop", "start", "NAME", 1, 1, NULL, "start a desktop", run_desktop_action },
   { "desktop", "shutdown", "NAME", 1, 1, NULL,
     "shut a desktop down (ACPI; forced off after the server's timeout)", run_desktop_action },
+  { "desktop", "reboot", "NAME", 1, 1, NULL, "reboot a desktop (ACPI)", run_desktop_action },
   { "desktop", "poweroff", "NAME", 1, 1, NULL, "power a desktop off at once",
     run_desktop_action },
   { "desktop", "reset", "NAME", 1, 1, NULL,
     "throw away the desktop's disk changes and recreate it from its image",
     run_desktop_action },
+  { "desktop", "heartbeat", "NAME", 1, 1, desktop_heartbeat_options,
+    "tell the server a client is (or is no longer) connected to a desktop",
+    run_desktop_heartbeat },
   { "desktop", "delete", "NAME", 1, 1, NULL, "delete a desktop, its domain and its disk",
     run_desktop_delete },
   { NULL, "reconcile", "", 0, 0, reconcile_options,

@@ -29,6 +29,7 @@ struct _KdCliHttp
   char *token;
   GByteArray *answer;
   gboolean answer_too_large;
+  long status;          /* of the last exchange, 0 when none answered */
   char errbuf[CURL_ERROR_SIZE];
 
   /* upload state */
@@ -86,6 +87,18 @@ const char *
 kd_cli_http_get_base_url (KdCliHttp *http)
 {
   return http->base_url;
+}
+
+/**
+ * kd_cli_http_get_status:
+ *
+ * Returns: the HTTP status of the last call (200, 201, 404, …), or 0 when
+ * the server did not answer.
+ */
+long
+kd_cli_http_get_status (KdCliHttp *http)
+{
+  return http->status;
 }
 
 /**
@@ -214,9 +227,25 @@ kd_cli_http_read_answer (const char *base_url, long status, const char *data, gs
           || !json_parser_load_from_data (parser, data, len, &local)
           || (root = json_parser_get_root (parser)) == NULL)
         {
-          g_set_error (error, KD_CLI_HTTP_ERROR, KD_CLI_HTTP_ERROR_ANSWER,
-                       "the answer from %s (HTTP %ld) is not JSON: is this URL kvmdeskd?",
-                       base_url, status);
+          gsize i = 0;
+          gboolean looks_json;
+
+          while (i < len && g_ascii_isspace (data[i]))
+            i++;
+          looks_json = i < len && (data[i] == '{' || data[i] == '[');
+          /* Some other web server, or kvmdeskd sending something broken? */
+          if (!looks_json)
+            g_set_error (error, KD_CLI_HTTP_ERROR, KD_CLI_HTTP_ERROR_ANSWER,
+                         "the answer from %s (HTTP %ld) is not JSON: is this URL kvmdeskd?",
+                         base_url, status);
+          else if (local == NULL)
+            g_set_error (error, KD_CLI_HTTP_ERROR, KD_CLI_HTTP_ERROR_ANSWER,
+                         "the answer from %s (HTTP %ld) is JSON with invalid UTF-8 in it "
+                         "(a server bug)", base_url, status);
+          else
+            g_set_error (error, KD_CLI_HTTP_ERROR, KD_CLI_HTTP_ERROR_ANSWER,
+                         "the answer from %s (HTTP %ld) is broken JSON (a server bug): %s",
+                         base_url, status, local->message);
           return FALSE;
         }
       if (answer != NULL)
@@ -254,6 +283,7 @@ prepare (KdCliHttp *http, const char *path, struct curl_slist **headers)
   http->answer_too_large = FALSE;
   http->errbuf[0] = '\0';
   http->read_errno = 0;
+  http->status = 0;
 
   curl_easy_setopt (http->curl, CURLOPT_URL, url);
   curl_easy_setopt (http->curl, CURLOPT_NOSIGNAL, 1L);
@@ -332,15 +362,17 @@ perform (KdCliHttp *http, struct curl_slist *headers, JsonNode **answer, GError 
         }
     }
   curl_easy_getinfo (http->curl, CURLINFO_RESPONSE_CODE, &status);
+  http->status = status;
   return kd_cli_http_read_answer (http->base_url, status, (const char *) http->answer->data,
                                   http->answer->len, answer, error);
 }
 
 /**
  * kd_cli_http_call:
- * @method: "GET", "POST" or "DELETE"
+ * @method: "GET", "POST", "PATCH" or "DELETE"
  * @path: the path after the base URL, already escaped: "/api/v1/hosts"
- * @body: (nullable): the JSON body; a POST without one sends no body
+ * @body: (nullable): the JSON body (not with GET); a POST without one sends
+ *   no body
  * @answer: (out) (transfer full) (nullable): the JSON answer, %NULL for 204
  *
  * Returns: %TRUE on a 2xx answer; see kd_cli_http_read_answer() for errors.
@@ -355,7 +387,7 @@ kd_cli_http_call (KdCliHttp *http, const char *method, const char *path, JsonNod
   prepare (http, path, &headers);
   if (g_str_equal (method, "GET"))
     curl_easy_setopt (http->curl, CURLOPT_HTTPGET, 1L);
-  else if (g_str_equal (method, "POST"))
+  else if (g_str_equal (method, "POST") || body != NULL)
     {
       if (body != NULL)
         {
@@ -368,6 +400,9 @@ kd_cli_http_call (KdCliHttp *http, const char *method, const char *path, JsonNod
       curl_easy_setopt (http->curl, CURLOPT_POSTFIELDSIZE_LARGE,
                         (curl_off_t) (json != NULL ? strlen (json) : 0));
       curl_easy_setopt (http->curl, CURLOPT_COPYPOSTFIELDS, json != NULL ? json : "");
+      /* PATCH and PUT with a JSON body: sent like a POST under their own name */
+      if (!g_str_equal (method, "POST"))
+        curl_easy_setopt (http->curl, CURLOPT_CUSTOMREQUEST, method);
     }
   else
     curl_easy_setopt (http->curl, CURLOPT_CUSTOMREQUEST, method);

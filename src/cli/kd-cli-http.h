@@ -38,6 +38,7 @@ void       kd_cli_http_free      (KdCliHttp  *http);
 void       kd_cli_http_set_token (KdCliHttp  *http,
                                   const char *token);
 const char *kd_cli_http_get_base_url (KdCliHttp *http);
+long        kd_cli_http_get_status   (KdCliHttp *http);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (KdCliHttp, kd_cli_http_free)
 

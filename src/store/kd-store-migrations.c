@@ -125,6 +125,69 @@ static const KdMigration migrations[] = {
     "CREATE INDEX tokens_user ON tokens (user_id);"
     "CREATE INDEX tokens_expires ON tokens (expires_at);"
   },
+  {
+    3, "groups, pools, entitlements, desktop sessions, event pool and user",
+    "CREATE TABLE groups ("
+    "  id         INTEGER PRIMARY KEY,"
+    "  name       TEXT NOT NULL UNIQUE,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE TABLE user_groups ("
+    "  user_id  INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,"
+    "  PRIMARY KEY (user_id, group_id));"
+    "CREATE INDEX user_groups_group ON user_groups (group_id);"
+    /* No cascade from images and templates: deleting one a pool still
+     * uses is refused (IN_USE). */
+    "CREATE TABLE pools ("
+    "  id                 INTEGER PRIMARY KEY,"
+    "  name               TEXT NOT NULL UNIQUE,"
+    "  image_id           INTEGER NOT NULL REFERENCES images(id),"
+    "  template_id        INTEGER NOT NULL REFERENCES templates(id),"
+    "  mode               TEXT NOT NULL,"
+    "  size               INTEGER NOT NULL DEFAULT 0,"
+    "  warm               INTEGER NOT NULL DEFAULT 0,"
+    "  idle_timeout       INTEGER NOT NULL DEFAULT 0,"
+    "  disconnect_timeout INTEGER NOT NULL DEFAULT 0,"
+    "  maintenance        INTEGER NOT NULL DEFAULT 0,"
+    "  created_at         INTEGER NOT NULL,"
+    "  updated_at         INTEGER NOT NULL);"
+    "CREATE INDEX pools_image ON pools (image_id);"
+    "CREATE INDEX pools_template ON pools (template_id);"
+    "CREATE TABLE pool_users ("
+    "  pool_id INTEGER NOT NULL REFERENCES pools(id) ON DELETE CASCADE,"
+    "  user_id INTEGER NOT NULL REFERENCES users(id) ON DELETE CASCADE,"
+    "  PRIMARY KEY (pool_id, user_id));"
+    "CREATE INDEX pool_users_user ON pool_users (user_id);"
+    "CREATE TABLE pool_groups ("
+    "  pool_id  INTEGER NOT NULL REFERENCES pools(id) ON DELETE CASCADE,"
+    "  group_id INTEGER NOT NULL REFERENCES groups(id) ON DELETE CASCADE,"
+    "  PRIMARY KEY (pool_id, group_id));"
+    "CREATE INDEX pool_groups_group ON pool_groups (group_id);"
+    /* A host named in a pool's list cannot be deleted (IN_USE). */
+    "CREATE TABLE pool_hosts ("
+    "  pool_id INTEGER NOT NULL REFERENCES pools(id) ON DELETE CASCADE,"
+    "  host_id INTEGER NOT NULL REFERENCES hosts(id),"
+    "  PRIMARY KEY (pool_id, host_id));"
+    "CREATE INDEX pool_hosts_host ON pool_hosts (host_id);"
+    /* ADD COLUMN with REFERENCES needs default NULL, which these have.
+     * A pool with desktops cannot be deleted; a user's removal frees his
+     * desktops. */
+    "ALTER TABLE desktops ADD COLUMN pool_id INTEGER REFERENCES pools(id);"
+    "ALTER TABLE desktops ADD COLUMN user_id INTEGER REFERENCES users(id) ON DELETE SET NULL;"
+    "ALTER TABLE desktops ADD COLUMN assigned_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE desktops ADD COLUMN connected_since INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE desktops ADD COLUMN last_seen INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE desktops ADD COLUMN disconnected_at INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE desktops ADD COLUMN needs_reset INTEGER NOT NULL DEFAULT 0;"
+    "CREATE INDEX desktops_pool ON desktops (pool_id);"
+    "CREATE INDEX desktops_user ON desktops (user_id);"
+    /* Names, not ids: the audit trail outlives the pool and the user. */
+    "ALTER TABLE events ADD COLUMN pool TEXT;"
+    "ALTER TABLE events ADD COLUMN user TEXT;"
+    "CREATE INDEX events_pool ON events (pool, id);"
+    "CREATE INDEX events_user ON events (user, id);"
+    "CREATE INDEX events_actor ON events (actor, id);"
+  },
 };
 
 /**

@@ -176,6 +176,24 @@ name_of (KdStore *s, const char *table, gint64 id)
   return name ? name : g_strdup_printf ("#%" G_GINT64_FORMAT, id);
 }
 
+/* FAILED with "@doing @kind 'NAME': SQLite's words", NAME being that of
+ * row @id of @table. SQLite's message is read before name_of() runs a
+ * statement of its own and replaces it. */
+static void
+set_failed_named (KdStore     *s,
+                  const char  *doing,
+                  const char  *kind,
+                  const char  *table,
+                  gint64       id,
+                  GError     **error)
+{
+  g_autofree char *msg = g_strdup (sqlite3_errmsg (s->db));
+  g_autofree char *name = name_of (s, table, id);
+
+  g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_FAILED,
+               "%s %s '%s': %s", doing, kind, name, msg);
+}
+
 static char *
 plural (gint64 n, const char *one, const char *many)
 {
@@ -198,16 +216,31 @@ describe_users (KdStore *s, const char *table, gint64 id)
       n = count_by_id (s, "SELECT COUNT(*) FROM image_volumes WHERE host_id = ?1", id, NULL);
       if (n > 0)
         g_ptr_array_add (parts, plural (n, "image volume", "image volumes"));
+      n = count_by_id (s, "SELECT COUNT(*) FROM pool_hosts WHERE host_id = ?1", id, NULL);
+      if (n > 0)
+        g_ptr_array_add (parts, plural (n, "pool's host list", "pools' host lists"));
     }
   else if (g_str_equal (table, "images"))
     {
       n = count_by_id (s, "SELECT COUNT(*) FROM desktops WHERE image_id = ?1", id, NULL);
       if (n > 0)
         g_ptr_array_add (parts, plural (n, "desktop", "desktops"));
+      n = count_by_id (s, "SELECT COUNT(*) FROM pools WHERE image_id = ?1", id, NULL);
+      if (n > 0)
+        g_ptr_array_add (parts, plural (n, "pool", "pools"));
     }
   else if (g_str_equal (table, "templates"))
     {
       n = count_by_id (s, "SELECT COUNT(*) FROM desktops WHERE template_id = ?1", id, NULL);
+      if (n > 0)
+        g_ptr_array_add (parts, plural (n, "desktop", "desktops"));
+      n = count_by_id (s, "SELECT COUNT(*) FROM pools WHERE template_id = ?1", id, NULL);
+      if (n > 0)
+        g_ptr_array_add (parts, plural (n, "pool", "pools"));
+    }
+  else if (g_str_equal (table, "pools"))
+    {
+      n = count_by_id (s, "SELECT COUNT(*) FROM desktops WHERE pool_id = ?1", id, NULL);
       if (n > 0)
         g_ptr_array_add (parts, plural (n, "desktop", "desktops"));
     }
@@ -313,11 +346,7 @@ delete_row (KdStore     *s,
                        "%s '%s' is in use by %s", kind, name, users);
         }
       else
-        {
-          g_autofree char *name = name_of (s, table, id);
-          g_autofree char *doing = g_strdup_printf ("cannot delete %s '%s'", kind, name);
-          set_failed (s, doing, error);
-        }
+        set_failed_named (s, "cannot delete", kind, table, id, error);
       return FALSE;
     }
   if (sqlite3_changes (s->db) == 0)
@@ -327,6 +356,136 @@ delete_row (KdStore     *s,
       return FALSE;
     }
   return TRUE;
+}
+
+/* ---- link tables (user_groups, pool_users, pool_groups, pool_hosts) --- */
+
+/* A savepoint nests inside a caller's transaction and works without one,
+ * so a link list is replaced whole or not at all either way. */
+static gboolean
+savepoint (KdStore *s, const char *sql, GError **error)
+{
+  if (sqlite3_exec (s->db, sql, NULL, NULL, NULL) != SQLITE_OK)
+    {
+      set_failed (s, "cannot write a list", error);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static void
+savepoint_undo (KdStore *s)
+{
+  sqlite3_exec (s->db, "ROLLBACK TO kd_links", NULL, NULL, NULL);
+  sqlite3_exec (s->db, "RELEASE kd_links", NULL, NULL, NULL);
+}
+
+typedef struct {
+  const char *owner_kind;    /* "pool" */
+  const char *owner_table;   /* "pools" */
+  const char *owner_exists;  /* SELECT COUNT(*) … WHERE id = ?1 */
+  const char *member_kind;   /* "user" */
+  const char *members;       /* "users", for messages */
+  const char *delete_sql;    /* DELETE … WHERE owner = ?1 */
+  const char *insert_sql;    /* INSERT OR IGNORE … (owner, member) VALUES (?1, ?2) */
+} KdLinkTable;
+
+/* Replaces the members of @owner_id with @ids (gint64; %NULL: none). */
+static gboolean
+set_links (KdStore            *s,
+           const KdLinkTable  *t,
+           gint64              owner_id,
+           GArray             *ids,
+           GError            **error)
+{
+  gint64 n;
+
+  n = count_by_id (s, t->owner_exists, owner_id, error);
+  if (n < 0)
+    return FALSE;
+  if (n == 0)
+    {
+      g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND,
+                   "no %s with id %" G_GINT64_FORMAT, t->owner_kind, owner_id);
+      return FALSE;
+    }
+  if (!savepoint (s, "SAVEPOINT kd_links", error))
+    return FALSE;
+  {
+    g_autoptr(KdStmt) del = stmt_get (s, t->delete_sql, error);
+
+    if (del == NULL)
+      goto fail;
+    sqlite3_bind_int64 (del, 1, owner_id);
+    if (sqlite3_step (del) != SQLITE_DONE)
+      {
+        g_autofree char *doing = g_strdup_printf ("cannot set the %s of", t->members);
+        set_failed_named (s, doing, t->owner_kind, t->owner_table, owner_id, error);
+        goto fail;
+      }
+  }
+  for (guint i = 0; ids != NULL && i < ids->len; i++)
+    {
+      g_autoptr(KdStmt) ins = stmt_get (s, t->insert_sql, error);
+      gint64 member = g_array_index (ids, gint64, i);
+
+      if (ins == NULL)
+        goto fail;
+      sqlite3_bind_int64 (ins, 1, owner_id);
+      sqlite3_bind_int64 (ins, 2, member);
+      if (sqlite3_step (ins) != SQLITE_DONE)
+        {
+          g_autofree char *doing = g_strdup_printf ("cannot set the %s of", t->members);
+
+          if (last_error_is (s, SQLITE_CONSTRAINT_FOREIGNKEY))
+            {
+              g_autofree char *owner = name_of (s, t->owner_table, owner_id);
+              g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND,
+                           "%s %s '%s': no %s with id %" G_GINT64_FORMAT,
+                           doing, t->owner_kind, owner, t->member_kind, member);
+            }
+          else
+            set_failed_named (s, doing, t->owner_kind, t->owner_table, owner_id, error);
+          goto fail;
+        }
+    }
+  if (!savepoint (s, "RELEASE kd_links", error))
+    goto fail;
+  return TRUE;
+
+fail:
+  savepoint_undo (s);
+  return FALSE;
+}
+
+/* Runs @sql with ?1 bound to @id; returns column 0 of every row. */
+static GArray *
+list_ids (KdStore     *s,
+          const char  *sql,
+          gint64       id,
+          const char  *what,
+          GError     **error)
+{
+  g_autoptr(KdStmt) st = stmt_get (s, sql, error);
+  g_autoptr(GArray) ids = NULL;
+  int rc;
+
+  if (st == NULL)
+    return NULL;
+  sqlite3_bind_int64 (st, 1, id);
+  ids = g_array_new (FALSE, FALSE, sizeof (gint64));
+  while ((rc = sqlite3_step (st)) == SQLITE_ROW)
+    {
+      gint64 v = sqlite3_column_int64 (st, 0);
+      g_array_append_val (ids, v);
+    }
+  if (rc != SQLITE_DONE)
+    {
+      g_autofree char *doing = g_strdup_printf ("cannot list %s", what);
+      set_failed (s, doing, error);
+      return NULL;
+    }
+  return g_steal_pointer (&ids);
 }
 
 /* ---- opening --------------------------------------------------------- */
@@ -763,9 +922,94 @@ kd_store_user_count (KdStore  *s,
 }
 
 /**
+ * kd_store_user_update:
+ * @row: ->id says which; its name, password_hash and role are written
+ *
+ * Returns: %TRUE on success; %KD_STORE_ERROR_NOT_FOUND if ->id names none;
+ * %KD_STORE_ERROR_EXISTS if the new name is taken.
+ */
+gboolean
+kd_store_user_update (KdStore          *s,
+                      const KdUserRow  *row,
+                      GError          **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+
+  g_return_val_if_fail (s != NULL && row != NULL, FALSE);
+
+  st = stmt_get (s, "UPDATE users SET name = ?2, password_hash = ?3, role = ?4 WHERE id = ?1",
+                 error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, row->id);
+  bind_text (st, 2, row->name);
+  bind_text (st, 3, row->password_hash);
+  bind_text (st, 4, row->role);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      set_write_error (s, "user", row->name, NULL, error);
+      return FALSE;
+    }
+  if (sqlite3_changes (s->db) == 0)
+    {
+      g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND,
+                   "no user with id %" G_GINT64_FORMAT, row->id);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static const KdLinkTable user_groups_links = {
+  "user", "users", "SELECT COUNT(*) FROM users WHERE id = ?1", "group", "groups",
+  "DELETE FROM user_groups WHERE user_id = ?1",
+  "INSERT OR IGNORE INTO user_groups (user_id, group_id) VALUES (?1, ?2)",
+};
+
+/**
+ * kd_store_user_set_groups:
+ * @group_ids: (element-type gint64) (nullable): the user's groups from now
+ *   on; duplicates are ignored, %NULL or empty leaves him in none
+ *
+ * Replaces the user's group memberships, all or nothing.
+ *
+ * Returns: %TRUE on success; %KD_STORE_ERROR_NOT_FOUND if the user or one
+ * of the groups does not exist (and nothing changed).
+ */
+gboolean
+kd_store_user_set_groups (KdStore  *s,
+                          gint64    user_id,
+                          GArray   *group_ids,
+                          GError  **error)
+{
+  g_return_val_if_fail (s != NULL, FALSE);
+  return set_links (s, &user_groups_links, user_id, group_ids, error);
+}
+
+static gpointer read_group (sqlite3_stmt *st);
+
+/**
+ * kd_store_user_get_groups:
+ * Returns: (transfer container): the #KdGroupRow user @user_id belongs to,
+ * by name (empty for a user that does not exist); %NULL on error.
+ */
+GPtrArray *
+kd_store_user_get_groups (KdStore  *s,
+                          gint64    user_id,
+                          GError  **error)
+{
+  g_return_val_if_fail (s != NULL, NULL);
+  return list_rows (s, "SELECT g.id, g.name, g.created_at FROM groups g "
+                       "JOIN user_groups ug ON ug.group_id = g.id "
+                       "WHERE ug.user_id = ?1 ORDER BY g.name",
+                    TRUE, user_id, read_group, (GDestroyNotify) kd_group_row_free,
+                    "groups", error);
+}
+
+/**
  * kd_store_user_delete:
  *
- * Deletes user @id and his tokens.
+ * Deletes user @id with his tokens, group memberships and pool
+ * entitlements; desktops he held are left with no user (->user_id 0).
  *
  * Returns: %TRUE on success; %KD_STORE_ERROR_NOT_FOUND if there is no such user.
  */
@@ -937,6 +1181,174 @@ kd_store_token_purge (KdStore  *s,
   return TRUE;
 }
 
+/**
+ * kd_store_token_delete_for_user:
+ *
+ * Deletes every token of user @user_id (password change, removal).
+ *
+ * Returns: %TRUE on success, also when he had none.
+ */
+gboolean
+kd_store_token_delete_for_user (KdStore  *s,
+                                gint64    user_id,
+                                GError  **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+
+  g_return_val_if_fail (s != NULL, FALSE);
+
+  st = stmt_get (s, "DELETE FROM tokens WHERE user_id = ?1", error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, user_id);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      set_failed_named (s, "cannot delete the tokens of", "user", "users", user_id, error);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/**
+ * kd_store_token_delete_for_user_except:
+ * Deletes every token of the user but the one whose hash is @keep_hash.
+ */
+gboolean
+kd_store_token_delete_for_user_except (KdStore    *s,
+                                       gint64      user_id,
+                                       const char *keep_hash,
+                                       GError    **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+
+  g_return_val_if_fail (s != NULL, FALSE);
+
+  st = stmt_get (s, "DELETE FROM tokens WHERE user_id = ?1 AND token_hash <> ?2", error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, user_id);
+  bind_text (st, 2, keep_hash ? keep_hash : "");
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      set_failed_named (s, "cannot delete the tokens of", "user", "users", user_id, error);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/* ---- groups ---------------------------------------------------------- */
+
+#define GROUP_COLS "id, name, created_at"
+
+void
+kd_group_row_free (KdGroupRow *row)
+{
+  if (row == NULL)
+    return;
+  g_free (row->name);
+  g_free (row);
+}
+
+static gpointer
+read_group (sqlite3_stmt *st)
+{
+  KdGroupRow *row = g_new0 (KdGroupRow, 1);
+
+  row->id = sqlite3_column_int64 (st, 0);
+  row->name = col_text (st, 1);
+  row->created_at = sqlite3_column_int64 (st, 2);
+  return row;
+}
+
+/**
+ * kd_store_group_insert:
+ * @row: the group; ->id and ->created_at are filled in on success
+ *
+ * Returns: %TRUE on success; %KD_STORE_ERROR_EXISTS if the name is taken.
+ */
+gboolean
+kd_store_group_insert (KdStore     *s,
+                       KdGroupRow  *row,
+                       GError     **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+  gint64 now = kd_time_now ();
+
+  g_return_val_if_fail (s != NULL && row != NULL, FALSE);
+
+  st = stmt_get (s, "INSERT INTO groups (name, created_at) VALUES (?1, ?2)", error);
+  if (st == NULL)
+    return FALSE;
+  bind_text (st, 1, row->name);
+  sqlite3_bind_int64 (st, 2, now);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      set_write_error (s, "group", row->name, NULL, error);
+      return FALSE;
+    }
+  row->id = sqlite3_last_insert_rowid (s->db);
+  row->created_at = now;
+  return TRUE;
+}
+
+/**
+ * kd_store_group_get_by_name:
+ * Returns: (transfer full): the group, or %NULL with %KD_STORE_ERROR_NOT_FOUND.
+ */
+KdGroupRow *
+kd_store_group_get_by_name (KdStore     *s,
+                            const char  *name,
+                            GError     **error)
+{
+  g_return_val_if_fail (s != NULL && name != NULL, NULL);
+  return get_row (s, "SELECT " GROUP_COLS " FROM groups WHERE name = ?1",
+                  "group", name, 0, read_group, error);
+}
+
+/**
+ * kd_store_group_get:
+ * Returns: (transfer full): the group, or %NULL with %KD_STORE_ERROR_NOT_FOUND.
+ */
+KdGroupRow *
+kd_store_group_get (KdStore  *s,
+                    gint64    id,
+                    GError  **error)
+{
+  g_return_val_if_fail (s != NULL, NULL);
+  return get_row (s, "SELECT " GROUP_COLS " FROM groups WHERE id = ?1",
+                  "group", NULL, id, read_group, error);
+}
+
+/**
+ * kd_store_group_list:
+ * Returns: (transfer container): #KdGroupRow by name, or %NULL on error.
+ */
+GPtrArray *
+kd_store_group_list (KdStore  *s,
+                     GError  **error)
+{
+  g_return_val_if_fail (s != NULL, NULL);
+  return list_rows (s, "SELECT " GROUP_COLS " FROM groups ORDER BY name",
+                    FALSE, 0, read_group, (GDestroyNotify) kd_group_row_free, "groups", error);
+}
+
+/**
+ * kd_store_group_delete:
+ *
+ * Deletes group @id with its memberships and pool entitlements (users
+ * entitled only through it lose the pool).
+ *
+ * Returns: %TRUE on success; %KD_STORE_ERROR_NOT_FOUND if there is none.
+ */
+gboolean
+kd_store_group_delete (KdStore  *s,
+                       gint64    id,
+                       GError  **error)
+{
+  g_return_val_if_fail (s != NULL, FALSE);
+  return delete_row (s, "DELETE FROM groups WHERE id = ?1", "groups", "group", id, error);
+}
+
 /* ---- hosts ----------------------------------------------------------- */
 
 #define HOST_COLS "id, name, uri, created_at"
@@ -1038,8 +1450,9 @@ kd_store_host_list (KdStore  *s,
 
 /**
  * kd_store_host_delete:
- * Returns: %TRUE on success; %KD_STORE_ERROR_IN_USE while desktops or
- * image volumes refer to it; %KD_STORE_ERROR_NOT_FOUND if there is none.
+ * Returns: %TRUE on success; %KD_STORE_ERROR_IN_USE while desktops, image
+ * volumes or pools' host lists refer to it; %KD_STORE_ERROR_NOT_FOUND if
+ * there is none.
  */
 gboolean
 kd_store_host_delete (KdStore  *s,
@@ -1160,8 +1573,8 @@ kd_store_image_list (KdStore  *s,
  * Deletes image @id and its image volume rows (not the volumes on the
  * hosts: that is the caller's work, done first).
  *
- * Returns: %TRUE on success; %KD_STORE_ERROR_IN_USE while desktops refer
- * to it; %KD_STORE_ERROR_NOT_FOUND if there is none.
+ * Returns: %TRUE on success; %KD_STORE_ERROR_IN_USE while desktops or
+ * pools refer to it; %KD_STORE_ERROR_NOT_FOUND if there is none.
  */
 gboolean
 kd_store_image_delete (KdStore  *s,
@@ -1499,8 +1912,8 @@ kd_store_template_list (KdStore  *s,
 
 /**
  * kd_store_template_delete:
- * Returns: %TRUE on success; %KD_STORE_ERROR_IN_USE while desktops refer
- * to it; %KD_STORE_ERROR_NOT_FOUND if there is none.
+ * Returns: %TRUE on success; %KD_STORE_ERROR_IN_USE while desktops or
+ * pools refer to it; %KD_STORE_ERROR_NOT_FOUND if there is none.
  */
 gboolean
 kd_store_template_delete (KdStore  *s,
@@ -1514,7 +1927,9 @@ kd_store_template_delete (KdStore  *s,
 /* ---- desktops -------------------------------------------------------- */
 
 #define DESKTOP_COLS "id, name, domain, uuid, host_id, image_id, template_id, overlay_volume, " \
-                     "overlay_path, state, state_reason, created_at, updated_at"
+                     "overlay_path, state, state_reason, created_at, updated_at, pool_id, " \
+                     "user_id, assigned_at, connected_since, last_seen, disconnected_at, " \
+                     "needs_reset"
 
 void
 kd_desktop_row_free (KdDesktopRow *row)
@@ -1549,6 +1964,14 @@ read_desktop (sqlite3_stmt *st)
   row->state_reason = col_text (st, 10);
   row->created_at = sqlite3_column_int64 (st, 11);
   row->updated_at = sqlite3_column_int64 (st, 12);
+  /* NULL reads as 0: "no pool", "nobody". */
+  row->pool_id = sqlite3_column_int64 (st, 13);
+  row->user_id = sqlite3_column_int64 (st, 14);
+  row->assigned_at = sqlite3_column_int64 (st, 15);
+  row->connected_since = sqlite3_column_int64 (st, 16);
+  row->last_seen = sqlite3_column_int64 (st, 17);
+  row->disconnected_at = sqlite3_column_int64 (st, 18);
+  row->needs_reset = sqlite3_column_int (st, 19) != 0;
   return row;
 }
 
@@ -1564,17 +1987,32 @@ set_desktop_write_error (KdStore            *s,
                  "a desktop with domain name '%s' already exists",
                  row->domain ? row->domain : "");
   else
-    set_write_error (s, "desktop", row->name, "host, image or template", error);
+    set_write_error (s, "desktop", row->name, "host, image, template, pool or user", error);
+}
+
+/* Binds the schema-3 columns, pool_id to needs_reset, from ?@first on. */
+static void
+bind_desktop_session (sqlite3_stmt       *st,
+                      int                 first,
+                      const KdDesktopRow *row)
+{
+  bind_id_or_null (st, first, row->pool_id);
+  bind_id_or_null (st, first + 1, row->user_id);
+  sqlite3_bind_int64 (st, first + 2, row->assigned_at);
+  sqlite3_bind_int64 (st, first + 3, row->connected_since);
+  sqlite3_bind_int64 (st, first + 4, row->last_seen);
+  sqlite3_bind_int64 (st, first + 5, row->disconnected_at);
+  sqlite3_bind_int (st, first + 6, row->needs_reset ? 1 : 0);
 }
 
 /**
  * kd_store_desktop_insert:
  * @row: the desktop; ->id, ->created_at and ->updated_at are filled in on
- *   success. ->host_id 0 stores "not placed".
+ *   success. ->host_id, ->pool_id and ->user_id 0 store "none".
  *
  * Returns: %TRUE on success; %KD_STORE_ERROR_EXISTS if the name or the
- * domain name is taken; %KD_STORE_ERROR_NOT_FOUND if the host, image or
- * template does not exist.
+ * domain name is taken; %KD_STORE_ERROR_NOT_FOUND if the host, image,
+ * template, pool or user does not exist.
  */
 gboolean
 kd_store_desktop_insert (KdStore       *s,
@@ -1587,8 +2025,10 @@ kd_store_desktop_insert (KdStore       *s,
   g_return_val_if_fail (s != NULL && row != NULL, FALSE);
 
   st = stmt_get (s, "INSERT INTO desktops (name, domain, uuid, host_id, image_id, template_id, "
-                    "overlay_volume, overlay_path, state, state_reason, created_at, updated_at) "
-                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11)", error);
+                    "overlay_volume, overlay_path, state, state_reason, created_at, updated_at, "
+                    "pool_id, user_id, assigned_at, connected_since, last_seen, disconnected_at, "
+                    "needs_reset) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, "
+                    "?12, ?13, ?14, ?15, ?16, ?17, ?18)", error);
   if (st == NULL)
     return FALSE;
   bind_text (st, 1, row->name);
@@ -1602,6 +2042,7 @@ kd_store_desktop_insert (KdStore       *s,
   bind_text (st, 9, row->state);
   bind_text (st, 10, row->state_reason);
   sqlite3_bind_int64 (st, 11, now);
+  bind_desktop_session (st, 12, row);
   if (sqlite3_step (st) != SQLITE_DONE)
     {
       set_desktop_write_error (s, row, error);
@@ -1618,8 +2059,11 @@ kd_store_desktop_insert (KdStore       *s,
  * @row: ->id says which; every other column but created_at is written,
  *   and ->updated_at is set to now on success
  *
+ * Writing ->user_id here bypasses the guard of kd_store_desktop_assign():
+ * use it to release a desktop (->user_id 0), not to hand one out.
+ *
  * Returns: %TRUE on success; %KD_STORE_ERROR_NOT_FOUND if ->id names none
- * (or the host, image or template it names does not exist);
+ * (or the host, image, template, pool or user it names does not exist);
  * %KD_STORE_ERROR_EXISTS if the new name or domain name is taken.
  */
 gboolean
@@ -1634,7 +2078,9 @@ kd_store_desktop_update (KdStore       *s,
 
   st = stmt_get (s, "UPDATE desktops SET name = ?2, domain = ?3, uuid = ?4, host_id = ?5, "
                     "image_id = ?6, template_id = ?7, overlay_volume = ?8, overlay_path = ?9, "
-                    "state = ?10, state_reason = ?11, updated_at = ?12 WHERE id = ?1", error);
+                    "state = ?10, state_reason = ?11, updated_at = ?12, pool_id = ?13, "
+                    "user_id = ?14, assigned_at = ?15, connected_since = ?16, last_seen = ?17, "
+                    "disconnected_at = ?18, needs_reset = ?19 WHERE id = ?1", error);
   if (st == NULL)
     return FALSE;
   sqlite3_bind_int64 (st, 1, row->id);
@@ -1649,6 +2095,7 @@ kd_store_desktop_update (KdStore       *s,
   bind_text (st, 10, row->state);
   bind_text (st, 11, row->state_reason);
   sqlite3_bind_int64 (st, 12, now);
+  bind_desktop_session (st, 13, row);
   if (sqlite3_step (st) != SQLITE_DONE)
     {
       set_desktop_write_error (s, row, error);
@@ -1723,6 +2170,103 @@ kd_store_desktop_list_by_host (KdStore  *s,
 }
 
 /**
+ * kd_store_desktop_list_by_pool:
+ * Returns: (transfer container): the #KdDesktopRow of pool @pool_id, by
+ * name; %NULL on error.
+ */
+GPtrArray *
+kd_store_desktop_list_by_pool (KdStore  *s,
+                               gint64    pool_id,
+                               GError  **error)
+{
+  g_return_val_if_fail (s != NULL, NULL);
+  return list_rows (s, "SELECT " DESKTOP_COLS " FROM desktops WHERE pool_id = ?1 ORDER BY name",
+                    TRUE, pool_id, read_desktop, (GDestroyNotify) kd_desktop_row_free,
+                    "desktops", error);
+}
+
+/**
+ * kd_store_desktop_list_by_user:
+ * Returns: (transfer container): the #KdDesktopRow user @user_id holds, by
+ * name; %NULL on error.
+ */
+GPtrArray *
+kd_store_desktop_list_by_user (KdStore  *s,
+                               gint64    user_id,
+                               GError  **error)
+{
+  g_return_val_if_fail (s != NULL, NULL);
+  return list_rows (s, "SELECT " DESKTOP_COLS " FROM desktops WHERE user_id = ?1 ORDER BY name",
+                    TRUE, user_id, read_desktop, (GDestroyNotify) kd_desktop_row_free,
+                    "desktops", error);
+}
+
+/**
+ * kd_store_desktop_assign:
+ * @desktop_id: the desktop
+ * @user_id: who gets it
+ * @now: µs since the epoch: its assigned_at and updated_at
+ *
+ * Hands the desktop to @user_id only if nobody holds it, in one statement
+ * (UPDATE … WHERE user_id IS NULL), so two requests racing for one
+ * desktop cannot both win. Nothing else of the row changes.
+ *
+ * Returns: %TRUE on success; %KD_STORE_ERROR_IN_USE if someone already
+ * holds it (he keeps it); %KD_STORE_ERROR_NOT_FOUND if the desktop or the
+ * user does not exist.
+ */
+gboolean
+kd_store_desktop_assign (KdStore  *s,
+                         gint64    desktop_id,
+                         gint64    user_id,
+                         gint64    now,
+                         GError  **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+
+  g_return_val_if_fail (s != NULL, FALSE);
+
+  st = stmt_get (s, "UPDATE desktops SET user_id = ?2, assigned_at = ?3, updated_at = ?3 "
+                    "WHERE id = ?1 AND user_id IS NULL", error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, desktop_id);
+  sqlite3_bind_int64 (st, 2, user_id);
+  sqlite3_bind_int64 (st, 3, now);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      if (last_error_is (s, SQLITE_CONSTRAINT_FOREIGNKEY))
+        {
+          g_autofree char *name = name_of (s, "desktops", desktop_id);
+          g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND,
+                       "cannot assign desktop '%s': no user with id %" G_GINT64_FORMAT,
+                       name, user_id);
+        }
+      else
+        set_failed_named (s, "cannot assign", "desktop", "desktops", desktop_id, error);
+      return FALSE;
+    }
+  if (sqlite3_changes (s->db) == 0)
+    {
+      gint64 n = count_by_id (s, "SELECT COUNT(*) FROM desktops WHERE id = ?1", desktop_id, error);
+
+      if (n < 0)
+        return FALSE;
+      if (n == 0)
+        g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND,
+                     "no desktop with id %" G_GINT64_FORMAT, desktop_id);
+      else
+        {
+          g_autofree char *name = name_of (s, "desktops", desktop_id);
+          g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_IN_USE,
+                       "desktop '%s' is already assigned", name);
+        }
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/**
  * kd_store_desktop_count_by_image:
  * Returns: how many desktops use image @image_id, or -1 with @error set.
  */
@@ -1748,9 +2292,416 @@ kd_store_desktop_delete (KdStore  *s,
   return delete_row (s, "DELETE FROM desktops WHERE id = ?1", "desktops", "desktop", id, error);
 }
 
+/* ---- pools ----------------------------------------------------------- */
+
+#define POOL_COLS "id, name, image_id, template_id, mode, size, warm, idle_timeout, " \
+                  "disconnect_timeout, maintenance, created_at, updated_at"
+
+void
+kd_pool_row_free (KdPoolRow *row)
+{
+  if (row == NULL)
+    return;
+  g_free (row->name);
+  g_free (row->mode);
+  g_free (row);
+}
+
+static gpointer
+read_pool (sqlite3_stmt *st)
+{
+  KdPoolRow *row = g_new0 (KdPoolRow, 1);
+
+  row->id = sqlite3_column_int64 (st, 0);
+  row->name = col_text (st, 1);
+  row->image_id = sqlite3_column_int64 (st, 2);
+  row->template_id = sqlite3_column_int64 (st, 3);
+  row->mode = col_text (st, 4);
+  row->size = sqlite3_column_int64 (st, 5);
+  row->warm = sqlite3_column_int64 (st, 6);
+  row->idle_timeout = sqlite3_column_int64 (st, 7);
+  row->disconnect_timeout = sqlite3_column_int64 (st, 8);
+  row->maintenance = sqlite3_column_int (st, 9) != 0;
+  row->created_at = sqlite3_column_int64 (st, 10);
+  row->updated_at = sqlite3_column_int64 (st, 11);
+  return row;
+}
+
+/* Binds name … maintenance to ?2 … ?10. */
+static void
+bind_pool (sqlite3_stmt    *st,
+           const KdPoolRow *row)
+{
+  bind_text (st, 2, row->name);
+  sqlite3_bind_int64 (st, 3, row->image_id);
+  sqlite3_bind_int64 (st, 4, row->template_id);
+  bind_text (st, 5, row->mode);
+  sqlite3_bind_int64 (st, 6, row->size);
+  sqlite3_bind_int64 (st, 7, row->warm);
+  sqlite3_bind_int64 (st, 8, row->idle_timeout);
+  sqlite3_bind_int64 (st, 9, row->disconnect_timeout);
+  sqlite3_bind_int (st, 10, row->maintenance ? 1 : 0);
+}
+
+/* After a failed INSERT or UPDATE of a pool: say which reference is
+ * missing. */
+static void
+set_pool_write_error (KdStore         *s,
+                      const KdPoolRow *row,
+                      GError         **error)
+{
+  const char *name = row->name ? row->name : "";
+
+  if (last_error_is (s, SQLITE_CONSTRAINT_FOREIGNKEY))
+    {
+      if (count_by_id (s, "SELECT COUNT(*) FROM images WHERE id = ?1", row->image_id, NULL) == 0)
+        g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND,
+                     "pool '%s': no image with id %" G_GINT64_FORMAT, name, row->image_id);
+      else
+        g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND,
+                     "pool '%s': no template with id %" G_GINT64_FORMAT, name, row->template_id);
+    }
+  else
+    set_write_error (s, "pool", row->name, "image or template", error);
+}
+
+/**
+ * kd_store_pool_insert:
+ * @row: the pool; ->id, ->created_at and ->updated_at are filled in on
+ *   success
+ *
+ * Returns: %TRUE on success; %KD_STORE_ERROR_EXISTS if the name is taken;
+ * %KD_STORE_ERROR_NOT_FOUND if the image or template does not exist.
+ */
+gboolean
+kd_store_pool_insert (KdStore    *s,
+                      KdPoolRow  *row,
+                      GError    **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+  gint64 now = kd_time_now ();
+
+  g_return_val_if_fail (s != NULL && row != NULL, FALSE);
+
+  st = stmt_get (s, "INSERT INTO pools (name, image_id, template_id, mode, size, warm, "
+                    "idle_timeout, disconnect_timeout, maintenance, created_at, updated_at) "
+                    "VALUES (?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?1, ?1)", error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, now);
+  bind_pool (st, row);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      set_pool_write_error (s, row, error);
+      return FALSE;
+    }
+  row->id = sqlite3_last_insert_rowid (s->db);
+  row->created_at = now;
+  row->updated_at = now;
+  return TRUE;
+}
+
+/**
+ * kd_store_pool_update:
+ * @row: ->id says which; every other column but created_at is written,
+ *   and ->updated_at is set to now on success
+ *
+ * Returns: %TRUE on success; %KD_STORE_ERROR_NOT_FOUND if ->id names none
+ * (or its image or template does not exist); %KD_STORE_ERROR_EXISTS if the
+ * new name is taken.
+ */
+gboolean
+kd_store_pool_update (KdStore    *s,
+                      KdPoolRow  *row,
+                      GError    **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+  gint64 now = kd_time_now ();
+
+  g_return_val_if_fail (s != NULL && row != NULL, FALSE);
+
+  st = stmt_get (s, "UPDATE pools SET name = ?2, image_id = ?3, template_id = ?4, mode = ?5, "
+                    "size = ?6, warm = ?7, idle_timeout = ?8, disconnect_timeout = ?9, "
+                    "maintenance = ?10, updated_at = ?11 WHERE id = ?1", error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, row->id);
+  bind_pool (st, row);
+  sqlite3_bind_int64 (st, 11, now);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      set_pool_write_error (s, row, error);
+      return FALSE;
+    }
+  if (sqlite3_changes (s->db) == 0)
+    {
+      g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND,
+                   "no pool with id %" G_GINT64_FORMAT, row->id);
+      return FALSE;
+    }
+  row->updated_at = now;
+  return TRUE;
+}
+
+/**
+ * kd_store_pool_get_by_name:
+ * Returns: (transfer full): the pool, or %NULL with %KD_STORE_ERROR_NOT_FOUND.
+ */
+KdPoolRow *
+kd_store_pool_get_by_name (KdStore     *s,
+                           const char  *name,
+                           GError     **error)
+{
+  g_return_val_if_fail (s != NULL && name != NULL, NULL);
+  return get_row (s, "SELECT " POOL_COLS " FROM pools WHERE name = ?1",
+                  "pool", name, 0, read_pool, error);
+}
+
+/**
+ * kd_store_pool_get:
+ * Returns: (transfer full): the pool, or %NULL with %KD_STORE_ERROR_NOT_FOUND.
+ */
+KdPoolRow *
+kd_store_pool_get (KdStore  *s,
+                   gint64    id,
+                   GError  **error)
+{
+  g_return_val_if_fail (s != NULL, NULL);
+  return get_row (s, "SELECT " POOL_COLS " FROM pools WHERE id = ?1",
+                  "pool", NULL, id, read_pool, error);
+}
+
+/**
+ * kd_store_pool_list:
+ * Returns: (transfer container): #KdPoolRow by name, or %NULL on error.
+ */
+GPtrArray *
+kd_store_pool_list (KdStore  *s,
+                    GError  **error)
+{
+  g_return_val_if_fail (s != NULL, NULL);
+  return list_rows (s, "SELECT " POOL_COLS " FROM pools ORDER BY name",
+                    FALSE, 0, read_pool, (GDestroyNotify) kd_pool_row_free, "pools", error);
+}
+
+/**
+ * kd_store_pool_delete:
+ *
+ * Deletes pool @id with its entitlements and host list.
+ *
+ * Returns: %TRUE on success; %KD_STORE_ERROR_IN_USE while desktops belong
+ * to it; %KD_STORE_ERROR_NOT_FOUND if there is none.
+ */
+gboolean
+kd_store_pool_delete (KdStore  *s,
+                      gint64    id,
+                      GError  **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+
+  g_return_val_if_fail (s != NULL, FALSE);
+
+  st = stmt_get (s, "DELETE FROM pools WHERE id = ?1", error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, id);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      if (last_error_is (s, SQLITE_CONSTRAINT_FOREIGNKEY))
+        {
+          g_autofree char *name = name_of (s, "pools", id);
+          gint64 n = count_by_id (s, "SELECT COUNT(*) FROM desktops WHERE pool_id = ?1", id, NULL);
+          g_autofree char *what = plural (MAX (n, 0), "desktop", "desktops");
+
+          g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_IN_USE,
+                       "pool '%s' still has %s", name, what);
+        }
+      else
+        set_failed_named (s, "cannot delete", "pool", "pools", id, error);
+      return FALSE;
+    }
+  if (sqlite3_changes (s->db) == 0)
+    {
+      g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND,
+                   "no pool with id %" G_GINT64_FORMAT, id);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+static const KdLinkTable pool_users_links = {
+  "pool", "pools", "SELECT COUNT(*) FROM pools WHERE id = ?1", "user", "users",
+  "DELETE FROM pool_users WHERE pool_id = ?1",
+  "INSERT OR IGNORE INTO pool_users (pool_id, user_id) VALUES (?1, ?2)",
+};
+static const KdLinkTable pool_groups_links = {
+  "pool", "pools", "SELECT COUNT(*) FROM pools WHERE id = ?1", "group", "groups",
+  "DELETE FROM pool_groups WHERE pool_id = ?1",
+  "INSERT OR IGNORE INTO pool_groups (pool_id, group_id) VALUES (?1, ?2)",
+};
+static const KdLinkTable pool_hosts_links = {
+  "pool", "pools", "SELECT COUNT(*) FROM pools WHERE id = ?1", "host", "hosts",
+  "DELETE FROM pool_hosts WHERE pool_id = ?1",
+  "INSERT OR IGNORE INTO pool_hosts (pool_id, host_id) VALUES (?1, ?2)",
+};
+
+/**
+ * kd_store_pool_set_users:
+ * @user_ids: (element-type gint64) (nullable): the users entitled directly
+ *   from now on; duplicates are ignored
+ *
+ * Returns: %TRUE on success; %KD_STORE_ERROR_NOT_FOUND if the pool or one
+ * of the users does not exist (and nothing changed).
+ */
+gboolean
+kd_store_pool_set_users (KdStore  *s,
+                         gint64    pool_id,
+                         GArray   *user_ids,
+                         GError  **error)
+{
+  g_return_val_if_fail (s != NULL, FALSE);
+  return set_links (s, &pool_users_links, pool_id, user_ids, error);
+}
+
+/**
+ * kd_store_pool_set_groups:
+ * @group_ids: (element-type gint64) (nullable): the groups whose members
+ *   are entitled from now on; duplicates are ignored
+ *
+ * Returns: %TRUE on success; %KD_STORE_ERROR_NOT_FOUND if the pool or one
+ * of the groups does not exist (and nothing changed).
+ */
+gboolean
+kd_store_pool_set_groups (KdStore  *s,
+                          gint64    pool_id,
+                          GArray   *group_ids,
+                          GError  **error)
+{
+  g_return_val_if_fail (s != NULL, FALSE);
+  return set_links (s, &pool_groups_links, pool_id, group_ids, error);
+}
+
+/**
+ * kd_store_pool_set_hosts:
+ * @host_ids: (element-type gint64) (nullable): the hosts the pool's
+ *   desktops may be placed on; empty means every host
+ *
+ * A host in some pool's list cannot be deleted until it is taken out.
+ *
+ * Returns: %TRUE on success; %KD_STORE_ERROR_NOT_FOUND if the pool or one
+ * of the hosts does not exist (and nothing changed).
+ */
+gboolean
+kd_store_pool_set_hosts (KdStore  *s,
+                         gint64    pool_id,
+                         GArray   *host_ids,
+                         GError  **error)
+{
+  g_return_val_if_fail (s != NULL, FALSE);
+  return set_links (s, &pool_hosts_links, pool_id, host_ids, error);
+}
+
+/**
+ * kd_store_pool_get_users:
+ * Returns: (transfer full) (element-type gint64): the ids of the users
+ * entitled directly, ascending; %NULL on error.
+ */
+GArray *
+kd_store_pool_get_users (KdStore  *s,
+                         gint64    pool_id,
+                         GError  **error)
+{
+  g_return_val_if_fail (s != NULL, NULL);
+  return list_ids (s, "SELECT user_id FROM pool_users WHERE pool_id = ?1 ORDER BY user_id",
+                   pool_id, "the users of a pool", error);
+}
+
+/**
+ * kd_store_pool_get_groups:
+ * Returns: (transfer full) (element-type gint64): the ids of the entitled
+ * groups, ascending; %NULL on error.
+ */
+GArray *
+kd_store_pool_get_groups (KdStore  *s,
+                          gint64    pool_id,
+                          GError  **error)
+{
+  g_return_val_if_fail (s != NULL, NULL);
+  return list_ids (s, "SELECT group_id FROM pool_groups WHERE pool_id = ?1 ORDER BY group_id",
+                   pool_id, "the groups of a pool", error);
+}
+
+/**
+ * kd_store_pool_get_hosts:
+ * Returns: (transfer full) (element-type gint64): the ids of the allowed
+ * hosts, ascending (empty: every host); %NULL on error.
+ */
+GArray *
+kd_store_pool_get_hosts (KdStore  *s,
+                         gint64    pool_id,
+                         GError  **error)
+{
+  g_return_val_if_fail (s != NULL, NULL);
+  return list_ids (s, "SELECT host_id FROM pool_hosts WHERE pool_id = ?1 ORDER BY host_id",
+                   pool_id, "the hosts of a pool", error);
+}
+
+/**
+ * kd_store_pool_is_entitled:
+ *
+ * Returns: %TRUE when user @user_id is entitled to pool @pool_id directly
+ * or through one of his groups; %FALSE when not (also when either does
+ * not exist), or with @error set when the database failed.
+ */
+gboolean
+kd_store_pool_is_entitled (KdStore  *s,
+                           gint64    pool_id,
+                           gint64    user_id,
+                           GError  **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+
+  g_return_val_if_fail (s != NULL, FALSE);
+
+  st = stmt_get (s, "SELECT EXISTS (SELECT 1 FROM pool_users WHERE pool_id = ?1 AND user_id = ?2)"
+                    " OR EXISTS (SELECT 1 FROM pool_groups pg"
+                    " JOIN user_groups ug ON ug.group_id = pg.group_id"
+                    " WHERE pg.pool_id = ?1 AND ug.user_id = ?2)", error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, pool_id);
+  sqlite3_bind_int64 (st, 2, user_id);
+  if (sqlite3_step (st) != SQLITE_ROW)
+    {
+      set_failed (s, "cannot read pool entitlements", error);
+      return FALSE;
+    }
+  return sqlite3_column_int (st, 0) != 0;
+}
+
+/**
+ * kd_store_pool_list_entitled:
+ * Returns: (transfer container): the #KdPoolRow user @user_id is entitled
+ * to (directly or through a group), each once, by name; %NULL on error.
+ */
+GPtrArray *
+kd_store_pool_list_entitled (KdStore  *s,
+                             gint64    user_id,
+                             GError  **error)
+{
+  g_return_val_if_fail (s != NULL, NULL);
+  return list_rows (s, "SELECT " POOL_COLS " FROM pools WHERE id IN ("
+                       "SELECT pool_id FROM pool_users WHERE user_id = ?1 UNION "
+                       "SELECT pg.pool_id FROM pool_groups pg "
+                       "JOIN user_groups ug ON ug.group_id = pg.group_id WHERE ug.user_id = ?1) "
+                       "ORDER BY name",
+                    TRUE, user_id, read_pool, (GDestroyNotify) kd_pool_row_free, "pools", error);
+}
+
 /* ---- events ---------------------------------------------------------- */
 
-#define EVENT_COLS "id, time, object_type, object_name, actor, action, from_state, to_state, message"
+#define EVENT_COLS "id, time, object_type, object_name, actor, action, from_state, to_state, " \
+                   "message, pool, user"
 
 void
 kd_event_row_free (KdEventRow *row)
@@ -1764,6 +2715,8 @@ kd_event_row_free (KdEventRow *row)
   g_free (row->from_state);
   g_free (row->to_state);
   g_free (row->message);
+  g_free (row->pool);
+  g_free (row->user);
   g_free (row);
 }
 
@@ -1781,6 +2734,8 @@ read_event (sqlite3_stmt *st)
   row->from_state = col_text (st, 6);
   row->to_state = col_text (st, 7);
   row->message = col_text (st, 8);
+  row->pool = col_text (st, 9);
+  row->user = col_text (st, 10);
   return row;
 }
 
@@ -1805,7 +2760,8 @@ kd_store_event_insert (KdStore     *s,
   time = row->time > 0 ? row->time : kd_time_now ();
   actor = row->actor ? row->actor : "system";
   st = stmt_get (s, "INSERT INTO events (time, object_type, object_name, actor, action, "
-                    "from_state, to_state, message) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", error);
+                    "from_state, to_state, message, pool, user) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)", error);
   if (st == NULL)
     return FALSE;
   sqlite3_bind_int64 (st, 1, time);
@@ -1816,6 +2772,8 @@ kd_store_event_insert (KdStore     *s,
   bind_text (st, 6, row->from_state);
   bind_text (st, 7, row->to_state);
   bind_text (st, 8, row->message);
+  bind_text (st, 9, row->pool);
+  bind_text (st, 10, row->user);
   if (sqlite3_step (st) != SQLITE_DONE)
     {
       g_autofree char *doing = g_strdup_printf ("cannot record event '%s' of %s '%s'",
@@ -1839,6 +2797,8 @@ kd_store_event_insert (KdStore     *s,
  * @since_id: when > 0, only events with a larger id
  * @limit: at most this many (<= 0: 100; capped at %KD_STORE_EVENT_LIST_MAX)
  *
+ * kd_store_event_query() with only these filters.
+ *
  * Returns: (transfer container): #KdEventRow, newest first; %NULL on error.
  */
 GPtrArray *
@@ -1849,35 +2809,77 @@ kd_store_event_list (KdStore     *s,
                      gint64       limit,
                      GError     **error)
 {
+  KdEventFilter filter = {
+    .object_type = object_type,
+    .object_name = object_name,
+    .since_id = since_id,
+    .limit = limit,
+  };
+
+  g_return_val_if_fail (s != NULL, NULL);
+  return kd_store_event_query (s, &filter, error);
+}
+
+/**
+ * kd_store_event_query:
+ * @filter: (nullable): which events; %NULL or zeroed for the newest of all.
+ *   ->user matches events whose user or actor is that name.
+ *
+ * Every filter given must match. ->since_id > 0 returns only events with
+ * a larger id; ->limit <= 0 means 100, and at most
+ * %KD_STORE_EVENT_LIST_MAX are returned.
+ *
+ * Returns: (transfer container): #KdEventRow, newest first; %NULL on error.
+ */
+GPtrArray *
+kd_store_event_query (KdStore              *s,
+                      const KdEventFilter  *filter,
+                      GError              **error)
+{
+  static const KdEventFilter any = { 0 };
   g_autoptr(GString) sql = NULL;
   g_autoptr(KdStmt) st = NULL;
   g_autoptr(GPtrArray) rows = NULL;
+  gint64 limit;
   int rc;
 
   g_return_val_if_fail (s != NULL, NULL);
 
-  if (limit <= 0)
-    limit = KD_STORE_EVENT_LIST_DEFAULT;
+  if (filter == NULL)
+    filter = &any;
+  limit = filter->limit > 0 ? filter->limit : KD_STORE_EVENT_LIST_DEFAULT;
   limit = MIN (limit, KD_STORE_EVENT_LIST_MAX);
 
-  /* Built from constant pieces only, so each shape is prepared once and
-   * the (object_type, object_name, id) index serves it. */
-  sql = g_string_new ("SELECT " EVENT_COLS " FROM events WHERE id > ?3");
-  if (object_type != NULL)
+  /* Built from constant pieces only (at most 16 shapes, each prepared
+   * once); values are always bound. */
+  sql = g_string_new ("SELECT " EVENT_COLS " FROM events WHERE id > ?5");
+  if (filter->object_type != NULL)
     g_string_append (sql, " AND object_type = ?1");
-  if (object_name != NULL)
+  if (filter->object_name != NULL)
     g_string_append (sql, " AND object_name = ?2");
-  g_string_append (sql, " ORDER BY id DESC LIMIT ?4");
+  if (filter->pool != NULL)
+    g_string_append (sql, " AND pool = ?3");
+  if (filter->user != NULL)
+    g_string_append (sql, " AND (user = ?4 OR actor = ?4)");
+  if (filter->desktop_user != NULL)
+    g_string_append (sql, " AND user = ?7");
+  g_string_append (sql, " ORDER BY id DESC LIMIT ?6");
 
   st = stmt_get (s, sql->str, error);
   if (st == NULL)
     return NULL;
-  if (object_type != NULL)
-    bind_text (st, 1, object_type);
-  if (object_name != NULL)
-    bind_text (st, 2, object_name);
-  sqlite3_bind_int64 (st, 3, MAX (since_id, 0));
-  sqlite3_bind_int64 (st, 4, limit);
+  if (filter->object_type != NULL)
+    bind_text (st, 1, filter->object_type);
+  if (filter->object_name != NULL)
+    bind_text (st, 2, filter->object_name);
+  if (filter->pool != NULL)
+    bind_text (st, 3, filter->pool);
+  if (filter->user != NULL)
+    bind_text (st, 4, filter->user);
+  sqlite3_bind_int64 (st, 5, MAX (filter->since_id, 0));
+  sqlite3_bind_int64 (st, 6, limit);
+  if (filter->desktop_user != NULL)
+    bind_text (st, 7, filter->desktop_user);
 
   rows = g_ptr_array_new_with_free_func ((GDestroyNotify) kd_event_row_free);
   while ((rc = sqlite3_step (st)) == SQLITE_ROW)

@@ -181,6 +181,14 @@ typedef struct {
   char   *state_reason;    /* why (error text for "error") */
   gint64  created_at;
   gint64  updated_at;
+  /* schema v3: pools and sessions */
+  gint64  pool_id;         /* 0: not in a pool */
+  gint64  user_id;         /* 0: nobody holds it */
+  gint64  assigned_at;     /* µs; 0 when not assigned */
+  gint64  connected_since; /* µs; 0 while no client is connected */
+  gint64  last_seen;       /* µs of the last heartbeat/console activity; 0 never */
+  gint64  disconnected_at; /* µs the last client left; 0 if none yet */
+  gboolean needs_reset;    /* a floating desktop released but not yet reset */
 } KdDesktopRow;
 
 void          kd_desktop_row_free (KdDesktopRow *row);
@@ -194,6 +202,85 @@ GPtrArray    *kd_store_desktop_list        (KdStore *s, GError **error);
 GPtrArray    *kd_store_desktop_list_by_host (KdStore *s, gint64 host_id, GError **error);
 gint64        kd_store_desktop_count_by_image (KdStore *s, gint64 image_id, GError **error);
 gboolean      kd_store_desktop_delete      (KdStore *s, gint64 id, GError **error);
+/* schema v3 */
+GPtrArray    *kd_store_desktop_list_by_pool (KdStore *s, gint64 pool_id, GError **error);
+GPtrArray    *kd_store_desktop_list_by_user (KdStore *s, gint64 user_id, GError **error);
+/* Sets user_id and assigned_at only if nobody holds the desktop
+ * (UPDATE … WHERE user_id IS NULL); otherwise KD_STORE_ERROR_IN_USE and
+ * nothing changes. The guard against handing a desktop out twice. */
+gboolean      kd_store_desktop_assign      (KdStore *s, gint64 desktop_id, gint64 user_id,
+                                            gint64 now, GError **error);
+
+/* ---- groups (schema v3) ------------------------------------------ */
+
+typedef struct {
+  gint64  id;
+  char   *name;
+  gint64  created_at;
+} KdGroupRow;
+
+void        kd_group_row_free (KdGroupRow *row);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (KdGroupRow, kd_group_row_free)
+gboolean    kd_store_group_insert      (KdStore *s, KdGroupRow *row, GError **error);
+KdGroupRow *kd_store_group_get_by_name (KdStore *s, const char *name, GError **error);
+KdGroupRow *kd_store_group_get         (KdStore *s, gint64 id, GError **error);
+GPtrArray  *kd_store_group_list        (KdStore *s, GError **error);
+/* Memberships and pool entitlements of the group go with it. */
+gboolean    kd_store_group_delete      (KdStore *s, gint64 id, GError **error);
+
+/* Writes name, password_hash and role of row ->id. */
+gboolean    kd_store_user_update       (KdStore *s, const KdUserRow *row, GError **error);
+/* Replaces the user's groups with @group_ids (gint64). */
+gboolean    kd_store_user_set_groups   (KdStore *s, gint64 user_id, GArray *group_ids,
+                                        GError **error);
+/* The user's groups, by name; element type KdGroupRow. */
+GPtrArray  *kd_store_user_get_groups   (KdStore *s, gint64 user_id, GError **error);
+/* Deletes every token of the user (password change, removal). */
+gboolean    kd_store_token_delete_for_user (KdStore *s, gint64 user_id, GError **error);
+gboolean    kd_store_token_delete_for_user_except (KdStore *s, gint64 user_id,
+                                                   const char *keep_hash, GError **error);
+
+/* ---- pools (schema v3) ------------------------------------------- */
+
+typedef struct {
+  gint64   id;
+  char    *name;
+  gint64   image_id;
+  gint64   template_id;
+  char    *mode;               /* "floating" | "persistent" */
+  gint64   size;               /* most desktops */
+  gint64   warm;               /* prestarted, unassigned desktops kept ready */
+  gint64   idle_timeout;       /* seconds; 0 = never */
+  gint64   disconnect_timeout; /* seconds; 0 = never */
+  gboolean maintenance;
+  gint64   created_at;
+  gint64   updated_at;
+} KdPoolRow;
+
+void       kd_pool_row_free (KdPoolRow *row);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (KdPoolRow, kd_pool_row_free)
+gboolean   kd_store_pool_insert      (KdStore *s, KdPoolRow *row, GError **error);
+/* Writes every column but id and created_at; sets updated_at. */
+gboolean   kd_store_pool_update      (KdStore *s, KdPoolRow *row, GError **error);
+KdPoolRow *kd_store_pool_get_by_name (KdStore *s, const char *name, GError **error);
+KdPoolRow *kd_store_pool_get         (KdStore *s, gint64 id, GError **error);
+GPtrArray *kd_store_pool_list        (KdStore *s, GError **error);
+/* KD_STORE_ERROR_IN_USE while desktops belong to it; its entitlements
+ * and host list go with it. */
+gboolean   kd_store_pool_delete      (KdStore *s, gint64 id, GError **error);
+/* Replace the pool's entitled users / groups / allowed hosts (gint64 ids;
+ * an empty host list means every host). */
+gboolean   kd_store_pool_set_users   (KdStore *s, gint64 pool_id, GArray *user_ids, GError **error);
+gboolean   kd_store_pool_set_groups  (KdStore *s, gint64 pool_id, GArray *group_ids, GError **error);
+gboolean   kd_store_pool_set_hosts   (KdStore *s, gint64 pool_id, GArray *host_ids, GError **error);
+/* Element type gint64, ascending. */
+GArray    *kd_store_pool_get_users   (KdStore *s, gint64 pool_id, GError **error);
+GArray    *kd_store_pool_get_groups  (KdStore *s, gint64 pool_id, GError **error);
+GArray    *kd_store_pool_get_hosts   (KdStore *s, gint64 pool_id, GError **error);
+/* TRUE when the user is entitled directly or through one of his groups. */
+gboolean   kd_store_pool_is_entitled (KdStore *s, gint64 pool_id, gint64 user_id, GError **error);
+/* The pools the user is entitled to, by name; element type KdPoolRow. */
+GPtrArray *kd_store_pool_list_entitled (KdStore *s, gint64 user_id, GError **error);
 
 /* ---- events (the audit trail) ------------------------------------ */
 
@@ -207,6 +294,8 @@ typedef struct {
   char   *from_state;      /* NULL unless a state transition */
   char   *to_state;
   char   *message;         /* a sentence */
+  char   *pool;            /* schema v3: the desktop's pool then, or NULL */
+  char   *user;            /* schema v3: the desktop's user then, or NULL */
 } KdEventRow;
 
 void       kd_event_row_free (KdEventRow *row);
@@ -224,5 +313,20 @@ GPtrArray *kd_store_event_list   (KdStore    *s,
                                   gint64      since_id,
                                   gint64      limit,
                                   GError    **error);
+
+/* schema v3: every filter NULL/0 for "any"; same ordering and limits. */
+typedef struct {
+  const char *object_type;
+  const char *object_name;
+  const char *pool;
+  const char *user;        /* events about or by this user (user or actor) */
+  const char *desktop_user; /* only events of desktops this user held */
+  gint64      since_id;
+  gint64      limit;
+} KdEventFilter;
+
+GPtrArray *kd_store_event_query  (KdStore             *s,
+                                  const KdEventFilter *filter,
+                                  GError             **error);
 
 G_END_DECLS

@@ -356,3 +356,48 @@ def sha256_of(path):
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+# -- additions for the pool tests (issue 3) ------------------------------------------
+
+def qemu_io_shared(path, command):
+    """Runs one read-only qemu-io command on a qcow2 file that a running QEMU may
+    hold (-U, force-share); returns (exit status, output)."""
+    r = subprocess.run(["qemu-io", "-f", "qcow2", "-r", "-U", "-c", command, path],
+                       capture_output=True, text=True, timeout=60)
+    return r.returncode, r.stdout + r.stderr
+
+
+def overlay_has_pattern(path, pattern, length="64k"):
+    """True when the first @length bytes of the qcow2 at @path all read @pattern
+    (an int, e.g. 0xcd). A missing file reads as no pattern."""
+    if not os.path.exists(path):
+        return False
+    rc, _ = qemu_io_shared(path, "read -P 0x%02x 0 %s" % (pattern, length))
+    return rc == 0
+
+
+def send_text(domain, text):
+    """Types @text (lower-case letters and digits) on @domain with virsh send-key."""
+    keys = []
+    for ch in text:
+        if not (ch.isdigit() or "a" <= ch <= "z"):
+            raise ValueError("send_text types only a-z and 0-9, not %r" % ch)
+        keys.append("KEY_" + ch.upper())
+    virsh("send-key", domain, *keys)
+
+
+def remove_domains(names):
+    """Destroys and undefines the domains @names (best effort); returns the
+    sentences of what could not be removed. For domains a test knows by name
+    whatever prefix they carry."""
+    problems = []
+    existing = set(n.strip() for n in virsh("list", "--all", "--name").splitlines())
+    for name in names:
+        if name not in existing:
+            continue
+        virsh("destroy", name, check=False)
+        r = virsh("undefine", name, "--nvram", check=False)
+        if r.returncode != 0:
+            problems.append("virsh undefine %s: %s" % (name, (r.stderr or r.stdout).strip()))
+    return problems

@@ -239,6 +239,15 @@ class Daemon:
         except ApiError as e:
             return e.status, e.body
 
+    def exchange(self, method, path, body=None, headers=None, timeout=600):
+        """Like status_of, but returns the real status (201, 204, …), not 200
+        for every success."""
+        hdrs = dict(headers or {})
+        if self.token:
+            hdrs["Authorization"] = "Bearer " + self.token
+        status, _, decoded = http_exchange(self.url, method, path, body, hdrs, timeout)
+        return status, decoded
+
     def raw_request(self, method, path, body=b"", headers=None, auth=True, timeout=60,
                     expect_continue=True, chunked=False):
         """Sends one request over a plain socket; returns (status, decoded body).
@@ -390,6 +399,169 @@ class DaemonTestCase(unittest.TestCase):
     def names(self, path):
         """The names of the objects a listing returns."""
         return sorted(o["name"] for o in self.api("GET", path))
+
+
+    # -- helpers for users and pools (issue 3) ------------------------------
+    def create_group(self, name=None):
+        """Creates a group through the API; it is removed after the test."""
+        name = name or self.unique("g")
+        group = self.api("POST", "/api/v1/groups", {"name": name}, expect=201)
+        self.addCleanup(self.daemon.status_of, "DELETE", "/api/v1/groups/" + name)
+        return group
+
+    def create_user(self, name=None, password=None, role="user", groups=(), login=True):
+        """Creates an account through the API (removed after the test) and
+        returns a Client for it, logged in unless @login is false."""
+        name = name or self.unique("u")
+        password = password or "pw-" + random_suffix(10)
+        self.api("POST", "/api/v1/users",
+                 {"name": name, "password": password, "role": role, "groups": list(groups)},
+                 expect=201)
+        self.addCleanup(self.daemon.status_of, "DELETE", "/api/v1/users/" + name)
+        client = Client(self.daemon, name, password)
+        if login:
+            client.login()
+        return client
+
+
+class Client:
+    """One more account speaking to the same daemon with its own bearer token
+    (or, with cookie=True, with the session cookie and CSRF token instead)."""
+
+    def __init__(self, daemon, username, password):
+        self.daemon = daemon
+        self.username = username
+        self.name = username
+        self.password = password
+        self.token = None
+        self.login_answer = None
+
+    @property
+    def url(self):
+        return self.daemon.url
+
+    def login(self, password=None):
+        self.login_answer = self.request(
+            "POST", "/api/v1/login",
+            {"username": self.username, "password": password or self.password}, auth=False)
+        self.token = self.login_answer["token"]
+        return self.login_answer
+
+    # Same request code as the daemon's admin connection.
+    request = Daemon.request
+    status_of = Daemon.status_of
+    exchange = Daemon.exchange
+
+    def new_token(self):
+        """Logs in once more; returns the new bearer token (this client keeps its own)."""
+        return self.request("POST", "/api/v1/login",
+                            {"username": self.username, "password": self.password},
+                            auth=False)["token"]
+
+
+def http_exchange(url, method, path, body=None, headers=None, timeout=120):
+    """One request without any authentication added; returns
+    (status, headers as a list of (lowercase name, value), decoded body)."""
+    data = None
+    hdrs = dict(headers or {})
+    if body is not None:
+        data = json.dumps(body).encode() if not isinstance(body, bytes) else body
+        hdrs.setdefault("Content-Type", "application/json")
+    req = urllib.request.Request(url + path, data=data, method=method, headers=hdrs)
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, got, payload = resp.status, resp.getheaders(), resp.read()
+    except urllib.error.HTTPError as e:
+        status, got, payload = e.code, list(e.headers.items()), e.read()
+    try:
+        decoded = json.loads(payload) if payload else None
+    except ValueError:
+        decoded = payload.decode(errors="replace")
+    return status, [(k.lower(), v) for k, v in got], decoded
+
+
+class PoolTestCase(DaemonTestCase):
+    """A daemon with a fast pool manager, one simulated host, an image and a
+    small template shared by the class; helpers for pools and desktops."""
+
+    daemon_config = ("[broker]\npolicy_interval = 1\n"
+                     "[api]\nlogin_attempts = 10000\n")
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        try:
+            cls.host = "phost-" + random_suffix()
+            node = os.path.join(cls.daemon.tmp, "node-%s.xml" % cls.host)
+            shutil.copyfile(os.path.join(TEST_DATA, "integration", "host-small.xml"), node)
+            cls.daemon.request("POST", "/api/v1/hosts",
+                               {"name": cls.host, "uri": "test://" + node}, expect=201)
+            path = os.path.join(cls.daemon.tmp, "golden.qcow2")
+            cls.image = "golden-" + random_suffix()
+            cls.daemon.request("PUT", "/api/v1/images/%s?host=%s" % (cls.image, cls.host),
+                               raw=read_bytes(make_image(path, "qcow2", "64M")), expect=201)
+            cls.template = "tiny-" + random_suffix()
+            cls.daemon.request("POST", "/api/v1/templates",
+                               {"name": cls.template, "disk_gib": 1, "memory_mib": 64},
+                               expect=201)
+        except Exception:
+            cls.daemon.cleanup()
+            raise
+
+    def create_pool(self, name=None, expect=201, **fields):
+        """POST /pools with the class's image and template; the pool is
+        emptied (desktops released) and deleted after the test."""
+        body = {"name": name or self.unique("p"), "image": self.image,
+                "template": self.template}
+        body.update(fields)
+        pool = self.api("POST", "/api/v1/pools", body, expect=expect)
+        self.addCleanup(self.remove_pool, body["name"])
+        return pool
+
+    def remove_pool(self, name, timeout=30):
+        """Releases every desktop of the pool and deletes it (best effort)."""
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for d in self.pool_desktops(name):
+                if d.get("user"):
+                    self.daemon.status_of("POST", "/api/v1/desktops/%s/release" % d["name"])
+            status, _ = self.daemon.status_of("DELETE", "/api/v1/pools/" + name)
+            if status in (204, 404):
+                return
+            time.sleep(0.3)
+
+    def pool_desktops(self, pool):
+        """The desktops of @pool, as the admin sees them."""
+        status, listing = self.daemon.status_of("GET", "/api/v1/desktops")
+        if status != 200:
+            return []
+        return [d for d in listing if d.get("pool") == pool]
+
+    def wait_pool(self, pool, predicate, timeout=20, what=None):
+        """Polls the pool's desktops until @predicate(desktops) is true; returns them."""
+        return wait_until(lambda: (lambda ds: ds if predicate(ds) else None)(
+            self.pool_desktops(pool)), timeout=timeout, interval=0.25,
+            what=what or "desktops of pool '%s'" % pool)
+
+    def wait_desktop(self, name, predicate, timeout=20, what=None, client=None):
+        """Polls GET /desktops/NAME (as @client, default the admin) until
+        @predicate(desktop) is true; returns the desktop."""
+        who = client or self.daemon
+
+        def probe():
+            status, d = who.status_of("GET", "/api/v1/desktops/" + name)
+            return d if status == 200 and predicate(d) else None
+        return wait_until(probe, timeout=timeout, interval=0.25,
+                          what=what or "desktop '%s'" % name)
+
+    def get_desktop(self, client, pool, expect=(200, 201)):
+        """POST /pools/POOL/desktop as @client; asserts the status is one of
+        @expect and returns (status, body)."""
+        status, body = client.exchange("POST", "/api/v1/pools/%s/desktop" % pool)
+        self.assertIn(status, expect, "POST /pools/%s/desktop as %s: %r"
+                      % (pool, client.username, body))
+        return status, body
+
 
 
 def _dechunk(data):

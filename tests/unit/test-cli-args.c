@@ -72,8 +72,31 @@ test_parse_usage_errors (void)
   static const struct { const char *line; const char *message; } cases[] = {
     { "", "no command given" },
     { "bogus", "unknown command 'bogus'" },
-    { "desktop", "'desktop' needs a command: create, list, show, start, shutdown, poweroff, "
-                 "reset, delete" },
+    { "desktop", "'desktop' needs a command: create, list, mine, show, get, release, start, "
+                 "shutdown, reboot, poweroff, reset, heartbeat, delete" },
+    { "pool", "'pool' needs a command: add, list, show, set, remove" },
+    { "pool add p --image i --template t --size 1",
+      "'pool add' needs --mode floating|persistent" },
+    { "pool add p --image i --template t --mode floating",
+      "'pool add' needs --size N" },
+    { "pool add p --image i --template t --mode fixed --size 1",
+      "--mode must be 'floating' or 'persistent', not 'fixed'" },
+    { "pool set p --size 2 --size 3", "option '--size' given more than once" },
+    { "pool set p --maintenance", "option '--maintenance' needs a value (on|off)" },
+    { "pool set p --maintenance yes", "--maintenance must be 'on' or 'off', not 'yes'" },
+    { "pool set p --maintenance=ON", "--maintenance must be 'on' or 'off', not 'ON'" },
+    { "pool set p --mode floating", "unknown option '--mode' for 'pool set'" },
+    { "user add", "'user add' needs NAME" },
+    { "user add u --role root", "--role must be 'admin' or 'user', not 'root'" },
+    { "user passwd a b", "unexpected argument 'b'" },
+    { "group add", "'group add' needs NAME" },
+    { "desktop get", "'desktop get' needs POOL" },
+    { "desktop get p --timeout 10", "option '--timeout' only makes sense with '--wait'" },
+    { "desktop get p --wait --timeout", "option '--timeout' needs a value (S)" },
+    { "desktop heartbeat d --disconnected=1", "option '--disconnected' takes no value" },
+    { "desktop mine extra", "unexpected argument 'extra'" },
+    { "me --wait", "unknown option '--wait' for 'me'" },
+    { "events --pool", "option '--pool' needs a value (NAME)" },
     { "desktop frobnicate d1", "unknown command 'desktop frobnicate'" },
     { "desktop create d1 --image i", "'desktop create' needs --template TEMPLATE" },
     { "desktop create --image i --template t", "'desktop create' needs NAME" },
@@ -150,6 +173,150 @@ test_option_int (void)
 }
 
 static void
+test_repeated_options (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KdCliInvocation) inv = NULL;
+  const char *const *list;
+
+  inv = parse_line ("pool add p --image i --template t --mode persistent --size 3 "
+                    "--group staff --group=lab --user ann --warm 1", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (inv->command->group, ==, "pool");
+  g_assert_cmpstr (inv->command->verb, ==, "add");
+  list = kd_cli_option_list (inv, "group");
+  g_assert_nonnull (list);
+  g_assert_cmpuint (g_strv_length ((char **) list), ==, 2);
+  g_assert_cmpstr (list[0], ==, "staff");
+  g_assert_cmpstr (list[1], ==, "lab");
+  list = kd_cli_option_list (inv, "user");
+  g_assert_cmpuint (g_strv_length ((char **) list), ==, 1);
+  g_assert_cmpstr (list[0], ==, "ann");
+  g_assert_null (kd_cli_option_list (inv, "host"));   /* not given: not sent */
+  g_assert_cmpstr (kd_cli_option (inv, "group"), ==, "lab");
+  g_assert_cmpstr (kd_cli_option (inv, "mode"), ==, "persistent");
+  g_clear_pointer (&inv, kd_cli_invocation_free);
+
+  /* a repeatable option after the positional argument and with "=" alike */
+  inv = parse_line ("user add --group a bob --group=b --group c", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (kd_cli_arg (inv, 0), ==, "bob");
+  list = kd_cli_option_list (inv, "group");
+  g_assert_cmpuint (g_strv_length ((char **) list), ==, 3);
+  g_assert_cmpstr (list[2], ==, "c");
+  g_clear_pointer (&inv, kd_cli_invocation_free);
+
+  /* one empty value is the empty list: how 'pool set' clears a list */
+  inv = parse_line ("pool set p --host ''", &error);
+  g_assert_no_error (error);
+  list = kd_cli_option_list (inv, "host");
+  g_assert_nonnull (list);
+  g_assert_null (list[0]);
+  g_assert_null (kd_cli_option_list (inv, "user"));
+  g_clear_pointer (&inv, kd_cli_invocation_free);
+
+  /* ...but an empty value among others is kept (the server names it) */
+  inv = parse_line ("pool set p --user a --user ''", &error);
+  g_assert_no_error (error);
+  list = kd_cli_option_list (inv, "user");
+  g_assert_cmpuint (g_strv_length ((char **) list), ==, 2);
+  g_assert_cmpstr (list[1], ==, "");
+}
+
+static void
+test_option_choice (void)
+{
+  static const char *const on_off[] = { "on", "off", NULL };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KdCliInvocation) on = parse_line ("pool set p --maintenance on", &error);
+  g_autoptr(KdCliInvocation) off = NULL;
+  g_autoptr(KdCliInvocation) none = NULL;
+  int index = -1;
+
+  g_assert_no_error (error);
+  g_assert_true (kd_cli_option_choice (on, "maintenance", on_off, &index, &error));
+  g_assert_cmpint (index, ==, 0);
+
+  off = parse_line ("pool set --maintenance=off p", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (kd_cli_arg (off, 0), ==, "p");
+  g_assert_true (kd_cli_option_choice (off, "maintenance", on_off, &index, &error));
+  g_assert_cmpint (index, ==, 1);
+
+  /* not given: TRUE, and the output keeps its default */
+  none = parse_line ("pool set p --size 4", &error);
+  g_assert_no_error (error);
+  index = 7;
+  g_assert_true (kd_cli_option_choice (none, "maintenance", on_off, &index, &error));
+  g_assert_cmpint (index, ==, 7);
+
+  /* the helper refuses on its own too (for options without a table of choices) */
+  g_assert_false (kd_cli_option_choice (none, "size", on_off, &index, &error));
+  g_assert_error (error, KD_CLI_ERROR, KD_CLI_ERROR_USAGE);
+  g_assert_cmpstr (error->message, ==, "--size must be 'on' or 'off', not '4'");
+  g_assert_cmpint (index, ==, 7);
+}
+
+static void
+test_wait_timeout (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KdCliInvocation) inv = NULL;
+  gint64 timeout = 300;
+
+  inv = parse_line ("desktop get office --wait", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (inv->command->verb, ==, "get");
+  g_assert_cmpstr (kd_cli_arg (inv, 0), ==, "office");
+  g_assert_cmpstr (kd_cli_option (inv, "wait"), ==, "");
+  g_assert_null (kd_cli_option (inv, "timeout"));
+  g_assert_true (kd_cli_option_int (inv, "timeout", 1, 86400, &timeout, &error));
+  g_assert_cmpint (timeout, ==, 300);   /* the default stays */
+  g_clear_pointer (&inv, kd_cli_invocation_free);
+
+  /* order does not matter: --timeout before --wait */
+  inv = parse_line ("desktop get --timeout=20 office --wait --json", &error);
+  g_assert_no_error (error);
+  g_assert_true (inv->json);
+  g_assert_true (kd_cli_option_int (inv, "timeout", 1, 86400, &timeout, &error));
+  g_assert_cmpint (timeout, ==, 20);
+  g_clear_pointer (&inv, kd_cli_invocation_free);
+
+  inv = parse_line ("desktop get office --wait --timeout 0", &error);
+  g_assert_no_error (error);
+  g_assert_false (kd_cli_option_int (inv, "timeout", 1, 86400, &timeout, &error));
+  g_assert_error (error, KD_CLI_ERROR, KD_CLI_ERROR_USAGE);
+  g_assert_cmpstr (error->message, ==, "--timeout must be a whole number from 1 to 86400, not '0'");
+  g_assert_cmpint (timeout, ==, 20);
+  g_clear_error (&error);
+  g_clear_pointer (&inv, kd_cli_invocation_free);
+
+  inv = parse_line ("desktop get office --timeout 5", &error);
+  g_assert_error (error, KD_CLI_ERROR, KD_CLI_ERROR_USAGE);
+  g_clear_error (&error);
+  g_clear_pointer (&inv, kd_cli_invocation_free);
+
+  /* --help still wins over the missing --wait */
+  inv = parse_line ("desktop get office --timeout 5 --help", &error);
+  g_assert_no_error (error);
+  g_assert_true (inv->help);
+  g_clear_pointer (&inv, kd_cli_invocation_free);
+
+  inv = parse_line ("desktop heartbeat d1 --disconnected", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (kd_cli_option (inv, "disconnected"), ==, "");
+}
+
+static const KdCliOption *
+find_in (const KdCliCommand *c, const char *name)
+{
+  for (const KdCliOption *o = c->options; o != NULL && o->name != NULL; o++)
+    if (g_str_equal (o->name, name))
+      return o;
+  return NULL;
+}
+
+static void
 test_synopsis_complete (void)
 {
   /* every command has a summary, a handler and a synopsis with its options */
@@ -167,6 +334,18 @@ test_synopsis_complete (void)
             g_autofree char *flag = g_strconcat ("--", o->name, NULL);
 
             g_assert_nonnull (strstr (synopsis, flag));
+            if (o->repeat)
+              {
+                g_autofree char *repeated = g_strdup_printf ("[--%s %s]...", o->name,
+                                                             o->metavar);
+
+                g_assert_nonnull (o->metavar);
+                g_assert_nonnull (strstr (synopsis, repeated));
+              }
+            if (o->needs != NULL)
+              g_assert_nonnull (find_in (c, o->needs));
+            if (o->choices != NULL)
+              g_assert_nonnull (o->metavar);
           }
     }
 }
@@ -295,6 +474,9 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/args/usage-errors", test_parse_usage_errors);
   g_test_add_func ("/cli/args/help", test_parse_help);
   g_test_add_func ("/cli/args/option-int", test_option_int);
+  g_test_add_func ("/cli/args/repeated-options", test_repeated_options);
+  g_test_add_func ("/cli/args/option-choice", test_option_choice);
+  g_test_add_func ("/cli/args/wait-timeout", test_wait_timeout);
   g_test_add_func ("/cli/args/synopsis-complete", test_synopsis_complete);
   g_test_add_func ("/cli/url/normalize", test_url);
   g_test_add_func ("/cli/url/resolve-url-and-token", test_resolve);

@@ -1,6 +1,7 @@
 /*
- * test-migrations.c: kd_store_open() on files it did not create: a
- * schema-1 file (tests/data/store/v1.sql) is upgraded with every row kept,
+ * test-migrations.c: kd_store_open() on files it did not create: schema-1
+ * and schema-2 files (tests/data/store/v1.sql, v2.sql) are upgraded with
+ * every row kept and the new columns at their defaults,
  * a newer file and a file that is not a kvmdesk database are refused and
  * left byte for byte as they were, and a step that cannot complete is
  * rolled back whole.
@@ -63,16 +64,23 @@ run_sql (const char *path, const char *sql)
   g_assert_cmpint (sqlite3_close (db), ==, SQLITE_OK);
 }
 
+/* Builds @path from tests/data/store/@name, an older kvmdesk's file. */
 static void
-load_v1 (const char *path)
+load_fixture (const char *path, const char *name)
 {
   g_autoptr(GError) error = NULL;
-  g_autofree char *fixture = data_path ("v1.sql");
+  g_autofree char *fixture = data_path (name);
   g_autofree char *sql = NULL;
 
   g_file_get_contents (fixture, &sql, NULL, &error);
   g_assert_no_error (error);
   run_sql (path, sql);
+}
+
+static void
+load_v1 (const char *path)
+{
+  load_fixture (path, "v1.sql");
 }
 
 /* One integer from a query on a closed store's file. */
@@ -207,24 +215,164 @@ test_v1_upgrade (Fixture *f, gconstpointer data)
   g_assert_cmpstr (kd_store_get_instance_id (s), ==, "0123456789abcdef0123456789abcdef");
 }
 
-/* A fresh file and an upgraded one end with the same columns. */
+/* A v2 file (events, image volumes, desktops without sessions) becomes
+ * the latest: rows intact, new desktop columns at 0/NULL, new events
+ * without pool or user, and the new constraints in force. */
+static void
+test_v2_upgrade (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KdStore) s = NULL;
+  g_autoptr(KdDesktopRow) d1 = NULL;
+  g_autoptr(KdDesktopRow) d2 = NULL;
+  g_autoptr(KdDesktopRow) held = NULL;
+  g_autoptr(KdDesktopRow) freed = NULL;
+  g_autoptr(KdUserRow) bob = NULL;
+  g_autoptr(KdTokenRow) token = NULL;
+  g_autoptr(KdImageVolumeRow) vol = NULL;
+  g_autoptr(GPtrArray) events = NULL;
+  g_autoptr(GPtrArray) by_bob = NULL;
+  g_autoptr(GPtrArray) pools = NULL;
+  g_autoptr(GPtrArray) groups = NULL;
+  KdEventFilter bob_filter = { .user = "bob" };
+  KdEventRow fresh = { .object_type = (char *) "desktop", .object_name = (char *) "d1",
+                       .actor = (char *) "system", .action = (char *) "assign",
+                       .pool = (char *) "office", .user = (char *) "bob" };
+  KdPoolRow pool = { .name = (char *) "office", .mode = (char *) "floating", .size = 2 };
+  KdEventRow *e;
+
+  load_fixture (f->path, "v2.sql");
+  g_assert_cmpint (query_int (f->path, "PRAGMA user_version"), ==, 2);
+
+  s = kd_store_open (f->path, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (s);
+  g_assert_cmpint (kd_store_schema_version (s), ==, kd_store_latest_version ());
+  g_assert_cmpint (kd_store_latest_version (), >=, 3);
+  g_assert_cmpstr (kd_store_get_instance_id (s), ==, "fedcba9876543210fedcba9876543210");
+
+  d1 = kd_store_desktop_get_by_name (s, "d1", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (d1->id, ==, 1);
+  g_assert_cmpstr (d1->domain, ==, "kvmdesk-fedcba987654-d1");
+  g_assert_cmpstr (d1->uuid, ==, "6f0c2c1e-8a4b-4f64-9d7e-0d3f1f6f1a02");
+  g_assert_cmpint (d1->host_id, ==, 1);
+  g_assert_cmpstr (d1->overlay_path, ==, "/var/lib/kvmdesk/pool/kvmdesk-d1.qcow2");
+  g_assert_cmpstr (d1->state, ==, "running");
+  g_assert_cmpint (d1->created_at, ==, G_GINT64_CONSTANT (1710000000000007));
+  g_assert_cmpint (d1->updated_at, ==, G_GINT64_CONSTANT (1710000000000008));
+  g_assert_cmpint (d1->pool_id, ==, 0);
+  g_assert_cmpint (d1->user_id, ==, 0);
+  g_assert_cmpint (d1->assigned_at, ==, 0);
+  g_assert_cmpint (d1->connected_since, ==, 0);
+  g_assert_cmpint (d1->last_seen, ==, 0);
+  g_assert_cmpint (d1->disconnected_at, ==, 0);
+  g_assert_false (d1->needs_reset);
+
+  d2 = kd_store_desktop_get_by_name (s, "d2", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (d2->host_id, ==, 0);
+  g_assert_null (d2->uuid);
+  g_assert_cmpstr (d2->state, ==, "error");
+  g_assert_cmpstr (d2->state_reason, ==, "no host has room");
+  g_assert_cmpint (d2->pool_id, ==, 0);
+  g_assert_cmpint (d2->user_id, ==, 0);
+  g_assert_false (d2->needs_reset);
+
+  vol = kd_store_image_volume_get (s, 1, 1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (vol->volume, ==, "kvmdesk-image-debian.qcow2");
+  bob = kd_store_user_get_by_name (s, "bob", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (bob->id, ==, 2);
+  token = kd_store_token_get_by_hash (s, "bb22", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (token->user_id, ==, bob->id);
+  groups = kd_store_user_get_groups (s, bob->id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (groups->len, ==, 0);
+
+  /* Old events: kept, with no pool or user; "bob" finds the one he did. */
+  events = kd_store_event_list (s, NULL, NULL, 0, 0, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (events->len, ==, 3);
+  e = events->pdata[0];
+  g_assert_cmpint (e->id, ==, 7);
+  g_assert_cmpstr (e->actor, ==, "bob");
+  g_assert_cmpstr (e->message, ==, "no host has room");
+  g_assert_null (e->pool);
+  g_assert_null (e->user);
+  e = events->pdata[2];
+  g_assert_cmpstr (e->message, ==, "desktop 'd1' created");
+  g_assert_cmpstr (e->to_state, ==, "provisioning");
+
+  /* New ones continue after the highest id ever used (AUTOINCREMENT). */
+  g_assert_true (kd_store_event_insert (s, &fresh, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (fresh.id, ==, 8);
+  by_bob = kd_store_event_query (s, &bob_filter, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (by_bob->len, ==, 2);
+  g_assert_cmpint (((KdEventRow *) by_bob->pdata[0])->id, ==, 8);
+  g_assert_cmpstr (((KdEventRow *) by_bob->pdata[0])->pool, ==, "office");
+  g_assert_cmpint (((KdEventRow *) by_bob->pdata[1])->id, ==, 7);
+
+  /* The new tables and foreign keys work on the upgraded file. */
+  pool.image_id = d1->image_id;
+  pool.template_id = d1->template_id;
+  g_assert_true (kd_store_pool_insert (s, &pool, &error));
+  g_assert_no_error (error);
+  pools = kd_store_pool_list (s, &error);
+  g_assert_cmpuint (pools->len, ==, 1);
+  d1->pool_id = pool.id;
+  g_assert_true (kd_store_desktop_update (s, d1, &error));
+  g_assert_true (kd_store_desktop_assign (s, d1->id, bob->id, 1234, &error));
+  g_assert_no_error (error);
+  held = kd_store_desktop_get (s, d1->id, &error);
+  g_assert_cmpint (held->user_id, ==, bob->id);
+  g_assert_cmpint (held->pool_id, ==, pool.id);
+  g_assert_false (kd_store_pool_delete (s, pool.id, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_IN_USE);
+  g_clear_error (&error);
+  g_assert_true (kd_store_user_delete (s, bob->id, &error));
+  g_assert_no_error (error);
+  freed = kd_store_desktop_get (s, d1->id, &error);
+  g_assert_cmpint (freed->user_id, ==, 0);
+
+  g_clear_pointer (&s, kd_store_free);
+  g_assert_cmpint (query_int (f->path, "PRAGMA user_version"), ==, kd_store_latest_version ());
+  g_assert_cmpint (query_int (f->path, "SELECT COUNT(*) FROM desktops WHERE pool_id IS NULL"), ==, 1);
+  g_assert_cmpint (query_int (f->path, "SELECT COUNT(*) FROM desktops WHERE user_id IS NULL"), ==, 2);
+  g_assert_cmpint (query_int (f->path, "SELECT COUNT(*) FROM pragma_foreign_key_check"), ==, 0);
+  g_assert_cmpint (query_int (f->path, "SELECT integrity_check = 'ok' FROM pragma_integrity_check"), ==, 1);
+
+  s = kd_store_open (f->path, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (kd_store_schema_version (s), ==, kd_store_latest_version ());
+}
+
+/* A fresh file and one upgraded from @data (a fixture's name) end with
+ * the same columns and the same indexes. */
 static void
 test_fresh_matches_upgraded (Fixture *f, gconstpointer data)
 {
+  const char *fixture = data;
   g_autoptr(GError) error = NULL;
   g_autofree char *fresh = g_build_filename (f->dir, "fresh.db", NULL);
   g_autofree char *fresh_wal = g_strconcat (fresh, "-wal", NULL);
   g_autofree char *fresh_shm = g_strconcat (fresh, "-shm", NULL);
   const char *sql =
-    "SELECT group_concat(col, ',') FROM ("
+    "SELECT (SELECT group_concat(col, ',') FROM ("
     "  SELECT t.name || '.' || c.name || ':' || c.type || ':' || c.\"notnull\" AS col"
     "  FROM sqlite_schema t JOIN pragma_table_info(t.name) c"
-    "  WHERE t.type = 'table' ORDER BY t.name, c.cid)";
+    "  WHERE t.type = 'table' ORDER BY t.name, c.cid))"
+    " || ';' || (SELECT group_concat(name, ',') FROM ("
+    "  SELECT name FROM sqlite_schema WHERE type = 'index' ORDER BY name))";
   g_autofree char *a = NULL;
   g_autofree char *b = NULL;
   KdStore *s;
 
-  load_v1 (f->path);
+  load_fixture (f->path, fixture);
   s = kd_store_open (f->path, &error);
   g_assert_no_error (error);
   kd_store_free (s);
@@ -244,6 +392,10 @@ test_fresh_matches_upgraded (Fixture *f, gconstpointer data)
       sqlite3_close (db);
     }
   g_assert_nonnull (strstr (a, "image_volumes.volume"));
+  g_assert_nonnull (strstr (a, "desktops.needs_reset:INTEGER:1"));
+  g_assert_nonnull (strstr (a, "events.user:TEXT:0"));
+  g_assert_nonnull (strstr (a, "pool_hosts.host_id"));
+  g_assert_nonnull (strstr (a, "events_user"));
   g_assert_cmpstr (a, ==, b);
   g_unlink (fresh);
   g_unlink (fresh_wal);
@@ -338,6 +490,35 @@ test_failed_step_rolls_back (Fixture *f, gconstpointer data)
                                        "WHERE name IN ('image_volumes', 'images_v2', 'events')"), ==, 0);
 }
 
+/* A v2 file with a desktop on a host that is gone cannot become v3 (each
+ * step checks every foreign key): step 3 is rolled back whole, new tables
+ * and added columns included, and the file stays at version 2. */
+static void
+test_failed_step3_rolls_back (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KdStore) s = NULL;
+
+  load_fixture (f->path, "v2.sql");
+  run_sql (f->path, "UPDATE desktops SET host_id = 42 WHERE name = 'd1';");
+
+  s = kd_store_open (f->path, &error);
+  g_assert_null (s);
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_SCHEMA);
+  g_assert_nonnull (strstr (error->message, "schema version 3"));
+  g_assert_nonnull (strstr (error->message, "desktops"));
+
+  g_assert_cmpint (query_int (f->path, "PRAGMA user_version"), ==, 2);
+  g_assert_cmpint (query_int (f->path, "SELECT COUNT(*) FROM sqlite_schema "
+                                       "WHERE name IN ('groups', 'pools', 'user_groups', "
+                                       "'pool_users', 'pool_groups', 'pool_hosts')"), ==, 0);
+  g_assert_cmpint (query_int (f->path, "SELECT COUNT(*) FROM pragma_table_info('desktops') "
+                                       "WHERE name IN ('pool_id', 'user_id', 'needs_reset')"), ==, 0);
+  g_assert_cmpint (query_int (f->path, "SELECT COUNT(*) FROM pragma_table_info('events') "
+                                       "WHERE name IN ('pool', 'user')"), ==, 0);
+  g_assert_cmpint (query_int (f->path, "SELECT COUNT(*) FROM desktops"), ==, 2);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -345,11 +526,16 @@ main (int argc, char **argv)
 
 #define ADD(path, fn) g_test_add (path, Fixture, NULL, fixture_set_up, fn, fixture_tear_down)
   ADD ("/store/migrations/v1-to-latest", test_v1_upgrade);
-  ADD ("/store/migrations/fresh-matches-upgraded", test_fresh_matches_upgraded);
+  ADD ("/store/migrations/v2-to-latest", test_v2_upgrade);
+  g_test_add ("/store/migrations/fresh-matches-upgraded", Fixture, "v1.sql",
+              fixture_set_up, test_fresh_matches_upgraded, fixture_tear_down);
+  g_test_add ("/store/migrations/fresh-matches-upgraded-v2", Fixture, "v2.sql",
+              fixture_set_up, test_fresh_matches_upgraded, fixture_tear_down);
   ADD ("/store/migrations/newer-refused-unchanged", test_newer_refused);
   ADD ("/store/migrations/not-sqlite", test_not_sqlite);
   ADD ("/store/migrations/other-sqlite-file", test_other_sqlite);
   ADD ("/store/migrations/failed-step-rolls-back", test_failed_step_rolls_back);
+  ADD ("/store/migrations/failed-step3-rolls-back", test_failed_step3_rolls_back);
 #undef ADD
 
   return g_test_run ();

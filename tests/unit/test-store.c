@@ -1,9 +1,11 @@
 /*
  * test-store.c: src/store against real SQLite files in a temporary
  * directory: CRUD for every table, the error each constraint maps to,
- * cascades, event filters, transactions, and re-opening.
+ * cascades, event filters, transactions, and re-opening; schema 3's
+ * groups, pools, entitlements, desktop assignment and event queries.
  */
 #include <errno.h>
+#include <stdarg.h>
 #include <string.h>
 #include <sys/stat.h>
 
@@ -821,6 +823,903 @@ test_events_default_limit (Fixture *f, gconstpointer data)
   g_assert_cmpuint (capped->len, ==, KD_STORE_EVENT_LIST_MAX);
 }
 
+/* ---- schema v3: groups, pools, entitlements, sessions ---------------- */
+
+static gint64
+add_user (KdStore *s, const char *name)
+{
+  g_autoptr(GError) error = NULL;
+  KdUserRow row = { .name = (char *) name, .password_hash = (char *) "$argon2id$h",
+                    .role = (char *) "user" };
+
+  g_assert_true (kd_store_user_insert (s, &row, &error));
+  g_assert_no_error (error);
+  return row.id;
+}
+
+static gint64
+add_group (KdStore *s, const char *name)
+{
+  g_autoptr(GError) error = NULL;
+  KdGroupRow row = { .name = (char *) name };
+
+  g_assert_true (kd_store_group_insert (s, &row, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (row.id, >, 0);
+  g_assert_cmpint (row.created_at, >, 0);
+  return row.id;
+}
+
+static gint64
+add_pool (KdStore *s, const char *name, gint64 image_id, gint64 template_id)
+{
+  g_autoptr(GError) error = NULL;
+  KdPoolRow row = { .name = (char *) name, .image_id = image_id, .template_id = template_id,
+                    .mode = (char *) "floating", .size = 4, .warm = 1 };
+
+  g_assert_true (kd_store_pool_insert (s, &row, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (row.id, >, 0);
+  return row.id;
+}
+
+/* A GArray of gint64 from a list ended by 0. */
+static GArray *
+ids_of (gint64 first, ...)
+{
+  GArray *a = g_array_new (FALSE, FALSE, sizeof (gint64));
+  va_list ap;
+
+  va_start (ap, first);
+  for (gint64 id = first; id != 0; id = va_arg (ap, gint64))
+    g_array_append_val (a, id);
+  va_end (ap);
+  return a;
+}
+
+static void
+assert_ids (GArray *a, gint64 first, ...)
+{
+  va_list ap;
+  guint i = 0;
+
+  g_assert_nonnull (a);
+  va_start (ap, first);
+  for (gint64 id = first; id != 0; id = va_arg (ap, gint64), i++)
+    {
+      g_assert_cmpuint (i, <, a->len);
+      g_assert_cmpint (g_array_index (a, gint64, i), ==, id);
+    }
+  va_end (ap);
+  g_assert_cmpuint (i, ==, a->len);
+}
+
+static void
+test_groups_crud (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  KdGroupRow again = { .name = (char *) "ops" };
+  g_autoptr(KdGroupRow) got = NULL;
+  g_autoptr(KdGroupRow) by_id = NULL;
+  g_autoptr(GPtrArray) list = NULL;
+  gint64 ops = add_group (f->store, "ops");
+  gint64 eng = add_group (f->store, "engineering");
+
+  got = kd_store_group_get_by_name (f->store, "ops", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (got->id, ==, ops);
+  g_assert_cmpstr (got->name, ==, "ops");
+  g_assert_cmpint (got->created_at, >, 0);
+  by_id = kd_store_group_get (f->store, eng, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (by_id->name, ==, "engineering");
+
+  list = kd_store_group_list (f->store, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (list->len, ==, 2);
+  g_assert_cmpstr (((KdGroupRow *) list->pdata[0])->name, ==, "engineering");
+  g_assert_cmpstr (((KdGroupRow *) list->pdata[1])->name, ==, "ops");
+
+  g_assert_false (kd_store_group_insert (f->store, &again, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_EXISTS);
+  g_assert_cmpstr (error->message, ==, "a group named 'ops' already exists");
+  g_assert_cmpint (again.id, ==, 0);
+  g_clear_error (&error);
+
+  g_assert_true (kd_store_group_delete (f->store, ops, &error));
+  g_assert_no_error (error);
+  g_assert_false (kd_store_group_delete (f->store, ops, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  g_assert_null (kd_store_group_get_by_name (f->store, "ops", &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_assert_cmpstr (error->message, ==, "no group named 'ops'");
+}
+
+static void
+test_users_update (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  gint64 bob = add_user (f->store, "bob");
+  KdUserRow change = { .id = bob, .name = (char *) "robert", .password_hash = (char *) "$new",
+                       .role = (char *) "admin" };
+  KdUserRow clash = { .id = bob, .name = (char *) "alice", .password_hash = (char *) "$x",
+                      .role = (char *) "user" };
+  KdUserRow ghost = { .id = 9999, .name = (char *) "ghost", .password_hash = (char *) "$x",
+                      .role = (char *) "user" };
+  g_autoptr(KdUserRow) got = NULL;
+  g_autoptr(KdUserRow) still = NULL;
+
+  add_user (f->store, "alice");
+  g_assert_true (kd_store_user_update (f->store, &change, &error));
+  g_assert_no_error (error);
+  got = kd_store_user_get (f->store, bob, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (got->name, ==, "robert");
+  g_assert_cmpstr (got->password_hash, ==, "$new");
+  g_assert_cmpstr (got->role, ==, "admin");
+
+  g_assert_false (kd_store_user_update (f->store, &clash, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_EXISTS);
+  g_assert_cmpstr (error->message, ==, "a user named 'alice' already exists");
+  g_clear_error (&error);
+  still = kd_store_user_get (f->store, bob, &error);
+  g_assert_cmpstr (still->name, ==, "robert");
+
+  g_assert_false (kd_store_user_update (f->store, &ghost, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_assert_cmpstr (error->message, ==, "no user with id 9999");
+}
+
+static void
+test_users_groups (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  gint64 bob = add_user (f->store, "bob");
+  gint64 ops = add_group (f->store, "ops");
+  gint64 eng = add_group (f->store, "engineering");
+  g_autoptr(GArray) both = ids_of (ops, eng, ops, (gint64) 0);   /* duplicate ignored */
+  g_autoptr(GArray) only_ops = ids_of (ops, (gint64) 0);
+  g_autoptr(GArray) with_ghost = ids_of (eng, (gint64) 4242, (gint64) 0);
+  g_autoptr(GPtrArray) groups = NULL;
+
+  groups = kd_store_user_get_groups (f->store, bob, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (groups->len, ==, 0);
+  g_clear_pointer (&groups, g_ptr_array_unref);
+
+  g_assert_true (kd_store_user_set_groups (f->store, bob, both, &error));
+  g_assert_no_error (error);
+  groups = kd_store_user_get_groups (f->store, bob, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (groups->len, ==, 2);
+  g_assert_cmpstr (((KdGroupRow *) groups->pdata[0])->name, ==, "engineering");
+  g_assert_cmpint (((KdGroupRow *) groups->pdata[0])->id, ==, eng);
+  g_assert_cmpstr (((KdGroupRow *) groups->pdata[1])->name, ==, "ops");
+  g_clear_pointer (&groups, g_ptr_array_unref);
+
+  /* Replaced, not added to. */
+  g_assert_true (kd_store_user_set_groups (f->store, bob, only_ops, &error));
+  groups = kd_store_user_get_groups (f->store, bob, &error);
+  g_assert_cmpuint (groups->len, ==, 1);
+  g_assert_cmpstr (((KdGroupRow *) groups->pdata[0])->name, ==, "ops");
+  g_clear_pointer (&groups, g_ptr_array_unref);
+
+  /* A missing group: refused whole, the old list stays. */
+  g_assert_false (kd_store_user_set_groups (f->store, bob, with_ghost, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_assert_cmpstr (error->message, ==, "cannot set the groups of user 'bob': no group with id 4242");
+  g_clear_error (&error);
+  groups = kd_store_user_get_groups (f->store, bob, &error);
+  g_assert_cmpuint (groups->len, ==, 1);
+  g_assert_cmpstr (((KdGroupRow *) groups->pdata[0])->name, ==, "ops");
+  g_clear_pointer (&groups, g_ptr_array_unref);
+
+  g_assert_false (kd_store_user_set_groups (f->store, 777, only_ops, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_assert_cmpstr (error->message, ==, "no user with id 777");
+  g_clear_error (&error);
+
+  /* NULL: in no group. */
+  g_assert_true (kd_store_user_set_groups (f->store, bob, NULL, &error));
+  g_assert_no_error (error);
+  groups = kd_store_user_get_groups (f->store, bob, &error);
+  g_assert_cmpuint (groups->len, ==, 0);
+}
+
+static void
+test_tokens_delete_for_user (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  gint64 bob = add_user (f->store, "bob");
+  gint64 alice = add_user (f->store, "alice");
+  KdTokenRow b1 = { .token_hash = (char *) "bb01", .user_id = bob, .expires_at = G_MAXINT64 };
+  KdTokenRow b2 = { .token_hash = (char *) "bb02", .user_id = bob, .expires_at = G_MAXINT64 };
+  KdTokenRow a1 = { .token_hash = (char *) "aa01", .user_id = alice, .expires_at = G_MAXINT64 };
+  g_autoptr(KdTokenRow) kept = NULL;
+  g_autoptr(KdTokenRow) gone = NULL;
+
+  g_assert_true (kd_store_token_insert (f->store, &b1, &error));
+  g_assert_true (kd_store_token_insert (f->store, &b2, &error));
+  g_assert_true (kd_store_token_insert (f->store, &a1, &error));
+  g_assert_no_error (error);
+
+  g_assert_true (kd_store_token_delete_for_user (f->store, bob, &error));
+  g_assert_no_error (error);
+  gone = kd_store_token_get_by_hash (f->store, "bb01", &error);
+  g_assert_null (gone);
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  gone = kd_store_token_get_by_hash (f->store, "bb02", &error);
+  g_assert_null (gone);
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  kept = kd_store_token_get_by_hash (f->store, "aa01", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (kept->user_id, ==, alice);
+
+  /* Nothing left to delete is not an error. */
+  g_assert_true (kd_store_token_delete_for_user (f->store, bob, &error));
+  g_assert_no_error (error);
+}
+
+static void
+test_pools_crud (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  gint64 image = add_image (f->store, "debian");
+  gint64 image2 = add_image (f->store, "fedora");
+  gint64 tpl = add_template (f->store, "small");
+  KdPoolRow row = { .name = (char *) "office", .image_id = image, .template_id = tpl,
+                    .mode = (char *) "persistent", .size = 10, .warm = 2, .idle_timeout = 3600,
+                    .disconnect_timeout = 600, .maintenance = TRUE };
+  KdPoolRow again = { .name = (char *) "office", .image_id = image, .template_id = tpl,
+                      .mode = (char *) "floating" };
+  KdPoolRow no_image = { .name = (char *) "bad", .image_id = 999, .template_id = tpl,
+                         .mode = (char *) "floating" };
+  KdPoolRow no_template = { .name = (char *) "bad", .image_id = image, .template_id = 998,
+                            .mode = (char *) "floating" };
+  KdPoolRow ghost = { .id = 12345, .name = (char *) "ghost", .image_id = image,
+                      .template_id = tpl, .mode = (char *) "floating" };
+  g_autoptr(KdPoolRow) got = NULL;
+  g_autoptr(KdPoolRow) by_id = NULL;
+  g_autoptr(KdPoolRow) updated = NULL;
+  g_autoptr(GPtrArray) list = NULL;
+  gint64 created_at;
+
+  g_assert_true (kd_store_pool_insert (f->store, &row, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (row.id, >, 0);
+  g_assert_cmpint (row.created_at, >, 0);
+  g_assert_cmpint (row.updated_at, ==, row.created_at);
+  created_at = row.created_at;
+  add_pool (f->store, "lab", image, tpl);
+
+  got = kd_store_pool_get_by_name (f->store, "office", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (got->id, ==, row.id);
+  g_assert_cmpint (got->image_id, ==, image);
+  g_assert_cmpint (got->template_id, ==, tpl);
+  g_assert_cmpstr (got->mode, ==, "persistent");
+  g_assert_cmpint (got->size, ==, 10);
+  g_assert_cmpint (got->warm, ==, 2);
+  g_assert_cmpint (got->idle_timeout, ==, 3600);
+  g_assert_cmpint (got->disconnect_timeout, ==, 600);
+  g_assert_true (got->maintenance);
+  g_assert_cmpint (got->created_at, ==, created_at);
+
+  list = kd_store_pool_list (f->store, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (list->len, ==, 2);
+  g_assert_cmpstr (((KdPoolRow *) list->pdata[0])->name, ==, "lab");
+  g_assert_cmpstr (((KdPoolRow *) list->pdata[1])->name, ==, "office");
+  g_assert_false (((KdPoolRow *) list->pdata[0])->maintenance);
+
+  g_assert_false (kd_store_pool_insert (f->store, &again, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_EXISTS);
+  g_assert_cmpstr (error->message, ==, "a pool named 'office' already exists");
+  g_clear_error (&error);
+  g_assert_false (kd_store_pool_insert (f->store, &no_image, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_assert_cmpstr (error->message, ==, "pool 'bad': no image with id 999");
+  g_clear_error (&error);
+  g_assert_false (kd_store_pool_insert (f->store, &no_template, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_assert_cmpstr (error->message, ==, "pool 'bad': no template with id 998");
+  g_clear_error (&error);
+
+  /* Update writes every column but created_at. */
+  g_free (got->name);
+  got->name = g_strdup ("office2");
+  g_free (got->mode);
+  got->mode = g_strdup ("floating");
+  got->image_id = image2;
+  got->size = 3;
+  got->warm = 0;
+  got->idle_timeout = 0;
+  got->disconnect_timeout = 30;
+  got->maintenance = FALSE;
+  got->created_at = 1;   /* ignored */
+  g_assert_true (kd_store_pool_update (f->store, got, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (got->updated_at, >=, created_at);
+  by_id = kd_store_pool_get (f->store, row.id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (by_id->name, ==, "office2");
+  g_assert_cmpstr (by_id->mode, ==, "floating");
+  g_assert_cmpint (by_id->image_id, ==, image2);
+  g_assert_cmpint (by_id->size, ==, 3);
+  g_assert_cmpint (by_id->warm, ==, 0);
+  g_assert_cmpint (by_id->disconnect_timeout, ==, 30);
+  g_assert_false (by_id->maintenance);
+  g_assert_cmpint (by_id->created_at, ==, created_at);
+  g_assert_cmpint (by_id->updated_at, ==, got->updated_at);
+
+  g_free (by_id->name);
+  by_id->name = g_strdup ("lab");
+  g_assert_false (kd_store_pool_update (f->store, by_id, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_EXISTS);
+  g_assert_cmpstr (error->message, ==, "a pool named 'lab' already exists");
+  g_clear_error (&error);
+  g_free (by_id->name);
+  by_id->name = g_strdup ("office2");
+  by_id->template_id = 555;
+  g_assert_false (kd_store_pool_update (f->store, by_id, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_assert_cmpstr (error->message, ==, "pool 'office2': no template with id 555");
+  g_clear_error (&error);
+  g_assert_false (kd_store_pool_update (f->store, &ghost, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_assert_cmpstr (error->message, ==, "no pool with id 12345");
+  g_clear_error (&error);
+
+  updated = kd_store_pool_get (f->store, row.id, &error);
+  g_assert_cmpint (updated->template_id, ==, tpl);
+
+  g_assert_true (kd_store_pool_delete (f->store, row.id, &error));
+  g_assert_no_error (error);
+  g_assert_false (kd_store_pool_delete (f->store, row.id, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  g_assert_null (kd_store_pool_get_by_name (f->store, "office2", &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_assert_cmpstr (error->message, ==, "no pool named 'office2'");
+}
+
+static void
+set_desktop_pool (KdStore *s, gint64 desktop_id, gint64 pool_id)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KdDesktopRow) d = kd_store_desktop_get (s, desktop_id, &error);
+
+  g_assert_no_error (error);
+  d->pool_id = pool_id;
+  g_assert_true (kd_store_desktop_update (s, d, &error));
+  g_assert_no_error (error);
+}
+
+static void
+test_pools_in_use (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  gint64 hv1 = add_host (f->store, "hv1");
+  gint64 hv2 = add_host (f->store, "hv2");
+  gint64 image = add_image (f->store, "debian");
+  gint64 tpl = add_template (f->store, "small");
+  gint64 pool = add_pool (f->store, "office", image, tpl);
+  gint64 bob = add_user (f->store, "bob");
+  gint64 ops = add_group (f->store, "ops");
+  gint64 d1 = add_desktop (f->store, "d1", 0, image, tpl);
+  gint64 d2 = add_desktop (f->store, "d2", 0, image, tpl);
+  g_autoptr(GArray) hosts = ids_of (hv1, (gint64) 0);
+  g_autoptr(GArray) users = ids_of (bob, (gint64) 0);
+  g_autoptr(GArray) groups = ids_of (ops, (gint64) 0);
+  g_autoptr(GArray) got = NULL;
+
+  set_desktop_pool (f->store, d1, pool);
+  set_desktop_pool (f->store, d2, pool);
+  g_assert_true (kd_store_pool_set_hosts (f->store, pool, hosts, &error));
+  g_assert_true (kd_store_pool_set_users (f->store, pool, users, &error));
+  g_assert_true (kd_store_pool_set_groups (f->store, pool, groups, &error));
+  g_assert_no_error (error);
+
+  g_assert_false (kd_store_pool_delete (f->store, pool, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_IN_USE);
+  g_assert_cmpstr (error->message, ==, "pool 'office' still has 2 desktops");
+  g_clear_error (&error);
+
+  /* The image and template are held by the pool as well as the desktops. */
+  g_assert_false (kd_store_image_delete (f->store, image, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_IN_USE);
+  g_assert_cmpstr (error->message, ==, "image 'debian' is in use by 2 desktops and 1 pool");
+  g_clear_error (&error);
+  g_assert_false (kd_store_template_delete (f->store, tpl, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_IN_USE);
+  g_assert_cmpstr (error->message, ==, "template 'small' is in use by 2 desktops and 1 pool");
+  g_clear_error (&error);
+
+  /* A host in a pool's list cannot go; one outside it can. */
+  g_assert_false (kd_store_host_delete (f->store, hv1, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_IN_USE);
+  g_assert_cmpstr (error->message, ==, "host 'hv1' is in use by 1 pool's host list");
+  g_clear_error (&error);
+  g_assert_true (kd_store_host_delete (f->store, hv2, &error));
+  g_assert_no_error (error);
+
+  g_assert_true (kd_store_desktop_delete (f->store, d1, &error));
+  g_assert_false (kd_store_pool_delete (f->store, pool, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_IN_USE);
+  g_assert_cmpstr (error->message, ==, "pool 'office' still has 1 desktop");
+  g_clear_error (&error);
+  g_assert_true (kd_store_desktop_delete (f->store, d2, &error));
+  g_assert_true (kd_store_pool_delete (f->store, pool, &error));
+  g_assert_no_error (error);
+
+  /* Its entitlements and host list went with it. */
+  got = kd_store_pool_get_hosts (f->store, pool, &error);
+  assert_ids (got, (gint64) 0);
+  g_clear_pointer (&got, g_array_unref);
+  got = kd_store_pool_get_users (f->store, pool, &error);
+  assert_ids (got, (gint64) 0);
+  g_clear_pointer (&got, g_array_unref);
+  got = kd_store_pool_get_groups (f->store, pool, &error);
+  assert_ids (got, (gint64) 0);
+  g_assert_no_error (error);
+  g_assert_true (kd_store_host_delete (f->store, hv1, &error));
+  g_assert_true (kd_store_image_delete (f->store, image, &error));
+  g_assert_true (kd_store_template_delete (f->store, tpl, &error));
+  g_assert_no_error (error);
+}
+
+static void
+test_pools_entitlements (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  gint64 image = add_image (f->store, "debian");
+  gint64 tpl = add_template (f->store, "small");
+  gint64 office = add_pool (f->store, "office", image, tpl);
+  gint64 lab = add_pool (f->store, "lab", image, tpl);
+  gint64 closed = add_pool (f->store, "closed", image, tpl);
+  gint64 bob = add_user (f->store, "bob");
+  gint64 alice = add_user (f->store, "alice");
+  gint64 carol = add_user (f->store, "carol");
+  gint64 ops = add_group (f->store, "ops");
+  gint64 eng = add_group (f->store, "eng");
+  gint64 hv1 = add_host (f->store, "hv1");
+  gint64 hv2 = add_host (f->store, "hv2");
+  g_autoptr(GArray) office_users = ids_of (carol, bob, bob, (gint64) 0);
+  g_autoptr(GArray) office_groups = ids_of (ops, (gint64) 0);
+  g_autoptr(GArray) lab_groups = ids_of (eng, ops, (gint64) 0);
+  g_autoptr(GArray) hosts = ids_of (hv2, hv1, (gint64) 0);
+  g_autoptr(GArray) ghost_user = ids_of (alice, (gint64) 31337, (gint64) 0);
+  g_autoptr(GArray) ghost_host = ids_of ((gint64) 4040, (gint64) 0);
+  g_autoptr(GArray) bob_groups = ids_of (ops, (gint64) 0);
+  g_autoptr(GArray) got = NULL;
+  g_autoptr(GPtrArray) pools = NULL;
+
+  g_assert_true (kd_store_pool_set_users (f->store, office, office_users, &error));
+  g_assert_true (kd_store_pool_set_groups (f->store, office, office_groups, &error));
+  g_assert_true (kd_store_pool_set_groups (f->store, lab, lab_groups, &error));
+  g_assert_true (kd_store_pool_set_hosts (f->store, office, hosts, &error));
+  g_assert_true (kd_store_user_set_groups (f->store, bob, bob_groups, &error));
+  g_assert_no_error (error);
+
+  got = kd_store_pool_get_users (f->store, office, &error);
+  g_assert_no_error (error);
+  assert_ids (got, bob, carol, (gint64) 0);
+  g_clear_pointer (&got, g_array_unref);
+  got = kd_store_pool_get_groups (f->store, lab, &error);
+  assert_ids (got, ops, eng, (gint64) 0);
+  g_clear_pointer (&got, g_array_unref);
+  got = kd_store_pool_get_hosts (f->store, office, &error);
+  assert_ids (got, hv1, hv2, (gint64) 0);
+  g_clear_pointer (&got, g_array_unref);
+  got = kd_store_pool_get_hosts (f->store, lab, &error);   /* none: every host */
+  assert_ids (got, (gint64) 0);
+  g_clear_pointer (&got, g_array_unref);
+
+  /* Direct, through a group, both, neither. */
+  g_assert_true (kd_store_pool_is_entitled (f->store, office, carol, &error));
+  g_assert_true (kd_store_pool_is_entitled (f->store, office, bob, &error));
+  g_assert_true (kd_store_pool_is_entitled (f->store, lab, bob, &error));
+  g_assert_false (kd_store_pool_is_entitled (f->store, lab, carol, &error));
+  g_assert_false (kd_store_pool_is_entitled (f->store, closed, bob, &error));
+  g_assert_false (kd_store_pool_is_entitled (f->store, office, alice, &error));
+  g_assert_false (kd_store_pool_is_entitled (f->store, 999, bob, &error));
+  g_assert_no_error (error);
+
+  /* bob: office directly and through ops, lab through ops: each once, by name. */
+  pools = kd_store_pool_list_entitled (f->store, bob, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (pools->len, ==, 2);
+  g_assert_cmpstr (((KdPoolRow *) pools->pdata[0])->name, ==, "lab");
+  g_assert_cmpstr (((KdPoolRow *) pools->pdata[1])->name, ==, "office");
+  g_clear_pointer (&pools, g_ptr_array_unref);
+  pools = kd_store_pool_list_entitled (f->store, alice, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (pools->len, ==, 0);
+  g_clear_pointer (&pools, g_ptr_array_unref);
+
+  /* A missing member refuses the whole list; the old one stays. */
+  g_assert_false (kd_store_pool_set_users (f->store, office, ghost_user, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_assert_cmpstr (error->message, ==, "cannot set the users of pool 'office': no user with id 31337");
+  g_clear_error (&error);
+  g_assert_false (kd_store_pool_is_entitled (f->store, office, alice, &error));
+  got = kd_store_pool_get_users (f->store, office, &error);
+  assert_ids (got, bob, carol, (gint64) 0);
+  g_clear_pointer (&got, g_array_unref);
+  g_assert_false (kd_store_pool_set_hosts (f->store, office, ghost_host, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_assert_cmpstr (error->message, ==, "cannot set the hosts of pool 'office': no host with id 4040");
+  g_clear_error (&error);
+  got = kd_store_pool_get_hosts (f->store, office, &error);
+  assert_ids (got, hv1, hv2, (gint64) 0);
+  g_clear_pointer (&got, g_array_unref);
+  g_assert_false (kd_store_pool_set_groups (f->store, 999, NULL, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_assert_cmpstr (error->message, ==, "no pool with id 999");
+  g_clear_error (&error);
+
+  /* Inside a caller's transaction the change is the caller's to undo. */
+  g_assert_true (kd_store_begin (f->store, &error));
+  g_assert_true (kd_store_pool_set_users (f->store, office, NULL, &error));
+  g_assert_no_error (error);
+  g_assert_false (kd_store_pool_is_entitled (f->store, office, carol, &error));
+  kd_store_rollback (f->store);
+  g_assert_true (kd_store_pool_is_entitled (f->store, office, carol, &error));
+  /* A failed set inside a transaction leaves the transaction usable. */
+  g_assert_true (kd_store_begin (f->store, &error));
+  g_assert_false (kd_store_pool_set_users (f->store, office, ghost_user, &error));
+  g_clear_error (&error);
+  g_assert_true (kd_store_pool_set_hosts (f->store, office, NULL, &error));
+  g_assert_true (kd_store_commit (f->store, &error));
+  g_assert_no_error (error);
+  got = kd_store_pool_get_hosts (f->store, office, &error);
+  assert_ids (got, (gint64) 0);
+  g_clear_pointer (&got, g_array_unref);
+  got = kd_store_pool_get_users (f->store, office, &error);
+  assert_ids (got, bob, carol, (gint64) 0);
+}
+
+static void
+test_groups_delete_cascades (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  gint64 image = add_image (f->store, "debian");
+  gint64 tpl = add_template (f->store, "small");
+  gint64 pool = add_pool (f->store, "office", image, tpl);
+  gint64 bob = add_user (f->store, "bob");
+  gint64 ops = add_group (f->store, "ops");
+  gint64 eng = add_group (f->store, "eng");
+  g_autoptr(GArray) groups = ids_of (ops, eng, (gint64) 0);
+  g_autoptr(GArray) pool_groups = ids_of (ops, (gint64) 0);
+  g_autoptr(GArray) got = NULL;
+  g_autoptr(GPtrArray) mine = NULL;
+  g_autoptr(GPtrArray) entitled = NULL;
+
+  g_assert_true (kd_store_user_set_groups (f->store, bob, groups, &error));
+  g_assert_true (kd_store_pool_set_groups (f->store, pool, pool_groups, &error));
+  g_assert_true (kd_store_pool_is_entitled (f->store, pool, bob, &error));
+  g_assert_no_error (error);
+
+  g_assert_true (kd_store_group_delete (f->store, ops, &error));
+  g_assert_no_error (error);
+  g_assert_false (kd_store_pool_is_entitled (f->store, pool, bob, &error));
+  g_assert_no_error (error);
+  got = kd_store_pool_get_groups (f->store, pool, &error);
+  assert_ids (got, (gint64) 0);
+  mine = kd_store_user_get_groups (f->store, bob, &error);
+  g_assert_cmpuint (mine->len, ==, 1);
+  g_assert_cmpstr (((KdGroupRow *) mine->pdata[0])->name, ==, "eng");
+  entitled = kd_store_pool_list_entitled (f->store, bob, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (entitled->len, ==, 0);
+  /* The user himself stays. */
+  g_assert_true (kd_store_user_delete (f->store, bob, &error));
+  g_assert_no_error (error);
+}
+
+static void
+test_users_delete_frees_desktops (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  gint64 image = add_image (f->store, "debian");
+  gint64 tpl = add_template (f->store, "small");
+  gint64 pool = add_pool (f->store, "office", image, tpl);
+  gint64 bob = add_user (f->store, "bob");
+  gint64 ops = add_group (f->store, "ops");
+  gint64 d1 = add_desktop (f->store, "d1", 0, image, tpl);
+  g_autoptr(GArray) groups = ids_of (ops, (gint64) 0);
+  g_autoptr(GArray) users = ids_of (bob, (gint64) 0);
+  KdTokenRow token = { .token_hash = (char *) "cc01", .user_id = bob, .expires_at = G_MAXINT64 };
+  g_autoptr(KdDesktopRow) freed = NULL;
+  g_autoptr(KdTokenRow) gone = NULL;
+  g_autoptr(GPtrArray) held = NULL;
+  g_autoptr(GArray) entitled = NULL;
+  g_autoptr(GPtrArray) members = NULL;
+
+  set_desktop_pool (f->store, d1, pool);
+  g_assert_true (kd_store_desktop_assign (f->store, d1, bob, 5000, &error));
+  g_assert_true (kd_store_token_insert (f->store, &token, &error));
+  g_assert_true (kd_store_user_set_groups (f->store, bob, groups, &error));
+  g_assert_true (kd_store_pool_set_users (f->store, pool, users, &error));
+  g_assert_no_error (error);
+
+  g_assert_true (kd_store_user_delete (f->store, bob, &error));
+  g_assert_no_error (error);
+
+  freed = kd_store_desktop_get (f->store, d1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (freed->user_id, ==, 0);
+  g_assert_cmpint (freed->pool_id, ==, pool);
+  held = kd_store_desktop_list_by_user (f->store, bob, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (held->len, ==, 0);
+  gone = kd_store_token_get_by_hash (f->store, "cc01", &error);
+  g_assert_null (gone);
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  entitled = kd_store_pool_get_users (f->store, pool, &error);
+  assert_ids (entitled, (gint64) 0);
+  members = kd_store_user_get_groups (f->store, bob, &error);
+  g_assert_cmpuint (members->len, ==, 0);
+  g_assert_no_error (error);
+
+  /* Freed, so someone else can have it. */
+  g_assert_true (kd_store_desktop_assign (f->store, d1, add_user (f->store, "alice"), 6000, &error));
+  g_assert_no_error (error);
+}
+
+static void
+test_desktops_assign (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  gint64 image = add_image (f->store, "debian");
+  gint64 tpl = add_template (f->store, "small");
+  gint64 bob = add_user (f->store, "bob");
+  gint64 alice = add_user (f->store, "alice");
+  gint64 d1 = add_desktop (f->store, "d1", 0, image, tpl);
+  g_autoptr(KdDesktopRow) got = NULL;
+  g_autoptr(KdDesktopRow) still = NULL;
+  g_autoptr(KdDesktopRow) again = NULL;
+
+  g_assert_true (kd_store_desktop_assign (f->store, d1, bob, 1000, &error));
+  g_assert_no_error (error);
+  got = kd_store_desktop_get (f->store, d1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (got->user_id, ==, bob);
+  g_assert_cmpint (got->assigned_at, ==, 1000);
+  g_assert_cmpint (got->updated_at, ==, 1000);
+  g_assert_cmpstr (got->state, ==, "provisioning");   /* nothing else changed */
+
+  /* Twice: the first holder keeps it. */
+  g_assert_false (kd_store_desktop_assign (f->store, d1, alice, 2000, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_IN_USE);
+  g_assert_cmpstr (error->message, ==, "desktop 'd1' is already assigned");
+  g_clear_error (&error);
+  g_assert_false (kd_store_desktop_assign (f->store, d1, bob, 3000, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_IN_USE);
+  g_clear_error (&error);
+  still = kd_store_desktop_get (f->store, d1, &error);
+  g_assert_cmpint (still->user_id, ==, bob);
+  g_assert_cmpint (still->assigned_at, ==, 1000);
+
+  g_assert_false (kd_store_desktop_assign (f->store, 9999, bob, 1000, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_assert_cmpstr (error->message, ==, "no desktop with id 9999");
+  g_clear_error (&error);
+
+  /* Released through update; a user who does not exist is refused. */
+  still->user_id = 0;
+  still->assigned_at = 0;
+  g_assert_true (kd_store_desktop_update (f->store, still, &error));
+  g_assert_no_error (error);
+  g_assert_false (kd_store_desktop_assign (f->store, d1, 777, 4000, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_assert_cmpstr (error->message, ==, "cannot assign desktop 'd1': no user with id 777");
+  g_clear_error (&error);
+  g_assert_false (kd_store_desktop_assign (f->store, d1, 0, 4000, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  g_assert_true (kd_store_desktop_assign (f->store, d1, alice, 5000, &error));
+  g_assert_no_error (error);
+  again = kd_store_desktop_get (f->store, d1, &error);
+  g_assert_cmpint (again->user_id, ==, alice);
+  g_assert_cmpint (again->assigned_at, ==, 5000);
+}
+
+static void
+test_desktops_session_fields (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  gint64 image = add_image (f->store, "debian");
+  gint64 tpl = add_template (f->store, "small");
+  gint64 office = add_pool (f->store, "office", image, tpl);
+  gint64 lab = add_pool (f->store, "lab", image, tpl);
+  gint64 bob = add_user (f->store, "bob");
+  gint64 alice = add_user (f->store, "alice");
+  KdDesktopRow row = { .name = (char *) "d2", .domain = (char *) "kvmdesk-test-d2",
+                       .image_id = image, .template_id = tpl,
+                       .overlay_volume = (char *) "kvmdesk-test-d2.qcow2",
+                       .state = (char *) "connected", .pool_id = office, .user_id = bob,
+                       .assigned_at = 11, .connected_since = 12, .last_seen = 13,
+                       .disconnected_at = 14, .needs_reset = TRUE };
+  KdDesktopRow bad_pool = { .name = (char *) "d9", .domain = (char *) "kvmdesk-test-d9",
+                            .image_id = image, .template_id = tpl,
+                            .overlay_volume = (char *) "kvmdesk-test-d9.qcow2",
+                            .state = (char *) "stopped", .pool_id = 4444 };
+  g_autoptr(KdDesktopRow) plain = NULL;
+  g_autoptr(KdDesktopRow) got = NULL;
+  g_autoptr(KdDesktopRow) moved = NULL;
+  g_autoptr(GPtrArray) in_office = NULL;
+  g_autoptr(GPtrArray) in_lab = NULL;
+  g_autoptr(GPtrArray) bobs = NULL;
+  g_autoptr(GPtrArray) alices = NULL;
+  gint64 d1 = add_desktop (f->store, "d1", 0, image, tpl);
+  gint64 d3 = add_desktop (f->store, "d3", 0, image, tpl);
+
+  /* Not in a pool, held by nobody: all zero. */
+  plain = kd_store_desktop_get (f->store, d1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (plain->pool_id, ==, 0);
+  g_assert_cmpint (plain->user_id, ==, 0);
+  g_assert_cmpint (plain->assigned_at, ==, 0);
+  g_assert_cmpint (plain->connected_since, ==, 0);
+  g_assert_cmpint (plain->last_seen, ==, 0);
+  g_assert_cmpint (plain->disconnected_at, ==, 0);
+  g_assert_false (plain->needs_reset);
+
+  g_assert_true (kd_store_desktop_insert (f->store, &row, &error));
+  g_assert_no_error (error);
+  got = kd_store_desktop_get_by_name (f->store, "d2", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (got->pool_id, ==, office);
+  g_assert_cmpint (got->user_id, ==, bob);
+  g_assert_cmpint (got->assigned_at, ==, 11);
+  g_assert_cmpint (got->connected_since, ==, 12);
+  g_assert_cmpint (got->last_seen, ==, 13);
+  g_assert_cmpint (got->disconnected_at, ==, 14);
+  g_assert_true (got->needs_reset);
+
+  g_assert_false (kd_store_desktop_insert (f->store, &bad_pool, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_assert_cmpstr (error->message, ==,
+                   "desktop 'd9' refers to a host, image, template, pool or user that does not exist");
+  g_clear_error (&error);
+
+  /* Update writes them all, and 0 back to NULL. */
+  got->pool_id = lab;
+  got->user_id = 0;
+  got->assigned_at = 0;
+  got->connected_since = 0;
+  got->last_seen = 21;
+  got->disconnected_at = 22;
+  got->needs_reset = FALSE;
+  g_assert_true (kd_store_desktop_update (f->store, got, &error));
+  g_assert_no_error (error);
+  moved = kd_store_desktop_get (f->store, got->id, &error);
+  g_assert_cmpint (moved->pool_id, ==, lab);
+  g_assert_cmpint (moved->user_id, ==, 0);
+  g_assert_cmpint (moved->assigned_at, ==, 0);
+  g_assert_cmpint (moved->last_seen, ==, 21);
+  g_assert_cmpint (moved->disconnected_at, ==, 22);
+  g_assert_false (moved->needs_reset);
+
+  set_desktop_pool (f->store, d3, lab);
+  set_desktop_pool (f->store, d1, office);
+  g_assert_true (kd_store_desktop_assign (f->store, d3, alice, 30, &error));
+  g_assert_true (kd_store_desktop_assign (f->store, d1, alice, 31, &error));
+  g_assert_true (kd_store_desktop_assign (f->store, got->id, bob, 32, &error));
+  g_assert_no_error (error);
+
+  in_lab = kd_store_desktop_list_by_pool (f->store, lab, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (in_lab->len, ==, 2);
+  g_assert_cmpstr (((KdDesktopRow *) in_lab->pdata[0])->name, ==, "d2");
+  g_assert_cmpstr (((KdDesktopRow *) in_lab->pdata[1])->name, ==, "d3");
+  in_office = kd_store_desktop_list_by_pool (f->store, office, &error);
+  g_assert_cmpuint (in_office->len, ==, 1);
+  g_assert_cmpstr (((KdDesktopRow *) in_office->pdata[0])->name, ==, "d1");
+
+  alices = kd_store_desktop_list_by_user (f->store, alice, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (alices->len, ==, 2);
+  g_assert_cmpstr (((KdDesktopRow *) alices->pdata[0])->name, ==, "d1");
+  g_assert_cmpstr (((KdDesktopRow *) alices->pdata[1])->name, ==, "d3");
+  bobs = kd_store_desktop_list_by_user (f->store, bob, &error);
+  g_assert_cmpuint (bobs->len, ==, 1);
+  g_assert_cmpstr (((KdDesktopRow *) bobs->pdata[0])->name, ==, "d2");
+  g_assert_cmpint (((KdDesktopRow *) bobs->pdata[0])->assigned_at, ==, 32);
+}
+
+static gint64
+add_pool_event (KdStore *s, const char *name, const char *actor, const char *pool,
+                const char *user)
+{
+  g_autoptr(GError) error = NULL;
+  KdEventRow row = { .object_type = (char *) "desktop", .object_name = (char *) name,
+                     .actor = (char *) actor, .action = (char *) "state",
+                     .pool = (char *) pool, .user = (char *) user };
+
+  g_assert_true (kd_store_event_insert (s, &row, &error));
+  g_assert_no_error (error);
+  return row.id;
+}
+
+static void
+test_events_query (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) all = NULL;
+  g_autoptr(GPtrArray) office = NULL;
+  g_autoptr(GPtrArray) bob = NULL;
+  g_autoptr(GPtrArray) bob_office = NULL;
+  g_autoptr(GPtrArray) bob_d2 = NULL;
+  g_autoptr(GPtrArray) since = NULL;
+  g_autoptr(GPtrArray) limited = NULL;
+  g_autoptr(GPtrArray) nobody = NULL;
+  KdEventFilter f_office = { .pool = "office" };
+  KdEventFilter f_bob = { .user = "bob" };
+  KdEventFilter f_bob_office = { .user = "bob", .pool = "office" };
+  KdEventFilter f_bob_d2 = { .user = "bob", .object_type = "desktop", .object_name = "d2" };
+  KdEventFilter f_since = { .user = "bob", .since_id = 0, .limit = 0 };
+  KdEventFilter f_limit = { .pool = "office", .limit = 1 };
+  KdEventFilter f_nobody = { .user = "mallory" };
+  gint64 e1 = add_pool_event (f->store, "d1", "system", "office", "bob");   /* about bob */
+  gint64 e2 = add_pool_event (f->store, "d2", "bob", "lab", NULL);          /* by bob */
+  gint64 e3 = add_pool_event (f->store, "d3", "admin", "office", "alice");
+  gint64 e4 = add_pool_event (f->store, "d4", "admin", NULL, NULL);
+  gint64 e5 = add_pool_event (f->store, "d2", "system", "lab", "bob");
+  KdEventRow *e;
+
+  all = kd_store_event_query (f->store, NULL, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (all->len, ==, 5);
+  g_assert_cmpint (((KdEventRow *) all->pdata[0])->id, ==, e5);
+  e = all->pdata[4];
+  g_assert_cmpint (e->id, ==, e1);
+  g_assert_cmpstr (e->pool, ==, "office");
+  g_assert_cmpstr (e->user, ==, "bob");
+  e = all->pdata[1];
+  g_assert_cmpint (e->id, ==, e4);
+  g_assert_null (e->pool);
+  g_assert_null (e->user);
+
+  office = kd_store_event_query (f->store, &f_office, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (office->len, ==, 2);
+  g_assert_cmpint (((KdEventRow *) office->pdata[0])->id, ==, e3);
+  g_assert_cmpint (((KdEventRow *) office->pdata[1])->id, ==, e1);
+
+  /* User matches the event's user or its actor. */
+  bob = kd_store_event_query (f->store, &f_bob, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (bob->len, ==, 3);
+  g_assert_cmpint (((KdEventRow *) bob->pdata[0])->id, ==, e5);
+  g_assert_cmpint (((KdEventRow *) bob->pdata[1])->id, ==, e2);
+  g_assert_cmpint (((KdEventRow *) bob->pdata[2])->id, ==, e1);
+
+  bob_office = kd_store_event_query (f->store, &f_bob_office, &error);
+  g_assert_cmpuint (bob_office->len, ==, 1);
+  g_assert_cmpint (((KdEventRow *) bob_office->pdata[0])->id, ==, e1);
+  bob_d2 = kd_store_event_query (f->store, &f_bob_d2, &error);
+  g_assert_cmpuint (bob_d2->len, ==, 2);
+
+  f_since.since_id = e2;
+  since = kd_store_event_query (f->store, &f_since, &error);
+  g_assert_cmpuint (since->len, ==, 1);
+  g_assert_cmpint (((KdEventRow *) since->pdata[0])->id, ==, e5);
+
+  limited = kd_store_event_query (f->store, &f_limit, &error);
+  g_assert_cmpuint (limited->len, ==, 1);
+  g_assert_cmpint (((KdEventRow *) limited->pdata[0])->id, ==, e3);
+
+  nobody = kd_store_event_query (f->store, &f_nobody, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (nobody->len, ==, 0);
+}
+
 /* ---- transactions ---------------------------------------------------- */
 
 static void
@@ -906,6 +1805,18 @@ main (int argc, char **argv)
   ADD ("/store/desktops/crud", test_desktops_crud);
   ADD ("/store/events/filters", test_events_filters);
   ADD ("/store/events/default-limit", test_events_default_limit);
+  ADD ("/store/groups/crud", test_groups_crud);
+  ADD ("/store/groups/delete-removes-memberships-and-entitlements", test_groups_delete_cascades);
+  ADD ("/store/users/update", test_users_update);
+  ADD ("/store/users/set-get-groups", test_users_groups);
+  ADD ("/store/users/delete-frees-desktops-and-tokens", test_users_delete_frees_desktops);
+  ADD ("/store/tokens/delete-for-user", test_tokens_delete_for_user);
+  ADD ("/store/pools/crud", test_pools_crud);
+  ADD ("/store/pools/in-use", test_pools_in_use);
+  ADD ("/store/pools/entitlements", test_pools_entitlements);
+  ADD ("/store/desktops/assign-once", test_desktops_assign);
+  ADD ("/store/desktops/session-fields-and-lists", test_desktops_session_fields);
+  ADD ("/store/events/query", test_events_query);
   ADD ("/store/transactions/rollback", test_transactions_rollback);
   ADD ("/store/transactions/error-inside", test_transactions_error_inside);
 #undef ADD
