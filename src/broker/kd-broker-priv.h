@@ -19,6 +19,8 @@ struct _KdBroker {
   KdBrokerReconciledFunc reconciled;
   gpointer               reconciled_data;
   gboolean               started;
+  KdBrokerEventFunc      event_listener;
+  gpointer               event_listener_data;
   guint                  pools_timer;
   guint                  pools_kick_id;
 };

@@ -207,6 +207,8 @@ kd_broker_event (KdBroker *b, const char *object_type, const char *object_name,
   row.message = message;
   if (!kd_store_event_insert (b->store, &row, &error))
     g_debug ("cannot record event '%s': %s", message, error->message);
+  else if (b->event_listener)
+    b->event_listener (b, &row, b->event_listener_data);
   g_debug ("event: %s %s: %s", object_type, object_name ? object_name : "", message);
 }
 
@@ -242,7 +244,20 @@ kd_broker_desktop_event (KdBroker *b, const KdDesktopRow *desk, const char *acto
   row.user = user ? user->name : NULL;
   if (!kd_store_event_insert (b->store, &row, &error))
     g_debug ("cannot record event '%s': %s", message, error->message);
+  else if (b->event_listener)
+    b->event_listener (b, &row, b->event_listener_data);
   g_debug ("event: desktop %s: %s", desk->name, message);
+}
+
+/**
+ * kd_broker_set_event_listener:
+ * One listener (the API's live stream); %NULL removes it.
+ */
+void
+kd_broker_set_event_listener (KdBroker *b, KdBrokerEventFunc func, gpointer user_data)
+{
+  b->event_listener = func;
+  b->event_listener_data = user_data;
 }
 
 char *

@@ -85,6 +85,14 @@ void      kd_broker_start (KdBroker               *broker,
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (KdBroker, kd_broker_free)
 
+/* Called on the main loop after each event is stored (the live stream). */
+typedef void (*KdBrokerEventFunc) (KdBroker         *broker,
+                                   const KdEventRow *event,
+                                   gpointer          user_data);
+void kd_broker_set_event_listener (KdBroker          *broker,
+                                   KdBrokerEventFunc  func,
+                                   gpointer           user_data);
+
 /* records an event (and ignores a failure to store it: logged at debug) */
 void kd_broker_event (KdBroker   *broker,
                       const char *object_type,

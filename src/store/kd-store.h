@@ -109,6 +109,9 @@ typedef struct {
   gint64  virtual_size;    /* bytes */
   gint64  file_size;       /* bytes */
   gint64  created_at;
+  /* schema v4: versions. format/virtual_size/file_size describe the
+   * current version. */
+  gint64  current_version; /* 1 for a new image */
 } KdImageRow;
 
 void        kd_image_row_free (KdImageRow *row);
@@ -121,6 +124,53 @@ GPtrArray  *kd_store_image_list        (KdStore *s, GError **error);
  * image_volume rows with it. */
 gboolean    kd_store_image_delete      (KdStore *s, gint64 id, GError **error);
 
+/* schema v4: image versions. kd_store_image_insert() also records
+ * version 1 (from the row's format and sizes). */
+typedef struct {
+  gint64  id;
+  gint64  image_id;
+  gint64  version;         /* 1, 2, … */
+  char   *format;
+  gint64  virtual_size;
+  gint64  file_size;
+  char   *note;            /* what changed, may be NULL */
+  char   *actor;           /* who published it */
+  gint64  created_at;
+} KdImageVersionRow;
+
+void               kd_image_version_row_free (KdImageVersionRow *row);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (KdImageVersionRow, kd_image_version_row_free)
+gboolean           kd_store_image_version_insert (KdStore *s, KdImageVersionRow *row, GError **error);
+KdImageVersionRow *kd_store_image_version_get    (KdStore *s, gint64 image_id, gint64 version, GError **error);
+/* Oldest first. */
+GPtrArray         *kd_store_image_version_list   (KdStore *s, gint64 image_id, GError **error);
+/* Writes current_version, format, virtual_size and file_size of row ->id. */
+gboolean           kd_store_image_update         (KdStore *s, const KdImageRow *row, GError **error);
+
+/* An edit session: a writable copy of the current version, booted in a
+ * desktop of its own, that becomes the next version when published. At
+ * most one per image. */
+typedef struct {
+  gint64  image_id;
+  gint64  version;         /* the version it will become */
+  gint64  host_id;
+  char   *volume;          /* the writable copy */
+  char   *path;
+  gint64  desktop_id;      /* the editing desktop, 0 until made */
+  char   *actor;
+  gint64  created_at;
+} KdImageEditRow;
+
+void            kd_image_edit_row_free (KdImageEditRow *row);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (KdImageEditRow, kd_image_edit_row_free)
+/* KD_STORE_ERROR_EXISTS when the image already has one. */
+gboolean        kd_store_image_edit_insert (KdStore *s, KdImageEditRow *row, GError **error);
+/* Writes path and desktop_id. */
+gboolean        kd_store_image_edit_update (KdStore *s, const KdImageEditRow *row, GError **error);
+/* NULL with KD_STORE_ERROR_NOT_FOUND when the image has none. */
+KdImageEditRow *kd_store_image_edit_get    (KdStore *s, gint64 image_id, GError **error);
+gboolean        kd_store_image_edit_delete (KdStore *s, gint64 image_id, GError **error);
+
 typedef struct {
   gint64   id;
   gint64   image_id;
@@ -131,6 +181,7 @@ typedef struct {
   char    *error;          /* why, when state is "error" */
   gboolean simulated;      /* test:// host: recorded without content */
   gint64   created_at;
+  gint64   version;        /* schema v4: the image version it holds (0 on insert = 1) */
 } KdImageVolumeRow;
 
 void              kd_image_volume_row_free (KdImageVolumeRow *row);
@@ -138,7 +189,11 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (KdImageVolumeRow, kd_image_volume_row_free)
 gboolean          kd_store_image_volume_insert (KdStore *s, KdImageVolumeRow *row, GError **error);
 /* Updates path, state, error and simulated of row ->id. */
 gboolean          kd_store_image_volume_update (KdStore *s, const KdImageVolumeRow *row, GError **error);
+/* The volume of the image's CURRENT version on the host. */
 KdImageVolumeRow *kd_store_image_volume_get    (KdStore *s, gint64 image_id, gint64 host_id, GError **error);
+/* schema v4: the volume of one version on the host. */
+KdImageVolumeRow *kd_store_image_volume_get_version (KdStore *s, gint64 image_id, gint64 version,
+                                                     gint64 host_id, GError **error);
 GPtrArray        *kd_store_image_volume_list   (KdStore *s, gint64 image_id /* -1: all */, GError **error);
 gboolean          kd_store_image_volume_delete (KdStore *s, gint64 id, GError **error);
 
@@ -189,6 +244,7 @@ typedef struct {
   gint64  last_seen;       /* µs of the last heartbeat/console activity; 0 never */
   gint64  disconnected_at; /* µs the last client left; 0 if none yet */
   gboolean needs_reset;    /* a floating desktop released but not yet reset */
+  gint64  image_version;   /* schema v4: the version its overlay is built on (0 on insert = 1) */
 } KdDesktopRow;
 
 void          kd_desktop_row_free (KdDesktopRow *row);
