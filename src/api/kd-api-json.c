@@ -95,6 +95,23 @@ kd_api_json_image (KdBroker *broker, KdImageRow *row)
   kd_json_add_int (b, "file_size", row->file_size);
   kd_json_add_time (b, "created_at", row->created_at);
   kd_json_add_int (b, "desktops", kd_store_desktop_count_by_image (store, row->id, NULL));
+  kd_json_add_int (b, "current_version", row->current_version ? row->current_version : 1);
+  {
+    g_autoptr(KdImageEditRow) edit = kd_store_image_edit_get (store, row->id, NULL);
+    g_autoptr(KdDesktopRow) desk = edit && edit->desktop_id ? kd_store_desktop_get (store, edit->desktop_id, NULL) : NULL;
+    json_builder_set_member_name (b, "editing");
+    if (edit == NULL)
+      json_builder_add_null_value (b);
+    else
+      {
+        json_builder_begin_object (b);
+        kd_json_add_int (b, "version", edit->version);
+        kd_json_add_str (b, "desktop", desk ? desk->name : NULL);
+        kd_json_add_str (b, "actor", edit->actor);
+        kd_json_add_time (b, "since", edit->created_at);
+        json_builder_end_object (b);
+      }
+  }
   json_builder_set_member_name (b, "volumes");
   json_builder_begin_array (b);
   for (guint i = 0; vols && i < vols->len; i++)
@@ -103,6 +120,7 @@ kd_api_json_image (KdBroker *broker, KdImageRow *row)
       KdBrokerHost *h = kd_broker_host_by_id (broker, v->host_id);
       json_builder_begin_object (b);
       kd_json_add_str (b, "host", h ? h->row->name : NULL);
+      kd_json_add_int (b, "version", v->version ? v->version : 1);
       kd_json_add_str (b, "volume", v->volume);
       kd_json_add_str (b, "path", v->path);
       kd_json_add_str (b, "state", v->state);
@@ -163,6 +181,7 @@ kd_api_json_desktop (KdBroker *broker, KdDesktopRow *row)
     kd_json_add_str (b, "user", user ? user->name : NULL);
   }
   kd_json_add_time (b, "assigned_at", row->assigned_at);
+  kd_json_add_int (b, "image_version", row->image_version ? row->image_version : 1);
   kd_json_add_bool (b, "needs_reset", row->needs_reset);
   json_builder_set_member_name (b, "session");
   json_builder_begin_object (b);

@@ -18,6 +18,7 @@
 #define KD_API_PASSWORD_MIN        8             /* bytes */
 
 typedef struct _KdApiRequest KdApiRequest;
+typedef struct _KdApiStreams KdApiStreams;   /* kd-api-stream.c */
 
 struct _KdApiServer {
   KdBroker               *broker;
@@ -31,6 +32,7 @@ struct _KdApiServer {
   char                   *dummy_hash;     /* verified for unknown users */
   GHashTable             *login_failures; /* key -> GArray of gint64 µs */
   GHashTable             *requests;       /* live KdApiRequest* set */
+  KdApiStreams           *streams;        /* open event streams */
 };
 
 struct _KdApiRequest {
@@ -84,6 +86,14 @@ KdApiRequest *kd_api_request_ref (KdApiRequest *req);
 void kd_api_request_unref (KdApiRequest *req);
 const char *kd_api_request_query (KdApiRequest *req, const char *key);
 
+/* Runs MHD soon: after MHD_resume_connection() (kd-api-server.c). */
+void kd_api_server_kick (KdApiServer *s);
+
+/* live event stream (kd-api-stream.c) */
+void kd_api_stream_init   (KdApiServer *server);
+void kd_api_stream_fini   (KdApiServer *server);
+void kd_api_events_stream (KdApiRequest *req);
+
 /* routing (kd-api-routes.c) */
 void kd_api_route (KdApiRequest *req);
 /* Called before the body is read; may answer at once (auth, uploads). */
@@ -99,6 +109,7 @@ void kd_api_me     (KdApiRequest *req);
 void kd_api_users  (KdApiRequest *req);
 void kd_api_groups (KdApiRequest *req);
 void kd_api_pools  (KdApiRequest *req);
+void kd_api_image_versions (KdApiRequest *req);
 
 /* JSON views (kd-api-json.c) */
 JsonNode *kd_api_json_host     (KdBroker *broker, KdBrokerHost *host);

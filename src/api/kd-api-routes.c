@@ -615,6 +615,8 @@ kd_api_images (KdApiRequest *req)
       kd_broker_image_delete_async (b, SEG (3), req->user, kd_image_deleted, kd_api_request_ref (req));
       kd_api_request_suspend (req);
     }
+  else if (req->n_segs >= 5)
+    kd_api_image_versions (req);
   else
     kd_api_respond_errorf (req, 405, "invalid", "%s is not allowed on '%s'", req->method, req->path);
 }
@@ -1022,6 +1024,8 @@ kd_api_route (KdApiRequest *req)
     kd_api_groups (req);
   else if (g_str_equal (what, "pools"))
     kd_api_pools (req);
+  else if (g_str_equal (what, "events") && req->n_segs == 4 && g_str_equal (req->segs[3], "stream"))
+    kd_api_events_stream (req);
   else if (g_str_equal (what, "events"))
     kd_api_events (req);
   else

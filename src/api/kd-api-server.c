@@ -132,8 +132,6 @@ kd_api_request_suspend (KdApiRequest *req)
   MHD_suspend_connection (req->conn);
 }
 
-static void kd_api_server_kick (KdApiServer *s);
-
 /* Stores (suspended) or queues (not suspended) an answer. */
 static void
 kd_api_respond (KdApiRequest *req, guint status, struct MHD_Response *resp)
@@ -474,7 +472,7 @@ kd_api_server_idle_cb (gpointer data)
 }
 
 /* A resumed connection is processed by the next MHD_run(): make it soon. */
-static void
+void
 kd_api_server_kick (KdApiServer *s)
 {
   if (s->idle_id == 0)
@@ -608,6 +606,7 @@ kd_api_server_new (KdBroker *broker, KdConfig *config, GError **error)
   g_source_set_callback (s->epoll_source, (GSourceFunc) (GCallback) kd_api_server_epoll_cb, s, NULL);
   g_source_attach (s->epoll_source, NULL);
   kd_api_server_update_timer (s);
+  kd_api_stream_init (s);
   return g_steal_pointer (&s);
 }
 
@@ -630,6 +629,7 @@ kd_api_server_free (KdApiServer *s)
       /* Suspended requests must be resumed before MHD can stop. */
       GHashTableIter iter;
       gpointer key;
+      kd_api_stream_fini (s);
       g_hash_table_iter_init (&iter, s->requests);
       while (g_hash_table_iter_next (&iter, &key, NULL))
         {

@@ -60,7 +60,7 @@ kd_broker_desktop_is_busy (KdBroker *b, gint64 desktop_id)
   return g_hash_table_contains (b->busy, &desktop_id);
 }
 
-static void
+void
 kd_broker_busy_set (KdBroker *b, gint64 id, const char *what)
 {
   gint64 *key = g_new (gint64, 1);
@@ -68,7 +68,7 @@ kd_broker_busy_set (KdBroker *b, gint64 id, const char *what)
   g_hash_table_replace (b->busy, key, g_strdup (what));
 }
 
-static void
+void
 kd_broker_busy_clear (KdBroker *b, gint64 id)
 {
   g_hash_table_remove (b->busy, &id);
@@ -130,6 +130,7 @@ typedef struct {
   char           *backing_format;
   gint64          capacity;
   gboolean        start;
+  gboolean        existing_disk; /* an edit copy: no overlay to make or undo */
   KdHvDomainSpec  spec;         /* borrowed strings below */
   char           *domain_type;
   char           *instance_id;
@@ -174,10 +175,15 @@ kd_create_run (gpointer data, GCancellable *cancellable)
   g_autofree char *xml = NULL;
   gboolean made_overlay = FALSE, defined = FALSE;
 
-  if (!kd_hv_overlay_create (j->hv, j->row->overlay_volume, j->backing_path, j->backing_format,
-                             j->capacity, &j->overlay_path, &j->error))
-    goto fail;
-  made_overlay = TRUE;
+  if (j->existing_disk)
+    j->overlay_path = g_strdup (j->row->overlay_path);
+  else
+    {
+      if (!kd_hv_overlay_create (j->hv, j->row->overlay_volume, j->backing_path, j->backing_format,
+                                 j->capacity, &j->overlay_path, &j->error))
+        goto fail;
+      made_overlay = TRUE;
+    }
 
   j->spec.name = j->row->domain;
   j->spec.title = j->row->name;
@@ -186,7 +192,7 @@ kd_create_run (gpointer data, GCancellable *cancellable)
   j->spec.vcpus = j->vcpus;
   j->spec.memory_mib = j->memory_mib;
   j->spec.disk_path = j->overlay_path;
-  j->spec.disk_format = "qcow2";
+  j->spec.disk_format = j->existing_disk ? j->backing_format : "qcow2";
   j->spec.firmware = j->firmware;
   j->spec.display = j->display;
   j->spec.graphics_listen = "127.0.0.1";
@@ -400,8 +406,15 @@ kd_broker_desktop_create_spec_async (KdBroker *b, const KdDesktopCreateSpec *cs,
   row->host_id = h->row->id;
   row->image_id = img->id;
   row->template_id = tpl->id;
-  row->overlay_volume = g_strdup_printf ("%s.qcow2", row->domain);
+  if (cs->disk_volume)
+    {
+      row->overlay_volume = g_strdup (cs->disk_volume);
+      row->overlay_path = g_strdup (cs->disk_path);
+    }
+  else
+    row->overlay_volume = g_strdup_printf ("%s.qcow2", row->domain);
   row->state = g_strdup (KD_DESKTOP_PROVISIONING);
+  row->image_version = img->current_version;
   row->pool_id = cs->pool_id;
   row->user_id = cs->user_id;
   row->assigned_at = cs->user_id ? kd_time_now () : 0;
@@ -421,6 +434,7 @@ kd_broker_desktop_create_spec_async (KdBroker *b, const KdDesktopCreateSpec *cs,
   j->backing_format = g_strdup (img->format);
   j->capacity = tpl->disk_gib * KD_GIB;
   j->start = cs->start;
+  j->existing_disk = cs->disk_volume != NULL;
   j->domain_type = g_strdup (h->capacity.domain_type ? h->capacity.domain_type : "qemu");
   j->instance_id = g_strdup (kd_store_get_instance_id (b->store));
   j->desktop_id = g_strdup_printf ("%" G_GINT64_FORMAT, j->row->id);
@@ -458,6 +472,8 @@ typedef struct {
   char            *backing_format;
   gint64           capacity;
   gboolean         was_running;
+  gboolean         keep_disk;      /* an image edit copy is not the desktop's to delete */
+  gint64           version;        /* reset: the image version rebuilt on */
   /* results */
   gboolean         forced;
   gboolean         running;
@@ -537,7 +553,7 @@ kd_action_run (gpointer data, GCancellable *cancellable)
 
     case KD_DESKTOP_ACTION_DELETE:
       if (!kd_hv_domain_delete (j->hv, j->row->domain, TRUE, &j->error) ||
-          !kd_hv_volume_delete (j->hv, j->row->overlay_volume, TRUE, &j->error))
+          (!j->keep_disk && !kd_hv_volume_delete (j->hv, j->row->overlay_volume, TRUE, &j->error)))
         return;
       break;
     }
@@ -586,6 +602,7 @@ kd_action_done (KdBroker *b, gpointer data)
     case KD_DESKTOP_ACTION_RESET:
       /* A clean machine has no session; a released one has no user. */
       row->needs_reset = FALSE;
+      row->image_version = j->version;
       row->connected_since = 0;
       row->disconnected_at = 0;
       row->last_seen = 0;
@@ -696,25 +713,37 @@ kd_broker_desktop_action_full_async (KdBroker *b, const char *name, KdDesktopAct
           }
         if (g_str_equal (row->state, KD_DESKTOP_PROVISIONING))
           goto not_now;
+        if (kd_broker_desktop_is_edit (b, row))
+          {
+            g_set_error (&error, KD_ERROR, KD_ERROR_BUSY,
+                         "desktop '%s' edits image '%s': publish or cancel the edit instead of resetting it",
+                         name, img->name);
+            kd_action_job_free (j);
+            goto fail;
+          }
+        /* A reset rebuilds on the image's current version. */
         j->backing_path = g_strdup (vol->path);
         j->backing_format = g_strdup (img->format);
         j->capacity = tpl->disk_gib * KD_GIB;
+        j->version = img->current_version;
         j->was_running = reset_power < 0 ? kd_desktop_state_is_up (row->state) : reset_power > 0;
         transient = KD_DESKTOP_RESETTING;
         break;
       }
     case KD_DESKTOP_ACTION_DELETE:
       transient = KD_DESKTOP_DELETING;
+      j->keep_disk = kd_broker_desktop_is_edit (b, row);
       break;
     case KD_DESKTOP_ACTION_REBOOT:
       if (!kd_desktop_state_is_up (row->state))
         goto not_now;
-      transient = row->state;
+      transient = NULL;       /* a reboot keeps the state it has */
       break;
     }
 
   kd_broker_busy_set (b, row->id, kd_desktop_action_name (action));
-  kd_broker_desktop_set_state (b, row, transient, NULL, actor, kd_desktop_action_name (action));
+  if (transient != NULL)
+    kd_broker_desktop_set_state (b, row, transient, NULL, actor, kd_desktop_action_name (action));
   j->task = g_steal_pointer (&task);
   j->actor = g_strdup (actor);
   j->hv = kd_hv_host_ref (h->hv);

@@ -341,6 +341,15 @@ kd_broker_image_delete_async (KdBroker *b, const char *name, const char *actor,
       g_task_return_error (task, g_steal_pointer (&error));
       return;
     }
+  {
+    g_autoptr(KdImageEditRow) edit = kd_store_image_edit_get (b->store, img->id, NULL);
+    if (edit != NULL)
+      {
+        g_task_return_new_error (task, KD_ERROR, KD_ERROR_BUSY,
+                                 "image '%s' is being edited; publish or cancel the edit first", name);
+        return;
+      }
+  }
   used = kd_store_desktop_count_by_image (b->store, img->id, NULL);
   if (used > 0)
     {

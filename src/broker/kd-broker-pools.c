@@ -433,6 +433,31 @@ kd_broker_pool_get_desktop_async (KdBroker *b, const char *pool_name, gint64 use
   for (guint i = 0; i < desktops->len; i++)
     {
       KdDesktopRow *d = desktops->pdata[i];
+      if (d->user_id == user_id && g_str_equal (d->state, KD_DESKTOP_ERROR))
+        {
+          /* A broken desktop is never handed out. A floating one is let
+           * go (it is reset or replaced) and he gets another; a persistent
+           * one holds his data, so an administrator must look at it. */
+          if (g_str_equal (pool->mode, "persistent"))
+            {
+              g_task_return_new_error (task, KD_ERROR, KD_ERROR_BUSY,
+                                       "your desktop '%s' in pool '%s' is broken (%s); "
+                                       "an administrator must repair or reset it",
+                                       d->name, pool->name, d->state_reason ? d->state_reason : "error");
+              return;
+            }
+          kd_broker_desktop_event (b, d, actor, "release", d->state, d->state,
+                                   "desktop '%s' is broken: released from its user and marked for reset",
+                                   d->name);
+          d->user_id = 0;
+          d->assigned_at = 0;
+          d->connected_since = 0;
+          d->disconnected_at = 0;
+          d->needs_reset = TRUE;
+          kd_store_desktop_update (b->store, d, NULL);
+          kd_broker_pools_kick (b);
+          continue;
+        }
       if (d->user_id == user_id)
         {
           /* His own: answered as it is; a stopped one is started. */

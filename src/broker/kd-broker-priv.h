@@ -50,6 +50,9 @@ void     kd_broker_desktop_event (KdBroker *broker, const KdDesktopRow *row, con
                                   const char *fmt, ...) G_GNUC_PRINTF (7, 8);
 void     kd_broker_pools_start (KdBroker *broker);
 void     kd_broker_pools_kick (KdBroker *broker);
+gboolean kd_broker_desktop_is_edit (KdBroker *broker, const KdDesktopRow *row);
+void     kd_broker_busy_set (KdBroker *broker, gint64 desktop_id, const char *what);
+void     kd_broker_busy_clear (KdBroker *broker, gint64 desktop_id);
 void     kd_broker_pools_reset_one (KdBroker *broker, const char *name, gboolean boot);
 void     kd_broker_desktops_recover (KdBroker *broker);
 void     kd_orphan_free (KdOrphan *orphan);

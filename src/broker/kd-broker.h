@@ -130,6 +130,19 @@ void        kd_broker_image_delete_async (KdBroker *broker, const char *name, co
                                           GAsyncReadyCallback cb, gpointer data);
 gboolean    kd_broker_image_delete_finish (KdBroker *broker, GAsyncResult *res, GError **error);
 
+/* image versions (kd-broker-versions.c) */
+void          kd_broker_image_edit_async     (KdBroker *broker, const char *image, const char *host,
+                                              const char *template_name, const char *actor,
+                                              GAsyncReadyCallback cb, gpointer data);
+/* Returns the editing desktop. */
+KdDesktopRow *kd_broker_image_edit_finish    (KdBroker *broker, GAsyncResult *res, GError **error);
+void          kd_broker_image_publish_async  (KdBroker *broker, const char *image, gboolean publish,
+                                              const char *note, const char *actor,
+                                              GAsyncReadyCallback cb, gpointer data);
+KdImageRow   *kd_broker_image_publish_finish (KdBroker *broker, GAsyncResult *res, GError **error);
+KdImageRow   *kd_broker_image_rollback       (KdBroker *broker, const char *image, gint64 version,
+                                              const char *actor, GError **error);
+
 /* ---- templates (store only, synchronous) ---- */
 typedef struct {
   const char *name;
@@ -167,6 +180,8 @@ typedef struct {
   gboolean    start;
   gint64      pool_id;         /* 0: none */
   gint64      user_id;         /* 0: nobody */
+  const char *disk_volume;     /* use this existing volume as the disk (no overlay) */
+  const char *disk_path;
 } KdDesktopCreateSpec;
 
 void          kd_broker_desktop_create_spec_async (KdBroker *broker, const KdDesktopCreateSpec *spec,

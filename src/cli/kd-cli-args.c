@@ -417,6 +417,38 @@ kd_cli_option_int (const KdCliInvocation *inv, const char *name, gint64 min, gin
 }
 
 /**
+ * kd_cli_arg_int:
+ * @index: the positional argument
+ * @metavar: its name in the usage text ("VERSION"), for the message
+ * @out: set only when the argument is there and valid
+ *
+ * Returns: %FALSE with %KD_CLI_ERROR_USAGE when the argument is missing or
+ * is not a whole number in [@min, @max].
+ */
+gboolean
+kd_cli_arg_int (const KdCliInvocation *inv, guint index, const char *metavar, gint64 min,
+                gint64 max, gint64 *out, GError **error)
+{
+  const char *text = kd_cli_arg (inv, index);
+  gint64 value;
+
+  if (text == NULL)
+    {
+      g_set_error (error, KD_CLI_ERROR, KD_CLI_ERROR_USAGE, "%s is missing", metavar);
+      return FALSE;
+    }
+  if (!g_ascii_string_to_signed (text, 10, min, max, &value, NULL))
+    {
+      g_set_error (error, KD_CLI_ERROR, KD_CLI_ERROR_USAGE,
+                   "%s must be a whole number from %" G_GINT64_FORMAT " to %" G_GINT64_FORMAT
+                   ", not '%s'", metavar, min, max, text);
+      return FALSE;
+    }
+  *out = value;
+  return TRUE;
+}
+
+/**
  * kd_cli_synopsis:
  * Returns: (transfer full): "desktop create NAME --image IMAGE [--start]".
  */

@@ -96,6 +96,13 @@ gboolean    kd_cli_option_int (const KdCliInvocation *inv,
                                gint64                 max,
                                gint64                *out,
                                GError               **error);
+gboolean    kd_cli_arg_int    (const KdCliInvocation *inv,
+                               guint                  index,
+                               const char            *metavar,
+                               gint64                 min,
+                               gint64                 max,
+                               gint64                *out,
+                               GError               **error);
 
 char *kd_cli_synopsis   (const KdCliCommand *command);
 void  kd_cli_print_help (FILE               *out,

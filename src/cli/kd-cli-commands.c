@@ -172,6 +172,17 @@ cell_event_state (JsonNode *item, const char *path)
   return g_strdup_printf ("%s->%s", from, to);
 }
 
+/* Names in an array member ("groups", "members"): "a,b", or "-" when none. */
+static char *
+cell_names (JsonNode *item, const char *path)
+{
+  g_autofree char *text = kd_cli_json_text (item, path);
+
+  if (text[0] == '\0')
+    return g_strdup ("-");
+  return g_steal_pointer (&text);
+}
+
 static void
 print_table (JsonArray *array, const KdCliColumn *columns, guint n_columns)
 {
@@ -564,13 +575,30 @@ run_host_remove (KdCli *cli, const KdCliInvocation *inv, GError **error)
 
 /* ---- images -------------------------------------------------------------- */
 
+/* An image's open edit session: "v3 in edit-NAME", or "-". */
+static char *
+cell_image_editing (JsonNode *item, const char *path)
+{
+  JsonNode *editing = kd_cli_json_lookup (item, path);
+  g_autofree char *version = NULL;
+  g_autofree char *desktop = NULL;
+
+  if (editing == NULL || !JSON_NODE_HOLDS_OBJECT (editing))
+    return g_strdup ("-");
+  version = kd_cli_json_text (editing, "version");
+  desktop = kd_cli_json_text (editing, "desktop");
+  return g_strdup_printf ("v%s in %s", version, desktop);
+}
+
 static const KdCliColumn image_columns[] = {
   { "NAME", "name", kd_cli_json_text },
+  { "CURRENT", "current_version", kd_cli_json_text },
   { "FORMAT", "format", kd_cli_json_text },
   { "VIRTUAL-SIZE", "virtual_size", kd_cli_json_size },
   { "FILE-SIZE", "file_size", kd_cli_json_size },
   { "HOSTS", "volumes", cell_volume_hosts },
   { "DESKTOPS", "desktops", kd_cli_json_text },
+  { "EDITING", "editing", cell_image_editing },
 };
 
 typedef struct {
@@ -689,6 +717,210 @@ run_image_delete (KdCli *cli, const KdCliInvocation *inv, GError **error)
   return delete_object (cli, API "/images", "image", kd_cli_arg (inv, 0), "deleted", error);
 }
 
+/* ---- image versions: edit, publish, cancel, list, rollback --------------- */
+
+/* A version number on the command line; the server knows which exist. */
+#define KD_CLI_VERSION_MAX G_MAXINT32
+
+static const KdCliColumn version_columns[] = {
+  { "VERSION", "version", kd_cli_json_text },
+  { "CURRENT", "current", kd_cli_json_text },
+  { "FORMAT", "format", kd_cli_json_text },
+  { "VIRTUAL-SIZE", "virtual_size", kd_cli_json_size },
+  { "FILE-SIZE", "file_size", kd_cli_json_size },
+  { "HOSTS", "hosts", cell_names },
+  { "ACTOR", "actor", kd_cli_json_text },
+  { "CREATED", "created_at", kd_cli_json_text },
+  { "NOTE", "note", kd_cli_json_text },
+};
+
+/*
+ * The URI of host @name, for telling how to reach a desktop: best effort,
+ * NULL when it cannot be read (the line is then shorter, nothing fails).
+ */
+static char *
+host_uri (KdCli *cli, const char *name)
+{
+  g_autoptr(JsonNode) answer = NULL;
+  g_autofree char *path = NULL;
+  JsonNode *uri;
+
+  if (name == NULL || g_str_equal (name, "-"))
+    return NULL;
+  path = escaped_path (API "/hosts", name, "");
+  if (!kd_cli_http_call (cli->http, "GET", path, NULL, &answer, NULL))
+    return NULL;
+  uri = kd_cli_json_lookup (answer, "uri");
+  if (uri == NULL || !JSON_NODE_HOLDS_VALUE (uri)
+      || json_node_get_value_type (uri) != G_TYPE_STRING)
+    return NULL;
+  return kd_cli_sanitize (json_node_get_string (uri));
+}
+
+/*
+ * image edit NAME --template T [--host H]: a full copy of the current
+ * version, booted in the editing desktop; prints that desktop and how to
+ * reach it.
+ */
+static gboolean
+run_image_edit (KdCli *cli, const KdCliInvocation *inv, GError **error)
+{
+  const char *name = kd_cli_arg (inv, 0);
+  const char *host = kd_cli_option (inv, "host");
+  g_autofree char *path = escaped_path (API "/images", name, "/edit");
+  g_autofree char *safe_image = kd_cli_sanitize (name);
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  g_autoptr(JsonNode) body = NULL;
+  g_autoptr(JsonNode) answer = NULL;
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "template");
+  json_builder_add_string_value (b, kd_cli_option (inv, "template"));
+  if (host != NULL)
+    {
+      json_builder_set_member_name (b, "host");
+      json_builder_add_string_value (b, host);
+    }
+  json_builder_end_object (b);
+  body = json_builder_get_root (b);
+
+  if (!cli->json && cli->stderr_tty)
+    fprintf (stderr, "copying the current version of image '%s' (this can take a while)…\n",
+             safe_image);
+  if (!call (cli, "POST", path, body, &answer, error) || !expect_object (cli, answer, error))
+    {
+      g_prefix_error (error, "edit of image '%s' failed: ", safe_image);
+      return FALSE;
+    }
+  if (cli->json)
+    print_json (answer);
+  else
+    {
+      g_autofree char *desktop = answer_name (answer, "-");
+      g_autofree char *state = kd_cli_json_text (answer, "state");
+      g_autofree char *on_host = kd_cli_json_text (answer, "host");
+      g_autofree char *domain = kd_cli_json_text (answer, "domain");
+      g_autofree char *uri = host_uri (cli, on_host);
+
+      printf ("image '%s' is being edited in desktop '%s' (%s) on host '%s'\n", safe_image,
+              desktop, state, on_host);
+      if (uri != NULL && !g_str_equal (domain, "-"))
+        printf ("reach it with: virt-viewer --connect '%s' '%s'\n", uri, domain);
+      else if (!g_str_equal (domain, "-"))
+        printf ("reach it through libvirt domain '%s' on host '%s'\n", domain, on_host);
+      printf ("then: kvmdesk image publish '%s' [--note TEXT], or kvmdesk image cancel-edit '%s'\n",
+              safe_image, safe_image);
+    }
+  return TRUE;
+}
+
+static gboolean
+run_image_publish (KdCli *cli, const KdCliInvocation *inv, GError **error)
+{
+  const char *name = kd_cli_arg (inv, 0);
+  const char *note = kd_cli_option (inv, "note");
+  g_autofree char *path = escaped_path (API "/images", name, "/publish");
+  g_autofree char *safe_image = kd_cli_sanitize (name);
+  g_autoptr(JsonNode) body = NULL;
+  g_autoptr(JsonNode) answer = NULL;
+
+  if (note != NULL)
+    {
+      g_autoptr(JsonBuilder) b = json_builder_new ();
+
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "note");
+      json_builder_add_string_value (b, note);
+      json_builder_end_object (b);
+      body = json_builder_get_root (b);
+    }
+  if (!cli->json && cli->stderr_tty)
+    fprintf (stderr, "shutting down the editing desktop of image '%s' (this can take a minute)…\n",
+             safe_image);
+  if (!call (cli, "POST", path, body, &answer, error) || !expect_object (cli, answer, error))
+    {
+      g_prefix_error (error, "publish of image '%s' failed: ", safe_image);
+      return FALSE;
+    }
+  if (cli->json)
+    print_json (answer);
+  else
+    {
+      g_autofree char *safe = answer_name (answer, name);
+      g_autofree char *current = kd_cli_json_text (answer, "current_version");
+
+      printf ("image '%s' published: version %s is current; pool desktops follow it\n", safe,
+              current);
+    }
+  return TRUE;
+}
+
+static gboolean
+run_image_cancel_edit (KdCli *cli, const KdCliInvocation *inv, GError **error)
+{
+  const char *name = kd_cli_arg (inv, 0);
+  g_autofree char *path = escaped_path (API "/images", name, "/edit/cancel");
+  g_autofree char *safe_image = kd_cli_sanitize (name);
+  g_autoptr(JsonNode) answer = NULL;
+
+  if (!call (cli, "POST", path, NULL, &answer, error))
+    {
+      g_prefix_error (error, "cancelling the edit of image '%s' failed: ", safe_image);
+      return FALSE;
+    }
+  if (cli->json)
+    print_json (answer);   /* 204: nothing */
+  else
+    printf ("edit of image '%s' cancelled: its desktop and its copy are deleted\n", safe_image);
+  return TRUE;
+}
+
+static gboolean
+run_image_versions (KdCli *cli, const KdCliInvocation *inv, GError **error)
+{
+  g_autofree char *path = escaped_path (API "/images", kd_cli_arg (inv, 0), "/versions");
+
+  return list_objects (cli, path, "versions", version_columns, G_N_ELEMENTS (version_columns),
+                       error);
+}
+
+static gboolean
+run_image_rollback (KdCli *cli, const KdCliInvocation *inv, GError **error)
+{
+  const char *name = kd_cli_arg (inv, 0);
+  g_autofree char *path = escaped_path (API "/images", name, "/rollback");
+  g_autofree char *safe_image = kd_cli_sanitize (name);
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  g_autoptr(JsonNode) body = NULL;
+  g_autoptr(JsonNode) answer = NULL;
+  gint64 version = 0;
+
+  if (!kd_cli_arg_int (inv, 1, "VERSION", 1, KD_CLI_VERSION_MAX, &version, error))
+    return FALSE;
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "version");
+  json_builder_add_int_value (b, version);
+  json_builder_end_object (b);
+  body = json_builder_get_root (b);
+
+  if (!call (cli, "POST", path, body, &answer, error) || !expect_object (cli, answer, error))
+    {
+      g_prefix_error (error, "rollback of image '%s' failed: ", safe_image);
+      return FALSE;
+    }
+  if (cli->json)
+    print_json (answer);
+  else
+    {
+      g_autofree char *safe = answer_name (answer, name);
+      g_autofree char *current = kd_cli_json_text (answer, "current_version");
+
+      printf ("image '%s' rolled back: version %s is current again; pool desktops follow it\n",
+              safe, current);
+    }
+  return TRUE;
+}
+
 /* ---- templates ----------------------------------------------------------- */
 
 static const KdCliColumn template_columns[] = {
@@ -783,17 +1015,6 @@ run_template_remove (KdCli *cli, const KdCliInvocation *inv, GError **error)
 /* ---- users and groups ---------------------------------------------------- */
 
 #define KD_CLI_PASSWORD_MIN 8
-
-/* Names in an array member ("groups", "members"): "a,b", or "-" when none. */
-static char *
-cell_names (JsonNode *item, const char *path)
-{
-  g_autofree char *text = kd_cli_json_text (item, path);
-
-  if (text[0] == '\0')
-    return g_strdup ("-");
-  return g_steal_pointer (&text);
-}
 
 static void
 add_string_array (JsonBuilder *b, const char *member, const char *const *values)
@@ -1233,13 +1454,25 @@ run_pool_remove (KdCli *cli, const KdCliInvocation *inv, GError **error)
 
 /* ---- desktops ------------------------------------------------------------ */
 
+/* "img1@v2"; a server without versions gives just "img1". */
+static char *
+cell_desktop_image (JsonNode *item, const char *path)
+{
+  g_autofree char *image = kd_cli_json_text (item, path);
+  gint64 version;
+
+  if (g_str_equal (image, "-") || !kd_cli_json_int (item, "image_version", &version))
+    return g_steal_pointer (&image);
+  return g_strdup_printf ("%s@v%" G_GINT64_FORMAT, image, version);
+}
+
 static const KdCliColumn desktop_columns[] = {
   { "NAME", "name", kd_cli_json_text },
   { "STATE", "state", kd_cli_json_text },
   { "POOL", "pool", kd_cli_json_text },
   { "USER", "user", kd_cli_json_text },
   { "HOST", "host", kd_cli_json_text },
-  { "IMAGE", "image", kd_cli_json_text },
+  { "IMAGE", "image", cell_desktop_image },
   { "TEMPLATE", "template", kd_cli_json_text },
   { "DOMAIN", "domain", kd_cli_json_text },
 };
@@ -1753,6 +1986,15 @@ static const KdCliOption image_import_options[] = {
   { "host", "HOST", FALSE, "host to store the image on (optional with one host)" },
   { NULL }
 };
+static const KdCliOption image_edit_options[] = {
+  { "template", "TEMPLATE", TRUE, "template (machine shape) of the editing desktop" },
+  { "host", "HOST", FALSE, "host to edit on (default: one holding the current version)" },
+  { NULL }
+};
+static const KdCliOption image_publish_options[] = {
+  { "note", "TEXT", FALSE, "what changed in this version (up to 1000 characters)" },
+  { NULL }
+};
 static const KdCliOption template_add_options[] = {
   { "vcpus", "N", FALSE, "virtual CPUs (default 1)" },
   { "memory", "MIB", FALSE, "memory in MiB (default 1024)" },
@@ -1855,6 +2097,18 @@ const KdCliCommand kd_cli_commands[] = {
   { "image", "show", "NAME", 1, 1, NULL, "show one image and its volumes", run_image_show },
   { "image", "delete", "NAME", 1, 1, NULL, "delete an image from every host",
     run_image_delete },
+  { "image", "edit", "NAME", 1, 1, image_edit_options,
+    "edit an image: boot a copy of its current version in desktop edit-NAME",
+    run_image_edit },
+  { "image", "publish", "NAME", 1, 1, image_publish_options,
+    "publish the edited copy as the image's next, current version",
+    run_image_publish },
+  { "image", "cancel-edit", "NAME", 1, 1, NULL,
+    "cancel an edit: delete the editing desktop and its copy", run_image_cancel_edit },
+  { "image", "versions", "NAME", 1, 1, NULL, "list an image's versions, oldest first",
+    run_image_versions },
+  { "image", "rollback", "NAME VERSION", 2, 2, NULL,
+    "make an older version current again (pool desktops follow it)", run_image_rollback },
   { "template", "add", "NAME", 1, 1, template_add_options, "define a template (machine type)",
     run_template_add },
   { "template", "list", "", 0, 0, NULL, "list templates", run_template_list },

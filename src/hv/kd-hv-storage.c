@@ -385,6 +385,64 @@ kd_hv_overlay_create (KdHvHost    *host,
 }
 
 /**
+ * kd_hv_volume_clone:
+ * Copies volume @source of kvmdesk's pool into a new volume @volume of the
+ * same format and size (virStorageVolCreateXMLFrom: a full copy, made by
+ * libvirt on the host). Used for an image's writable edit copy.
+ */
+gboolean
+kd_hv_volume_clone (KdHvHost    *host,
+                    const char  *source,
+                    const char  *volume,
+                    const char  *format,
+                    gint64       capacity,
+                    char       **out_volume_path,
+                    GError     **error)
+{
+  g_autoptr(virConnect) conn = NULL;
+  g_autoptr(virStoragePool) pool = NULL;
+  g_autoptr(virStorageVol) src = NULL;
+  g_autoptr(virStorageVol) vol = NULL;
+  g_autofree char *xml = NULL;
+  g_autofree char *vol_path = NULL;
+
+  if (!kd_hv_volume_name_check (volume, error) ||
+      !kd_hv_check_format ("image copy", format, error))
+    return FALSE;
+  conn = kd_hv_host_get_connection (host, error);
+  if (conn == NULL)
+    return FALSE;
+  pool = kd_hv_open_pool (host, conn, FALSE, error);
+  if (pool == NULL || !kd_hv_volume_check_absent (host, conn, pool, volume, error))
+    return FALSE;
+  src = virStorageVolLookupByName (pool, source);
+  if (src == NULL)
+    {
+      kd_hv_set_error_from_libvirt (error, host, conn, "cannot find volume '%s'", source);
+      return FALSE;
+    }
+  xml = kd_hv_volume_xml (volume, capacity, format, NULL, NULL);
+  vol = virStorageVolCreateXMLFrom (pool, xml, src, 0);
+  if (vol == NULL)
+    {
+      kd_hv_set_error_from_libvirt (error, host, conn, "cannot copy volume '%s' to '%s'",
+                                    source, volume);
+      return FALSE;
+    }
+  vol_path = virStorageVolGetPath (vol);
+  if (vol_path == NULL)
+    {
+      kd_hv_set_error_from_libvirt (error, host, conn, "cannot read path of volume '%s'", volume);
+      virStorageVolDelete (vol, 0);
+      virResetLastError ();
+      return FALSE;
+    }
+  if (out_volume_path != NULL)
+    *out_volume_path = g_steal_pointer (&vol_path);
+  return TRUE;
+}
+
+/**
  * kd_hv_volume_delete:
  *
  * Deletes @volume from kvmdesk's pool (refreshing first so a file that

@@ -184,6 +184,16 @@ gboolean kd_hv_overlay_create (KdHvHost    *host,
                                char       **out_volume_path,
                                GError     **error);
 
+/* Blocking: a full copy of volume @source as @volume (same pool),
+ * through virStorageVolCreateXMLFrom. */
+gboolean kd_hv_volume_clone (KdHvHost    *host,
+                             const char  *source,
+                             const char  *volume,
+                             const char  *format,
+                             gint64       capacity,
+                             char       **out_volume_path,
+                             GError     **error);
+
 /* Blocking: deletes a volume of kvmdesk's pool; a missing one is not an
  * error when @missing_ok. */
 gboolean kd_hv_volume_delete (KdHvHost    *host,

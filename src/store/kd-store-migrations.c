@@ -188,6 +188,67 @@ static const KdMigration migrations[] = {
     "CREATE INDEX events_user ON events (user, id);"
     "CREATE INDEX events_actor ON events (actor, id);"
   },
+  {
+    4, "image versions and edit sessions",
+    /* Every image so far is its own version 1. The publisher of a version
+     * 1 is the actor of the image's last import event, when there is one. */
+    "CREATE TABLE image_versions ("
+    "  id           INTEGER PRIMARY KEY,"
+    "  image_id     INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,"
+    "  version      INTEGER NOT NULL CHECK (version >= 1),"
+    "  format       TEXT NOT NULL,"
+    "  virtual_size INTEGER NOT NULL DEFAULT 0,"
+    "  file_size    INTEGER NOT NULL DEFAULT 0,"
+    "  note         TEXT,"
+    "  actor        TEXT,"
+    "  created_at   INTEGER NOT NULL,"
+    "  UNIQUE (image_id, version));"
+    "INSERT INTO image_versions (image_id, version, format, virtual_size, file_size, actor,"
+    "                            created_at)"
+    "  SELECT i.id, 1, i.format, i.virtual_size, i.file_size,"
+    "         (SELECT e.actor FROM events e WHERE e.object_type = 'image'"
+    "            AND e.object_name = i.name AND e.action = 'import'"
+    "            ORDER BY e.id DESC LIMIT 1),"
+    "         i.created_at"
+    "  FROM images i;"
+    "ALTER TABLE images ADD COLUMN current_version INTEGER NOT NULL DEFAULT 1;"
+    /* A volume per version per host: UNIQUE (image_id, host_id) becomes
+     * UNIQUE (image_id, version, host_id), which needs a rebuild. */
+    "CREATE TABLE image_volumes_v4 ("
+    "  id         INTEGER PRIMARY KEY,"
+    "  image_id   INTEGER NOT NULL REFERENCES images(id) ON DELETE CASCADE,"
+    "  version    INTEGER NOT NULL DEFAULT 1,"
+    "  host_id    INTEGER NOT NULL REFERENCES hosts(id),"
+    "  volume     TEXT NOT NULL,"
+    "  path       TEXT,"
+    "  state      TEXT NOT NULL DEFAULT 'ready',"
+    "  error      TEXT,"
+    "  simulated  INTEGER NOT NULL DEFAULT 0,"
+    "  created_at INTEGER NOT NULL,"
+    "  UNIQUE (image_id, version, host_id),"
+    "  UNIQUE (host_id, volume));"
+    "INSERT INTO image_volumes_v4 (id, image_id, version, host_id, volume, path, state, error,"
+    "                              simulated, created_at)"
+    "  SELECT id, image_id, 1, host_id, volume, path, state, error, simulated, created_at"
+    "  FROM image_volumes;"
+    "DROP TABLE image_volumes;"
+    "ALTER TABLE image_volumes_v4 RENAME TO image_volumes;"
+    "CREATE INDEX image_volumes_host ON image_volumes (host_id);"
+    "ALTER TABLE desktops ADD COLUMN image_version INTEGER NOT NULL DEFAULT 1;"
+    /* One edit per image. Its host cannot be deleted under it (IN_USE);
+     * deleting its desktop leaves the edit without one. */
+    "CREATE TABLE image_edits ("
+    "  image_id   INTEGER PRIMARY KEY REFERENCES images(id) ON DELETE CASCADE,"
+    "  version    INTEGER NOT NULL,"
+    "  host_id    INTEGER NOT NULL REFERENCES hosts(id),"
+    "  volume     TEXT NOT NULL,"
+    "  path       TEXT,"
+    "  desktop_id INTEGER REFERENCES desktops(id) ON DELETE SET NULL,"
+    "  actor      TEXT,"
+    "  created_at INTEGER NOT NULL);"
+    "CREATE INDEX image_edits_host ON image_edits (host_id);"
+    "CREATE INDEX image_edits_desktop ON image_edits (desktop_id);"
+  },
 };
 
 /**

@@ -219,6 +219,9 @@ describe_users (KdStore *s, const char *table, gint64 id)
       n = count_by_id (s, "SELECT COUNT(*) FROM pool_hosts WHERE host_id = ?1", id, NULL);
       if (n > 0)
         g_ptr_array_add (parts, plural (n, "pool's host list", "pools' host lists"));
+      n = count_by_id (s, "SELECT COUNT(*) FROM image_edits WHERE host_id = ?1", id, NULL);
+      if (n > 0)
+        g_ptr_array_add (parts, plural (n, "image edit", "image edits"));
     }
   else if (g_str_equal (table, "images"))
     {
@@ -1451,8 +1454,8 @@ kd_store_host_list (KdStore  *s,
 /**
  * kd_store_host_delete:
  * Returns: %TRUE on success; %KD_STORE_ERROR_IN_USE while desktops, image
- * volumes or pools' host lists refer to it; %KD_STORE_ERROR_NOT_FOUND if
- * there is none.
+ * volumes, image edits or pools' host lists refer to it;
+ * %KD_STORE_ERROR_NOT_FOUND if there is none.
  */
 gboolean
 kd_store_host_delete (KdStore  *s,
@@ -1465,7 +1468,7 @@ kd_store_host_delete (KdStore  *s,
 
 /* ---- images ---------------------------------------------------------- */
 
-#define IMAGE_COLS "id, name, format, virtual_size, file_size, created_at"
+#define IMAGE_COLS "id, name, format, virtual_size, file_size, created_at, current_version"
 
 void
 kd_image_row_free (KdImageRow *row)
@@ -1488,12 +1491,49 @@ read_image (sqlite3_stmt *st)
   row->virtual_size = sqlite3_column_int64 (st, 3);
   row->file_size = sqlite3_column_int64 (st, 4);
   row->created_at = sqlite3_column_int64 (st, 5);
+  row->current_version = sqlite3_column_int64 (st, 6);
   return row;
 }
 
+/* Inserts the images row of @row at @now; returns its id, or 0. */
+static gint64
+insert_image_row (KdStore           *s,
+                  const KdImageRow  *row,
+                  gint64             current_version,
+                  gint64             now,
+                  GError           **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+
+  st = stmt_get (s, "INSERT INTO images (name, format, virtual_size, file_size, created_at, "
+                    "current_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6)", error);
+  if (st == NULL)
+    return 0;
+  bind_text (st, 1, row->name);
+  bind_text (st, 2, row->format);
+  sqlite3_bind_int64 (st, 3, row->virtual_size);
+  sqlite3_bind_int64 (st, 4, row->file_size);
+  sqlite3_bind_int64 (st, 5, now);
+  sqlite3_bind_int64 (st, 6, current_version);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      set_write_error (s, "image", row->name, NULL, error);
+      return 0;
+    }
+  return sqlite3_last_insert_rowid (s->db);
+}
+
+static gboolean insert_image_version_row (KdStore *s, KdImageVersionRow *row, gint64 now,
+                                          GError **error);
+
 /**
  * kd_store_image_insert:
- * @row: the image; ->id and ->created_at are filled in on success
+ * @row: the image; ->id and ->created_at are filled in on success.
+ *   ->current_version 0 means 1 (and is set to 1).
+ *
+ * Records the image and its first version (version ->current_version,
+ * with the row's format and sizes, no note and no actor) together: both
+ * or neither. Inside a caller's transaction the two are part of it.
  *
  * Returns: %TRUE on success; %KD_STORE_ERROR_EXISTS if the name is taken.
  */
@@ -1502,28 +1542,96 @@ kd_store_image_insert (KdStore     *s,
                        KdImageRow  *row,
                        GError     **error)
 {
-  g_autoptr(KdStmt) st = NULL;
   gint64 now = kd_time_now ();
+  gint64 version;
+  gint64 id;
+  KdImageVersionRow first = { 0 };
 
   g_return_val_if_fail (s != NULL && row != NULL, FALSE);
 
-  st = stmt_get (s, "INSERT INTO images (name, format, virtual_size, file_size, created_at) "
-                    "VALUES (?1, ?2, ?3, ?4, ?5)", error);
-  if (st == NULL)
-    return FALSE;
-  bind_text (st, 1, row->name);
-  bind_text (st, 2, row->format);
-  sqlite3_bind_int64 (st, 3, row->virtual_size);
-  sqlite3_bind_int64 (st, 4, row->file_size);
-  sqlite3_bind_int64 (st, 5, now);
-  if (sqlite3_step (st) != SQLITE_DONE)
+  version = row->current_version > 0 ? row->current_version : 1;
+  /* A savepoint works both inside a caller's transaction and without
+   * one (then it is a transaction of its own). */
+  if (sqlite3_exec (s->db, "SAVEPOINT kd_image_insert", NULL, NULL, NULL) != SQLITE_OK)
     {
-      set_write_error (s, "image", row->name, NULL, error);
+      set_failed (s, "cannot write an image", error);
       return FALSE;
     }
-  row->id = sqlite3_last_insert_rowid (s->db);
+  id = insert_image_row (s, row, version, now, error);
+  if (id == 0)
+    goto fail;
+  first.image_id = id;
+  first.version = version;
+  first.format = row->format;
+  first.virtual_size = row->virtual_size;
+  first.file_size = row->file_size;
+  if (!insert_image_version_row (s, &first, now, error))
+    goto fail;
+  if (sqlite3_exec (s->db, "RELEASE kd_image_insert", NULL, NULL, NULL) != SQLITE_OK)
+    {
+      set_failed (s, "cannot write an image", error);
+      goto fail;
+    }
+  row->id = id;
   row->created_at = now;
+  row->current_version = version;
   return TRUE;
+
+fail:
+  sqlite3_exec (s->db, "ROLLBACK TO kd_image_insert", NULL, NULL, NULL);
+  sqlite3_exec (s->db, "RELEASE kd_image_insert", NULL, NULL, NULL);
+  return FALSE;
+}
+
+/**
+ * kd_store_image_update:
+ * @row: ->id says which; its current_version, format, virtual_size and
+ *   file_size are written
+ *
+ * Returns: %TRUE on success; %KD_STORE_ERROR_NOT_FOUND if ->id names no
+ * image or the image has no version ->current_version.
+ */
+gboolean
+kd_store_image_update (KdStore           *s,
+                       const KdImageRow  *row,
+                       GError           **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+  gint64 n;
+
+  g_return_val_if_fail (s != NULL && row != NULL, FALSE);
+
+  /* The current version must be one the image has. */
+  st = stmt_get (s, "UPDATE images SET current_version = ?2, format = ?3, virtual_size = ?4, "
+                    "file_size = ?5 WHERE id = ?1 AND EXISTS (SELECT 1 FROM image_versions "
+                    "WHERE image_id = ?1 AND version = ?2)", error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, row->id);
+  sqlite3_bind_int64 (st, 2, row->current_version);
+  bind_text (st, 3, row->format);
+  sqlite3_bind_int64 (st, 4, row->virtual_size);
+  sqlite3_bind_int64 (st, 5, row->file_size);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      set_failed_named (s, "cannot update", "image", "images", row->id, error);
+      return FALSE;
+    }
+  if (sqlite3_changes (s->db) > 0)
+    return TRUE;
+  n = count_by_id (s, "SELECT COUNT(*) FROM images WHERE id = ?1", row->id, error);
+  if (n < 0)
+    return FALSE;
+  if (n == 0)
+    g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND,
+                 "no image with id %" G_GINT64_FORMAT, row->id);
+  else
+    {
+      g_autofree char *name = name_of (s, "images", row->id);
+      g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND,
+                   "image '%s' has no version %" G_GINT64_FORMAT, name, row->current_version);
+    }
+  return FALSE;
 }
 
 /**
@@ -1570,8 +1678,9 @@ kd_store_image_list (KdStore  *s,
 /**
  * kd_store_image_delete:
  *
- * Deletes image @id and its image volume rows (not the volumes on the
- * hosts: that is the caller's work, done first).
+ * Deletes image @id with its versions, image volume rows and edit
+ * session (not the volumes on the hosts: that is the caller's work, done
+ * first).
  *
  * Returns: %TRUE on success; %KD_STORE_ERROR_IN_USE while desktops or
  * pools refer to it; %KD_STORE_ERROR_NOT_FOUND if there is none.
@@ -1585,9 +1694,365 @@ kd_store_image_delete (KdStore  *s,
   return delete_row (s, "DELETE FROM images WHERE id = ?1", "images", "image", id, error);
 }
 
+/* ---- image versions -------------------------------------------------- */
+
+#define IMAGE_VERSION_COLS "id, image_id, version, format, virtual_size, file_size, note, " \
+                           "actor, created_at"
+
+void
+kd_image_version_row_free (KdImageVersionRow *row)
+{
+  if (row == NULL)
+    return;
+  g_free (row->format);
+  g_free (row->note);
+  g_free (row->actor);
+  g_free (row);
+}
+
+static gpointer
+read_image_version (sqlite3_stmt *st)
+{
+  KdImageVersionRow *row = g_new0 (KdImageVersionRow, 1);
+
+  row->id = sqlite3_column_int64 (st, 0);
+  row->image_id = sqlite3_column_int64 (st, 1);
+  row->version = sqlite3_column_int64 (st, 2);
+  row->format = col_text (st, 3);
+  row->virtual_size = sqlite3_column_int64 (st, 4);
+  row->file_size = sqlite3_column_int64 (st, 5);
+  row->note = col_text (st, 6);
+  row->actor = col_text (st, 7);
+  row->created_at = sqlite3_column_int64 (st, 8);
+  return row;
+}
+
+/* Inserts @row at @now and fills in ->id and ->created_at. */
+static gboolean
+insert_image_version_row (KdStore            *s,
+                          KdImageVersionRow  *row,
+                          gint64              now,
+                          GError            **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+
+  st = stmt_get (s, "INSERT INTO image_versions (image_id, version, format, virtual_size, "
+                    "file_size, note, actor, created_at) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, row->image_id);
+  sqlite3_bind_int64 (st, 2, row->version);
+  bind_text (st, 3, row->format);
+  sqlite3_bind_int64 (st, 4, row->virtual_size);
+  sqlite3_bind_int64 (st, 5, row->file_size);
+  bind_text (st, 6, row->note);
+  bind_text (st, 7, row->actor);
+  sqlite3_bind_int64 (st, 8, now);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      if (last_error_is (s, SQLITE_CONSTRAINT_UNIQUE))
+        {
+          g_autofree char *image = name_of (s, "images", row->image_id);
+          g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_EXISTS,
+                       "image '%s' already has version %" G_GINT64_FORMAT, image, row->version);
+        }
+      else if (last_error_is (s, SQLITE_CONSTRAINT_FOREIGNKEY))
+        g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND,
+                     "no image with id %" G_GINT64_FORMAT, row->image_id);
+      else if (last_error_is (s, SQLITE_CONSTRAINT_CHECK))
+        g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_FAILED,
+                     "image version %" G_GINT64_FORMAT " is not valid: versions start at 1",
+                     row->version);
+      else
+        set_failed_named (s, "cannot write a version of", "image", "images", row->image_id, error);
+      return FALSE;
+    }
+  row->id = sqlite3_last_insert_rowid (s->db);
+  row->created_at = now;
+  return TRUE;
+}
+
+/**
+ * kd_store_image_version_insert:
+ * @row: the version; ->id and ->created_at are filled in on success
+ *
+ * Records a version; it does not make it the image's current one (that
+ * is kd_store_image_update()).
+ *
+ * Returns: %TRUE on success; %KD_STORE_ERROR_EXISTS if the image already
+ * has that version; %KD_STORE_ERROR_NOT_FOUND if the image does not exist.
+ */
+gboolean
+kd_store_image_version_insert (KdStore            *s,
+                               KdImageVersionRow  *row,
+                               GError            **error)
+{
+  g_return_val_if_fail (s != NULL && row != NULL, FALSE);
+  return insert_image_version_row (s, row, kd_time_now (), error);
+}
+
+/**
+ * kd_store_image_version_get:
+ * Returns: (transfer full): version @version of image @image_id, or %NULL
+ * with %KD_STORE_ERROR_NOT_FOUND.
+ */
+KdImageVersionRow *
+kd_store_image_version_get (KdStore  *s,
+                            gint64    image_id,
+                            gint64    version,
+                            GError  **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+  int rc;
+
+  g_return_val_if_fail (s != NULL, NULL);
+
+  st = stmt_get (s, "SELECT " IMAGE_VERSION_COLS " FROM image_versions "
+                    "WHERE image_id = ?1 AND version = ?2", error);
+  if (st == NULL)
+    return NULL;
+  sqlite3_bind_int64 (st, 1, image_id);
+  sqlite3_bind_int64 (st, 2, version);
+  rc = sqlite3_step (st);
+  if (rc == SQLITE_ROW)
+    return read_image_version (st);
+  if (rc == SQLITE_DONE)
+    {
+      g_autofree char *image = name_of (s, "images", image_id);
+      g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND,
+                   "image '%s' has no version %" G_GINT64_FORMAT, image, version);
+    }
+  else
+    set_failed (s, "cannot read an image version", error);
+  return NULL;
+}
+
+/**
+ * kd_store_image_version_list:
+ * Returns: (transfer container): the #KdImageVersionRow of image
+ * @image_id, oldest first (empty for an image that does not exist);
+ * %NULL on error.
+ */
+GPtrArray *
+kd_store_image_version_list (KdStore  *s,
+                             gint64    image_id,
+                             GError  **error)
+{
+  g_return_val_if_fail (s != NULL, NULL);
+  return list_rows (s, "SELECT " IMAGE_VERSION_COLS " FROM image_versions "
+                       "WHERE image_id = ?1 ORDER BY version",
+                    TRUE, image_id, read_image_version,
+                    (GDestroyNotify) kd_image_version_row_free, "image versions", error);
+}
+
+/* ---- image edit sessions ---------------------------------------------- */
+
+#define IMAGE_EDIT_COLS "image_id, version, host_id, volume, path, desktop_id, actor, created_at"
+
+void
+kd_image_edit_row_free (KdImageEditRow *row)
+{
+  if (row == NULL)
+    return;
+  g_free (row->volume);
+  g_free (row->path);
+  g_free (row->actor);
+  g_free (row);
+}
+
+static gpointer
+read_image_edit (sqlite3_stmt *st)
+{
+  KdImageEditRow *row = g_new0 (KdImageEditRow, 1);
+
+  row->image_id = sqlite3_column_int64 (st, 0);
+  row->version = sqlite3_column_int64 (st, 1);
+  row->host_id = sqlite3_column_int64 (st, 2);
+  row->volume = col_text (st, 3);
+  row->path = col_text (st, 4);
+  row->desktop_id = sqlite3_column_int64 (st, 5);   /* NULL reads as 0 */
+  row->actor = col_text (st, 6);
+  row->created_at = sqlite3_column_int64 (st, 7);
+  return row;
+}
+
+/* After a failed write of the edit of image @image_id. */
+static void
+set_image_edit_write_error (KdStore     *s,
+                            gint64       image_id,
+                            GError     **error)
+{
+  g_autofree char *msg = g_strdup (sqlite3_errmsg (s->db));
+  gboolean exists = last_error_is (s, SQLITE_CONSTRAINT_PRIMARYKEY) ||
+                    last_error_is (s, SQLITE_CONSTRAINT_UNIQUE);
+  gboolean missing = last_error_is (s, SQLITE_CONSTRAINT_FOREIGNKEY);
+  g_autofree char *image = name_of (s, "images", image_id);
+
+  if (exists)
+    g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_EXISTS,
+                 "image '%s' is already being edited", image);
+  else if (missing)
+    g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND,
+                 "the edit of image '%s' refers to an image, host or desktop that does not exist",
+                 image);
+  else
+    g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_FAILED,
+                 "cannot write the edit of image '%s': %s", image, msg);
+}
+
+/**
+ * kd_store_image_edit_insert:
+ * @row: the edit session; ->created_at is filled in on success.
+ *   ->desktop_id 0 stores "none yet".
+ *
+ * Returns: %TRUE on success; %KD_STORE_ERROR_EXISTS if the image already
+ * has an edit; %KD_STORE_ERROR_NOT_FOUND if the image, host or desktop
+ * does not exist.
+ */
+gboolean
+kd_store_image_edit_insert (KdStore         *s,
+                            KdImageEditRow  *row,
+                            GError         **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+  gint64 now = kd_time_now ();
+
+  g_return_val_if_fail (s != NULL && row != NULL, FALSE);
+
+  st = stmt_get (s, "INSERT INTO image_edits (image_id, version, host_id, volume, path, "
+                    "desktop_id, actor, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)",
+                 error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, row->image_id);
+  sqlite3_bind_int64 (st, 2, row->version);
+  sqlite3_bind_int64 (st, 3, row->host_id);
+  bind_text (st, 4, row->volume);
+  bind_text (st, 5, row->path);
+  bind_id_or_null (st, 6, row->desktop_id);
+  bind_text (st, 7, row->actor);
+  sqlite3_bind_int64 (st, 8, now);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      set_image_edit_write_error (s, row->image_id, error);
+      return FALSE;
+    }
+  row->created_at = now;
+  return TRUE;
+}
+
+/**
+ * kd_store_image_edit_update:
+ * @row: ->image_id says which; its path and desktop_id (0: none) are written
+ *
+ * Returns: %TRUE on success; %KD_STORE_ERROR_NOT_FOUND if the image has
+ * no edit or the desktop does not exist.
+ */
+gboolean
+kd_store_image_edit_update (KdStore               *s,
+                            const KdImageEditRow  *row,
+                            GError               **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+
+  g_return_val_if_fail (s != NULL && row != NULL, FALSE);
+
+  st = stmt_get (s, "UPDATE image_edits SET path = ?2, desktop_id = ?3 WHERE image_id = ?1",
+                 error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, row->image_id);
+  bind_text (st, 2, row->path);
+  bind_id_or_null (st, 3, row->desktop_id);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      set_image_edit_write_error (s, row->image_id, error);
+      return FALSE;
+    }
+  if (sqlite3_changes (s->db) == 0)
+    {
+      g_autofree char *image = name_of (s, "images", row->image_id);
+      g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND,
+                   "image '%s' is not being edited", image);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/**
+ * kd_store_image_edit_get:
+ * Returns: (transfer full): the edit of image @image_id, or %NULL with
+ * %KD_STORE_ERROR_NOT_FOUND when it has none.
+ */
+KdImageEditRow *
+kd_store_image_edit_get (KdStore  *s,
+                         gint64    image_id,
+                         GError  **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+  int rc;
+
+  g_return_val_if_fail (s != NULL, NULL);
+
+  st = stmt_get (s, "SELECT " IMAGE_EDIT_COLS " FROM image_edits WHERE image_id = ?1", error);
+  if (st == NULL)
+    return NULL;
+  sqlite3_bind_int64 (st, 1, image_id);
+  rc = sqlite3_step (st);
+  if (rc == SQLITE_ROW)
+    return read_image_edit (st);
+  if (rc == SQLITE_DONE)
+    {
+      g_autofree char *image = name_of (s, "images", image_id);
+      g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND,
+                   "image '%s' is not being edited", image);
+    }
+  else
+    set_failed (s, "cannot read an image edit", error);
+  return NULL;
+}
+
+/**
+ * kd_store_image_edit_delete:
+ *
+ * Forgets the edit of image @image_id (not its volume or desktop: those
+ * are the caller's).
+ *
+ * Returns: %TRUE on success; %KD_STORE_ERROR_NOT_FOUND if it has none.
+ */
+gboolean
+kd_store_image_edit_delete (KdStore  *s,
+                            gint64    image_id,
+                            GError  **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+
+  g_return_val_if_fail (s != NULL, FALSE);
+
+  st = stmt_get (s, "DELETE FROM image_edits WHERE image_id = ?1", error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, image_id);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      set_failed_named (s, "cannot delete the edit of", "image", "images", image_id, error);
+      return FALSE;
+    }
+  if (sqlite3_changes (s->db) == 0)
+    {
+      g_autofree char *image = name_of (s, "images", image_id);
+      g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND,
+                   "image '%s' is not being edited", image);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 /* ---- image volumes --------------------------------------------------- */
 
-#define IMAGE_VOLUME_COLS "id, image_id, host_id, volume, path, state, error, simulated, created_at"
+#define IMAGE_VOLUME_COLS "v.id, v.image_id, v.host_id, v.volume, v.path, v.state, v.error, " \
+                          "v.simulated, v.created_at, v.version"
 
 void
 kd_image_volume_row_free (KdImageVolumeRow *row)
@@ -1615,17 +2080,19 @@ read_image_volume (sqlite3_stmt *st)
   row->error = col_text (st, 6);
   row->simulated = sqlite3_column_int (st, 7) != 0;
   row->created_at = sqlite3_column_int64 (st, 8);
+  row->version = sqlite3_column_int64 (st, 9);
   return row;
 }
 
 /**
  * kd_store_image_volume_insert:
  * @row: the volume; ->id and ->created_at are filled in on success.
- *   ->state %NULL means "importing".
+ *   ->state %NULL means "importing"; ->version 0 means 1 (and is set).
  *
- * Returns: %TRUE on success; %KD_STORE_ERROR_EXISTS if the image already
- * has a volume on that host or the host already has a volume of that
- * name; %KD_STORE_ERROR_NOT_FOUND if the image or host does not exist.
+ * Returns: %TRUE on success; %KD_STORE_ERROR_EXISTS if that version of
+ * the image already has a volume on that host or the host already has a
+ * volume of that name; %KD_STORE_ERROR_NOT_FOUND if the image or host
+ * does not exist.
  */
 gboolean
 kd_store_image_volume_insert (KdStore           *s,
@@ -1635,12 +2102,15 @@ kd_store_image_volume_insert (KdStore           *s,
   g_autoptr(KdStmt) st = NULL;
   gint64 now = kd_time_now ();
   const char *state;
+  gint64 version;
 
   g_return_val_if_fail (s != NULL && row != NULL, FALSE);
 
   state = row->state ? row->state : "importing";
+  version = row->version > 0 ? row->version : 1;
   st = stmt_get (s, "INSERT INTO image_volumes (image_id, host_id, volume, path, state, error, "
-                    "simulated, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", error);
+                    "simulated, created_at, version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 error);
   if (st == NULL)
     return FALSE;
   sqlite3_bind_int64 (st, 1, row->image_id);
@@ -1651,6 +2121,7 @@ kd_store_image_volume_insert (KdStore           *s,
   bind_text (st, 6, row->error);
   sqlite3_bind_int (st, 7, row->simulated ? 1 : 0);
   sqlite3_bind_int64 (st, 8, now);
+  sqlite3_bind_int64 (st, 9, version);
   if (sqlite3_step (st) != SQLITE_DONE)
     {
       if (last_error_is (s, SQLITE_CONSTRAINT_UNIQUE))
@@ -1667,7 +2138,8 @@ kd_store_image_volume_insert (KdStore           *s,
                          row->volume ? row->volume : "", host);
           else
             g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_EXISTS,
-                         "image '%s' already has a volume on host '%s'", image, host);
+                         "image '%s' version %" G_GINT64_FORMAT
+                         " already has a volume on host '%s'", image, version, host);
         }
       else
         set_write_error (s, "image volume", row->volume, "image or host", error);
@@ -1675,6 +2147,7 @@ kd_store_image_volume_insert (KdStore           *s,
     }
   if (row->state == NULL)
     row->state = g_strdup (state);
+  row->version = version;
   row->id = sqlite3_last_insert_rowid (s->db);
   row->created_at = now;
   return TRUE;
@@ -1718,10 +2191,54 @@ kd_store_image_volume_update (KdStore                 *s,
   return TRUE;
 }
 
+/* Reads the volume of version @version (0: the image's current one) of
+ * image @image_id on host @host_id. */
+static KdImageVolumeRow *
+get_image_volume (KdStore  *s,
+                  gint64    image_id,
+                  gint64    version,
+                  gint64    host_id,
+                  GError  **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+  int rc;
+
+  st = stmt_get (s, "SELECT " IMAGE_VOLUME_COLS " FROM image_volumes v "
+                    "WHERE v.image_id = ?1 AND v.host_id = ?2 AND v.version = "
+                    "CASE WHEN ?3 > 0 THEN ?3 "
+                    "ELSE (SELECT current_version FROM images WHERE id = ?1) END", error);
+  if (st == NULL)
+    return NULL;
+  sqlite3_bind_int64 (st, 1, image_id);
+  sqlite3_bind_int64 (st, 2, host_id);
+  sqlite3_bind_int64 (st, 3, version);
+  rc = sqlite3_step (st);
+  if (rc == SQLITE_ROW)
+    return read_image_volume (st);
+  if (rc != SQLITE_DONE)
+    {
+      set_failed (s, "cannot read an image volume", error);
+      return NULL;
+    }
+  {
+    g_autoptr(KdImageRow) image = kd_store_image_get (s, image_id, NULL);
+    g_autofree char *host = name_of (s, "hosts", host_id);
+
+    if (image == NULL)
+      g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND,
+                   "no image with id %" G_GINT64_FORMAT, image_id);
+    else
+      g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND,
+                   "image '%s' version %" G_GINT64_FORMAT " has no volume on host '%s'",
+                   image->name, version > 0 ? version : image->current_version, host);
+  }
+  return NULL;
+}
+
 /**
  * kd_store_image_volume_get:
- * Returns: (transfer full): the volume of image @image_id on host
- * @host_id, or %NULL with %KD_STORE_ERROR_NOT_FOUND.
+ * Returns: (transfer full): the volume of the current version of image
+ * @image_id on host @host_id, or %NULL with %KD_STORE_ERROR_NOT_FOUND.
  */
 KdImageVolumeRow *
 kd_store_image_volume_get (KdStore  *s,
@@ -1729,38 +2246,42 @@ kd_store_image_volume_get (KdStore  *s,
                            gint64    host_id,
                            GError  **error)
 {
-  g_autoptr(KdStmt) st = NULL;
-  int rc;
+  g_return_val_if_fail (s != NULL, NULL);
+  return get_image_volume (s, image_id, 0, host_id, error);
+}
 
+/**
+ * kd_store_image_volume_get_version:
+ * @version: an image version, >= 1
+ *
+ * Returns: (transfer full): the volume of version @version of image
+ * @image_id on host @host_id, or %NULL with %KD_STORE_ERROR_NOT_FOUND.
+ */
+KdImageVolumeRow *
+kd_store_image_volume_get_version (KdStore  *s,
+                                   gint64    image_id,
+                                   gint64    version,
+                                   gint64    host_id,
+                                   GError  **error)
+{
   g_return_val_if_fail (s != NULL, NULL);
 
-  st = stmt_get (s, "SELECT " IMAGE_VOLUME_COLS " FROM image_volumes "
-                    "WHERE image_id = ?1 AND host_id = ?2", error);
-  if (st == NULL)
-    return NULL;
-  sqlite3_bind_int64 (st, 1, image_id);
-  sqlite3_bind_int64 (st, 2, host_id);
-  rc = sqlite3_step (st);
-  if (rc == SQLITE_ROW)
-    return read_image_volume (st);
-  if (rc == SQLITE_DONE)
+  if (version < 1)
     {
-      g_autofree char *image = name_of (s, "images", image_id);
-      g_autofree char *host = name_of (s, "hosts", host_id);
       g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND,
-                   "image '%s' has no volume on host '%s'", image, host);
+                   "image version %" G_GINT64_FORMAT " does not exist: versions start at 1",
+                   version);
+      return NULL;
     }
-  else
-    set_failed (s, "cannot read an image volume", error);
-  return NULL;
+  return get_image_volume (s, image_id, version, host_id, error);
 }
 
 /**
  * kd_store_image_volume_list:
  * @image_id: an image, or -1 for the volumes of every image
  *
- * Returns: (transfer container): #KdImageVolumeRow ordered by image name,
- * then host name; %NULL on error.
+ * Returns: (transfer container): #KdImageVolumeRow of every version,
+ * ordered by image name, version, then host name; %NULL on error.
  */
 GPtrArray *
 kd_store_image_volume_list (KdStore  *s,
@@ -1770,15 +2291,14 @@ kd_store_image_volume_list (KdStore  *s,
   g_return_val_if_fail (s != NULL, NULL);
 
   if (image_id < 0)
-    return list_rows (s, "SELECT v.id, v.image_id, v.host_id, v.volume, v.path, v.state, v.error, "
-                         "v.simulated, v.created_at FROM image_volumes v "
+    return list_rows (s, "SELECT " IMAGE_VOLUME_COLS " FROM image_volumes v "
                          "JOIN images i ON i.id = v.image_id JOIN hosts h ON h.id = v.host_id "
-                         "ORDER BY i.name, h.name",
+                         "ORDER BY i.name, v.version, h.name",
                       FALSE, 0, read_image_volume, (GDestroyNotify) kd_image_volume_row_free,
                       "image volumes", error);
-  return list_rows (s, "SELECT v.id, v.image_id, v.host_id, v.volume, v.path, v.state, v.error, "
-                       "v.simulated, v.created_at FROM image_volumes v "
-                       "JOIN hosts h ON h.id = v.host_id WHERE v.image_id = ?1 ORDER BY h.name",
+  return list_rows (s, "SELECT " IMAGE_VOLUME_COLS " FROM image_volumes v "
+                       "JOIN hosts h ON h.id = v.host_id WHERE v.image_id = ?1 "
+                       "ORDER BY v.version, h.name",
                     TRUE, image_id, read_image_volume, (GDestroyNotify) kd_image_volume_row_free,
                     "image volumes", error);
 }
@@ -1929,7 +2449,7 @@ kd_store_template_delete (KdStore  *s,
 #define DESKTOP_COLS "id, name, domain, uuid, host_id, image_id, template_id, overlay_volume, " \
                      "overlay_path, state, state_reason, created_at, updated_at, pool_id, " \
                      "user_id, assigned_at, connected_since, last_seen, disconnected_at, " \
-                     "needs_reset"
+                     "needs_reset, image_version"
 
 void
 kd_desktop_row_free (KdDesktopRow *row)
@@ -1972,6 +2492,7 @@ read_desktop (sqlite3_stmt *st)
   row->last_seen = sqlite3_column_int64 (st, 17);
   row->disconnected_at = sqlite3_column_int64 (st, 18);
   row->needs_reset = sqlite3_column_int (st, 19) != 0;
+  row->image_version = sqlite3_column_int64 (st, 20);
   return row;
 }
 
@@ -1990,7 +2511,8 @@ set_desktop_write_error (KdStore            *s,
     set_write_error (s, "desktop", row->name, "host, image, template, pool or user", error);
 }
 
-/* Binds the schema-3 columns, pool_id to needs_reset, from ?@first on. */
+/* Binds the schema-3 columns, pool_id to needs_reset, and schema 4's
+ * image_version (0 stores 1), from ?@first on. */
 static void
 bind_desktop_session (sqlite3_stmt       *st,
                       int                 first,
@@ -2003,6 +2525,7 @@ bind_desktop_session (sqlite3_stmt       *st,
   sqlite3_bind_int64 (st, first + 4, row->last_seen);
   sqlite3_bind_int64 (st, first + 5, row->disconnected_at);
   sqlite3_bind_int (st, first + 6, row->needs_reset ? 1 : 0);
+  sqlite3_bind_int64 (st, first + 7, row->image_version > 0 ? row->image_version : 1);
 }
 
 /**
@@ -2027,8 +2550,8 @@ kd_store_desktop_insert (KdStore       *s,
   st = stmt_get (s, "INSERT INTO desktops (name, domain, uuid, host_id, image_id, template_id, "
                     "overlay_volume, overlay_path, state, state_reason, created_at, updated_at, "
                     "pool_id, user_id, assigned_at, connected_since, last_seen, disconnected_at, "
-                    "needs_reset) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?11, "
-                    "?12, ?13, ?14, ?15, ?16, ?17, ?18)", error);
+                    "needs_reset, image_version) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, "
+                    "?10, ?11, ?11, ?12, ?13, ?14, ?15, ?16, ?17, ?18, ?19)", error);
   if (st == NULL)
     return FALSE;
   bind_text (st, 1, row->name);
@@ -2051,6 +2574,8 @@ kd_store_desktop_insert (KdStore       *s,
   row->id = sqlite3_last_insert_rowid (s->db);
   row->created_at = now;
   row->updated_at = now;
+  if (row->image_version <= 0)
+    row->image_version = 1;
   return TRUE;
 }
 
@@ -2080,7 +2605,8 @@ kd_store_desktop_update (KdStore       *s,
                     "image_id = ?6, template_id = ?7, overlay_volume = ?8, overlay_path = ?9, "
                     "state = ?10, state_reason = ?11, updated_at = ?12, pool_id = ?13, "
                     "user_id = ?14, assigned_at = ?15, connected_since = ?16, last_seen = ?17, "
-                    "disconnected_at = ?18, needs_reset = ?19 WHERE id = ?1", error);
+                    "disconnected_at = ?18, needs_reset = ?19, image_version = ?20 "
+                    "WHERE id = ?1", error);
   if (st == NULL)
     return FALSE;
   sqlite3_bind_int64 (st, 1, row->id);

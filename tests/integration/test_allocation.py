@@ -154,15 +154,56 @@ class AllocationTest(PoolTestCase):
         self.wait_desktop(name, lambda d: d["state"] == "assigned")
         self.daemon.restart()
         user.login()
-        # test:// keeps its domains in memory only: the host comes back empty,
-        # and the daemon has to notice. The assignment itself is in the store.
+        # test:// keeps its domains in memory only: the host comes back empty
+        # and the reconciler marks the desktop 'error' (what it then does with
+        # it is test_error_desktop_never_handed_out's business). The
+        # assignment itself is in the store and must survive.
         after = self.api("GET", "/api/v1/desktops/" + name)
         self.assertEqual(after["user"], user.name, after)
         self.assertEqual(after["pool"], pool, after)
+        # His broken persistent desktop holds his data: it is neither handed
+        # out nor swapped for another; the refusal names it and says why.
         status, again = user.exchange("POST", "/api/v1/pools/%s/desktop" % pool)
-        self.assertEqual(status, 200, again)
-        self.assertEqual(again["name"], name)
+        self.assertEqual(status, 409, again)
+        self.assertIn(name, again["error"])
+        self.assertIn("broken", again["error"])
+        self.assertEqual(self.api("GET", "/api/v1/desktops/" + name)["user"], user.name)
 
+
+    def test_error_desktop_never_handed_out(self):
+        # test:// keeps its domains in memory only: after a restart the
+        # reconciler finds them missing and marks their desktops 'error'.
+        a, b = self.create_user(), self.create_user()
+        pool = self.entitled_pool([a, b], size=3, warm=1)
+        _, mine = self.get_desktop(a, pool)
+        name = mine["name"]
+        self.wait_desktop(name, lambda d: d["state"] == "assigned")
+        self.daemon.restart()
+        a.login()
+        b.login()
+        broken = self.wait_desktop(name, lambda d: d["state"] == "error", timeout=30,
+                                   what="'%s' to be found broken after the restart" % name)
+        self.assertTrue(broken["state_reason"], broken)
+        # Another user never gets the broken desktop.
+        status, theirs = self.get_desktop(b, pool, expect=(201,))
+        self.assertNotEqual(theirs["name"], name)
+        self.assertNotEqual(theirs["state"], "error", theirs)
+        self.wait_desktop(theirs["name"], lambda d: d["state"] == "assigned", timeout=30)
+        # Its holder is not handed a broken desktop either: a working one,
+        # or a clear refusal.
+        status, again = a.exchange("POST", "/api/v1/pools/%s/desktop" % pool)
+        if status in (200, 201):
+            self.assertNotEqual(again["state"], "error",
+                                "POST /pools/%s/desktop handed out a desktop in 'error': %r"
+                                % (pool, again))
+        else:
+            # A floating desktop in error is let go and reset; while that
+            # runs the pool may be full, and the refusal says to ask again.
+            self.assertIn(status, (409, 503), again)
+            self.assertTrue(name in again["error"] or "ask again" in again["error"], again)
+        # The broken desktop is no longer his, and it is repaired or replaced.
+        self.wait_desktop(name, lambda d: d["user"] != a.name, timeout=30,
+                          what="'%s' to be let go by its user" % name)
 
 class BurstTest(PoolTestCase):
     """200 users ask a pool of 50 for a desktop at the same moment."""

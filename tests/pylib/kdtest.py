@@ -519,15 +519,18 @@ class PoolTestCase(DaemonTestCase):
         return pool
 
     def remove_pool(self, name, timeout=30):
-        """Releases every desktop of the pool and deletes it (best effort)."""
+        """Deletes the pool (best effort): its desktops are released, and
+        deleted outright when that is not enough (a persistent pool keeps
+        them assigned)."""
         deadline = time.time() + timeout
         while time.time() < deadline:
-            for d in self.pool_desktops(name):
-                if d.get("user"):
-                    self.daemon.status_of("POST", "/api/v1/desktops/%s/release" % d["name"])
             status, _ = self.daemon.status_of("DELETE", "/api/v1/pools/" + name)
             if status in (204, 404):
                 return
+            for d in self.pool_desktops(name):
+                if d.get("user"):
+                    self.daemon.status_of("POST", "/api/v1/desktops/%s/release" % d["name"])
+                    self.daemon.status_of("DELETE", "/api/v1/desktops/" + d["name"])
             time.sleep(0.3)
 
     def pool_desktops(self, pool):

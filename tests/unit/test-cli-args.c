@@ -109,6 +109,24 @@ test_parse_usage_errors (void)
     { "host list --url", "option '--url' needs a value" },
     { "host list -x", "unknown option '-x'" },
     { "host list --json=1", "option '--json' takes no value" },
+    { "image", "'image' needs a command: import, list, show, delete, edit, publish, "
+               "cancel-edit, versions, rollback" },
+    { "image edit img", "'image edit' needs --template TEMPLATE" },
+    { "image edit --template t", "'image edit' needs NAME" },
+    { "image edit img --template", "option '--template' needs a value (TEMPLATE)" },
+    { "image edit img --template t --template u", "option '--template' given more than once" },
+    { "image edit img --template t --note x", "unknown option '--note' for 'image edit'" },
+    { "image publish", "'image publish' needs NAME" },
+    { "image publish img --note", "option '--note' needs a value (TEXT)" },
+    { "image publish img extra", "unexpected argument 'extra'" },
+    { "image publish img --template t", "unknown option '--template' for 'image publish'" },
+    { "image cancel-edit", "'image cancel-edit' needs NAME" },
+    { "image cancel-edit img --force", "unknown option '--force' for 'image cancel-edit'" },
+    { "image versions", "'image versions' needs NAME" },
+    { "image versions a b", "unexpected argument 'b'" },
+    { "image rollback img", "'image rollback' needs NAME VERSION" },
+    { "image rollback img 1 2", "unexpected argument '2'" },
+    { "image unpublish img", "unknown command 'image unpublish'" },
   };
 
   for (guint i = 0; i < G_N_ELEMENTS (cases); i++)
@@ -307,6 +325,94 @@ test_wait_timeout (void)
   g_assert_cmpstr (kd_cli_option (inv, "disconnected"), ==, "");
 }
 
+static void
+test_image_versions (void)
+{
+  static const struct { const char *line; const char *message; } bad_versions[] = {
+    { "image rollback img two", "VERSION must be a whole number from 1 to 2147483647, not 'two'" },
+    { "image rollback img 0", "VERSION must be a whole number from 1 to 2147483647, not '0'" },
+    { "image rollback img -- -1", "VERSION must be a whole number from 1 to 2147483647, not '-1'" },
+    { "image rollback img 2.5", "VERSION must be a whole number from 1 to 2147483647, not '2.5'" },
+    { "image rollback img ''", "VERSION must be a whole number from 1 to 2147483647, not ''" },
+    { "image rollback img 99999999999",
+      "VERSION must be a whole number from 1 to 2147483647, not '99999999999'" },
+  };
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KdCliInvocation) inv = NULL;
+  gint64 version = -1;
+
+  inv = parse_line ("image edit golden --template=small --host hv2 --json", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (inv->command->group, ==, "image");
+  g_assert_cmpstr (inv->command->verb, ==, "edit");
+  g_assert_true (inv->json);
+  g_assert_cmpstr (kd_cli_arg (inv, 0), ==, "golden");
+  g_assert_cmpstr (kd_cli_option (inv, "template"), ==, "small");
+  g_assert_cmpstr (kd_cli_option (inv, "host"), ==, "hv2");
+  g_clear_pointer (&inv, kd_cli_invocation_free);
+
+  inv = parse_line ("image edit --template small golden", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (kd_cli_arg (inv, 0), ==, "golden");
+  g_assert_null (kd_cli_option (inv, "host"));   /* not given: the server chooses */
+  g_clear_pointer (&inv, kd_cli_invocation_free);
+
+  /* a note is one value, spaces and all; without --note none is sent */
+  inv = parse_line ("image publish golden --note 'security updates, new browser'", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (inv->command->verb, ==, "publish");
+  g_assert_cmpstr (kd_cli_option (inv, "note"), ==, "security updates, new browser");
+  g_clear_pointer (&inv, kd_cli_invocation_free);
+  inv = parse_line ("image publish --note= golden", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (kd_cli_option (inv, "note"), ==, "");
+  g_clear_pointer (&inv, kd_cli_invocation_free);
+  inv = parse_line ("image publish golden", &error);
+  g_assert_no_error (error);
+  g_assert_null (kd_cli_option (inv, "note"));
+  g_clear_pointer (&inv, kd_cli_invocation_free);
+
+  inv = parse_line ("image cancel-edit golden", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (inv->command->verb, ==, "cancel-edit");
+  g_clear_pointer (&inv, kd_cli_invocation_free);
+
+  inv = parse_line ("--json image versions golden", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (inv->command->verb, ==, "versions");
+  g_assert_true (inv->json);
+  g_clear_pointer (&inv, kd_cli_invocation_free);
+
+  inv = parse_line ("image rollback golden 3", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (inv->command->verb, ==, "rollback");
+  g_assert_true (kd_cli_arg_int (inv, 1, "VERSION", 1, G_MAXINT32, &version, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (version, ==, 3);
+  /* a missing argument is named, and the output is left alone */
+  version = 7;
+  g_assert_false (kd_cli_arg_int (inv, 2, "COUNT", 1, 10, &version, &error));
+  g_assert_error (error, KD_CLI_ERROR, KD_CLI_ERROR_USAGE);
+  g_assert_cmpstr (error->message, ==, "COUNT is missing");
+  g_assert_cmpint (version, ==, 7);
+  g_clear_error (&error);
+  g_clear_pointer (&inv, kd_cli_invocation_free);
+
+  /* the parse accepts any word; the number is checked before any request */
+  for (guint i = 0; i < G_N_ELEMENTS (bad_versions); i++)
+    {
+      inv = parse_line (bad_versions[i].line, &error);
+      g_assert_no_error (error);
+      version = 7;
+      g_assert_false (kd_cli_arg_int (inv, 1, "VERSION", 1, G_MAXINT32, &version, &error));
+      g_assert_error (error, KD_CLI_ERROR, KD_CLI_ERROR_USAGE);
+      g_assert_cmpstr (error->message, ==, bad_versions[i].message);
+      g_assert_cmpint (version, ==, 7);
+      g_clear_error (&error);
+      g_clear_pointer (&inv, kd_cli_invocation_free);
+    }
+}
+
 static const KdCliOption *
 find_in (const KdCliCommand *c, const char *name)
 {
@@ -477,6 +583,7 @@ main (int argc, char **argv)
   g_test_add_func ("/cli/args/repeated-options", test_repeated_options);
   g_test_add_func ("/cli/args/option-choice", test_option_choice);
   g_test_add_func ("/cli/args/wait-timeout", test_wait_timeout);
+  g_test_add_func ("/cli/args/image-versions", test_image_versions);
   g_test_add_func ("/cli/args/synopsis-complete", test_synopsis_complete);
   g_test_add_func ("/cli/url/normalize", test_url);
   g_test_add_func ("/cli/url/resolve-url-and-token", test_resolve);

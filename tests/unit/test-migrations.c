@@ -1,7 +1,8 @@
 /*
- * test-migrations.c: kd_store_open() on files it did not create: schema-1
- * and schema-2 files (tests/data/store/v1.sql, v2.sql) are upgraded with
- * every row kept and the new columns at their defaults,
+ * test-migrations.c: kd_store_open() on files it did not create: schema-1,
+ * 2 and 3 files (tests/data/store/v1.sql, v2.sql, v3.sql) are upgraded
+ * with every row kept and the new columns at their defaults (schema 4:
+ * every image its own version 1, volumes and desktops on version 1),
  * a newer file and a file that is not a kvmdesk database are refused and
  * left byte for byte as they were, and a step that cannot complete is
  * rolled back whole.
@@ -234,6 +235,7 @@ test_v2_upgrade (Fixture *f, gconstpointer data)
   g_autoptr(GPtrArray) by_bob = NULL;
   g_autoptr(GPtrArray) pools = NULL;
   g_autoptr(GPtrArray) groups = NULL;
+  g_autoptr(GPtrArray) versions = NULL;
   KdEventFilter bob_filter = { .user = "bob" };
   KdEventRow fresh = { .object_type = (char *) "desktop", .object_name = (char *) "d1",
                        .actor = (char *) "system", .action = (char *) "assign",
@@ -268,6 +270,7 @@ test_v2_upgrade (Fixture *f, gconstpointer data)
   g_assert_cmpint (d1->last_seen, ==, 0);
   g_assert_cmpint (d1->disconnected_at, ==, 0);
   g_assert_false (d1->needs_reset);
+  g_assert_cmpint (d1->image_version, ==, 1);
 
   d2 = kd_store_desktop_get_by_name (s, "d2", &error);
   g_assert_no_error (error);
@@ -282,6 +285,11 @@ test_v2_upgrade (Fixture *f, gconstpointer data)
   vol = kd_store_image_volume_get (s, 1, 1, &error);
   g_assert_no_error (error);
   g_assert_cmpstr (vol->volume, ==, "kvmdesk-image-debian.qcow2");
+  g_assert_cmpint (vol->version, ==, 1);
+  versions = kd_store_image_version_list (s, 1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (versions->len, ==, 1);
+  g_assert_cmpstr (((KdImageVersionRow *) versions->pdata[0])->format, ==, "qcow2");
   bob = kd_store_user_get_by_name (s, "bob", &error);
   g_assert_no_error (error);
   g_assert_cmpint (bob->id, ==, 2);
@@ -351,6 +359,175 @@ test_v2_upgrade (Fixture *f, gconstpointer data)
   g_assert_cmpint (kd_store_schema_version (s), ==, kd_store_latest_version ());
 }
 
+/* A v3 file (pools, sessions, a volume per image and host) becomes the
+ * latest: each image gets a version 1 row from its own columns, every
+ * volume and desktop is on version 1, and the volumes' uniqueness is now
+ * per version, with foreign keys and cascades as before. */
+static void
+test_v3_upgrade (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KdStore) s = NULL;
+  g_autoptr(KdImageRow) deb = NULL;
+  g_autoptr(KdImageRow) alp = NULL;
+  g_autoptr(GPtrArray) deb_versions = NULL;
+  g_autoptr(GPtrArray) alp_versions = NULL;
+  g_autoptr(GPtrArray) vols = NULL;
+  g_autoptr(KdImageVolumeRow) on_hv1 = NULL;
+  g_autoptr(KdImageVolumeRow) alp_vol = NULL;
+  g_autoptr(KdImageVolumeRow) v2_on_hv1 = NULL;
+  g_autoptr(KdImageVolumeRow) current = NULL;
+  g_autoptr(KdDesktopRow) office1 = NULL;
+  g_autoptr(KdDesktopRow) d2 = NULL;
+  g_autoptr(KdPoolRow) pool = NULL;
+  g_autoptr(GArray) pool_groups = NULL;
+  g_autoptr(GPtrArray) events = NULL;
+  KdImageVersionRow *v;
+  KdImageVersionRow second = { .version = 2, .format = (char *) "qcow2",
+                               .virtual_size = 20, .file_size = 10,
+                               .actor = (char *) "admin" };
+  KdImageVolumeRow dup = { .host_id = 1, .volume = (char *) "kvmdesk-image-debian-v1b" };
+  KdImageVolumeRow next = { .host_id = 1, .version = 2,
+                            .volume = (char *) "kvmdesk-image-debian-v2.qcow2" };
+  KdEventRow fresh = { .object_type = (char *) "image", .object_name = (char *) "debian",
+                       .actor = (char *) "admin", .action = (char *) "publish" };
+
+  load_fixture (f->path, "v3.sql");
+  g_assert_cmpint (query_int (f->path, "PRAGMA user_version"), ==, 3);
+
+  s = kd_store_open (f->path, &error);
+  g_assert_no_error (error);
+  g_assert_nonnull (s);
+  g_assert_cmpint (kd_store_schema_version (s), ==, kd_store_latest_version ());
+  g_assert_cmpint (kd_store_latest_version (), >=, 4);
+  g_assert_cmpstr (kd_store_get_instance_id (s), ==, "abcdefabcdef0123456789abcdef0123");
+
+  /* Images: current version 1, and a version 1 row copied from them. */
+  deb = kd_store_image_get_by_name (s, "debian", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (deb->id, ==, 1);
+  g_assert_cmpint (deb->current_version, ==, 1);
+  g_assert_cmpint (deb->virtual_size, ==, G_GINT64_CONSTANT (10737418240));
+  deb_versions = kd_store_image_version_list (s, deb->id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (deb_versions->len, ==, 1);
+  v = deb_versions->pdata[0];
+  g_assert_cmpint (v->image_id, ==, deb->id);
+  g_assert_cmpint (v->version, ==, 1);
+  g_assert_cmpstr (v->format, ==, "qcow2");
+  g_assert_cmpint (v->virtual_size, ==, G_GINT64_CONSTANT (10737418240));
+  g_assert_cmpint (v->file_size, ==, G_GINT64_CONSTANT (2147483648));
+  g_assert_null (v->note);
+  /* The actor of the image's latest import event. */
+  g_assert_cmpstr (v->actor, ==, "admin");
+  g_assert_cmpint (v->created_at, ==, G_GINT64_CONSTANT (1720000000000005));
+
+  alp = kd_store_image_get_by_name (s, "alpine", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (alp->current_version, ==, 1);
+  alp_versions = kd_store_image_version_list (s, alp->id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (alp_versions->len, ==, 1);
+  v = alp_versions->pdata[0];
+  g_assert_cmpstr (v->format, ==, "raw");
+  g_assert_cmpint (v->file_size, ==, G_GINT64_CONSTANT (1073741824));
+  g_assert_null (v->actor);
+
+  /* Volumes: all kept, every field intact, all of version 1. */
+  vols = kd_store_image_volume_list (s, -1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (vols->len, ==, 3);
+  for (guint i = 0; i < vols->len; i++)
+    g_assert_cmpint (((KdImageVolumeRow *) vols->pdata[i])->version, ==, 1);
+  on_hv1 = kd_store_image_volume_get (s, deb->id, 1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (on_hv1->id, ==, 1);
+  g_assert_cmpstr (on_hv1->path, ==, "/var/lib/kvmdesk/pool/kvmdesk-image-debian.qcow2");
+  g_assert_cmpstr (on_hv1->state, ==, "ready");
+  g_assert_cmpint (on_hv1->created_at, ==, G_GINT64_CONSTANT (1720000000000007));
+  alp_vol = kd_store_image_volume_get_version (s, alp->id, 1, 1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (alp_vol->id, ==, 3);
+  g_assert_cmpstr (alp_vol->state, ==, "error");
+  g_assert_cmpstr (alp_vol->error, ==, "disk full");
+  g_assert_true (alp_vol->simulated);
+
+  /* Desktops: on version 1, sessions intact. */
+  office1 = kd_store_desktop_get_by_name (s, "office-1", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (office1->image_version, ==, 1);
+  g_assert_cmpint (office1->pool_id, ==, 1);
+  g_assert_cmpint (office1->user_id, ==, 2);
+  g_assert_cmpint (office1->last_seen, ==, G_GINT64_CONSTANT (1720000000000017));
+  d2 = kd_store_desktop_get_by_name (s, "d2", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (d2->image_version, ==, 1);
+  g_assert_cmpint (d2->image_id, ==, alp->id);
+  g_assert_true (d2->needs_reset);
+  pool = kd_store_pool_get_by_name (s, "office", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (pool->idle_timeout, ==, 600);
+  pool_groups = kd_store_pool_get_groups (s, pool->id, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (pool_groups->len, ==, 1);
+
+  /* The rebuilt volume table: one volume per version per host. */
+  dup.image_id = deb->id;
+  g_assert_false (kd_store_image_volume_insert (s, &dup, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_EXISTS);
+  g_clear_error (&error);
+  second.image_id = deb->id;
+  g_assert_true (kd_store_image_version_insert (s, &second, &error));
+  g_assert_no_error (error);
+  next.image_id = deb->id;
+  g_assert_true (kd_store_image_volume_insert (s, &next, &error));
+  g_assert_no_error (error);
+  g_free (next.state);
+  v2_on_hv1 = kd_store_image_volume_get_version (s, deb->id, 2, 1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (v2_on_hv1->volume, ==, "kvmdesk-image-debian-v2.qcow2");
+  deb->current_version = 2;
+  g_assert_true (kd_store_image_update (s, deb, &error));
+  g_assert_no_error (error);
+  current = kd_store_image_volume_get (s, deb->id, 1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (current->id, ==, v2_on_hv1->id);
+
+  /* Old foreign keys hold: the host is in use, the image too (a pool and
+   * a desktop); the events table goes on after its highest id. */
+  g_assert_false (kd_store_host_delete (s, 2, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_IN_USE);
+  g_clear_error (&error);
+  g_assert_false (kd_store_image_delete (s, deb->id, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_IN_USE);
+  g_clear_error (&error);
+  g_assert_true (kd_store_event_insert (s, &fresh, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (fresh.id, ==, 4);
+
+  /* And the volumes still cascade from their image. */
+  g_assert_true (kd_store_desktop_delete (s, d2->id, &error));
+  g_assert_true (kd_store_image_delete (s, alp->id, &error));
+  g_assert_no_error (error);
+  g_clear_pointer (&vols, g_ptr_array_unref);
+  vols = kd_store_image_volume_list (s, -1, &error);
+  g_assert_cmpuint (vols->len, ==, 3);
+
+  g_clear_pointer (&s, kd_store_free);
+  g_assert_cmpint (query_int (f->path, "PRAGMA user_version"), ==, kd_store_latest_version ());
+  g_assert_cmpint (query_int (f->path, "SELECT COUNT(*) FROM image_versions WHERE image_id = 2"), ==, 0);
+  g_assert_cmpint (query_int (f->path, "SELECT COUNT(*) FROM sqlite_schema "
+                                       "WHERE name = 'image_volumes_v4'"), ==, 0);
+  g_assert_cmpint (query_int (f->path, "SELECT COUNT(*) FROM sqlite_schema "
+                                       "WHERE name = 'image_volumes_host'"), ==, 1);
+  g_assert_cmpint (query_int (f->path, "SELECT COUNT(*) FROM pragma_foreign_key_check"), ==, 0);
+  g_assert_cmpint (query_int (f->path, "SELECT integrity_check = 'ok' FROM pragma_integrity_check"), ==, 1);
+
+  s = kd_store_open (f->path, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (kd_store_schema_version (s), ==, kd_store_latest_version ());
+}
+
 /* A fresh file and one upgraded from @data (a fixture's name) end with
  * the same columns and the same indexes. */
 static void
@@ -396,6 +573,12 @@ test_fresh_matches_upgraded (Fixture *f, gconstpointer data)
   g_assert_nonnull (strstr (a, "events.user:TEXT:0"));
   g_assert_nonnull (strstr (a, "pool_hosts.host_id"));
   g_assert_nonnull (strstr (a, "events_user"));
+  g_assert_nonnull (strstr (a, "image_versions.note:TEXT:0"));
+  g_assert_nonnull (strstr (a, "image_volumes.version:INTEGER:1"));
+  g_assert_nonnull (strstr (a, "images.current_version:INTEGER:1"));
+  g_assert_nonnull (strstr (a, "desktops.image_version:INTEGER:1"));
+  g_assert_nonnull (strstr (a, "image_edits.desktop_id"));
+  g_assert_nonnull (strstr (a, "image_edits_host"));
   g_assert_cmpstr (a, ==, b);
   g_unlink (fresh);
   g_unlink (fresh_wal);
@@ -519,6 +702,39 @@ test_failed_step3_rolls_back (Fixture *f, gconstpointer data)
   g_assert_cmpint (query_int (f->path, "SELECT COUNT(*) FROM desktops"), ==, 2);
 }
 
+/* A v3 file with a volume of an image that is gone cannot become v4:
+ * step 4 is rolled back whole (no version table, the old volume table
+ * with its old uniqueness, no new columns) and the file stays at 3. */
+static void
+test_failed_step4_rolls_back (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KdStore) s = NULL;
+
+  load_fixture (f->path, "v3.sql");
+  run_sql (f->path, "UPDATE image_volumes SET image_id = 42 WHERE id = 3;");
+
+  s = kd_store_open (f->path, &error);
+  g_assert_null (s);
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_SCHEMA);
+  g_assert_nonnull (strstr (error->message, "schema version 4"));
+  g_assert_nonnull (strstr (error->message, "image_volumes"));
+
+  g_assert_cmpint (query_int (f->path, "PRAGMA user_version"), ==, 3);
+  g_assert_cmpint (query_int (f->path, "SELECT COUNT(*) FROM sqlite_schema "
+                                       "WHERE name IN ('image_versions', 'image_edits', "
+                                       "'image_volumes_v4', 'image_edits_host')"), ==, 0);
+  g_assert_cmpint (query_int (f->path, "SELECT COUNT(*) FROM pragma_table_info('images') "
+                                       "WHERE name = 'current_version'"), ==, 0);
+  g_assert_cmpint (query_int (f->path, "SELECT COUNT(*) FROM pragma_table_info('desktops') "
+                                       "WHERE name = 'image_version'"), ==, 0);
+  g_assert_cmpint (query_int (f->path, "SELECT COUNT(*) FROM pragma_table_info('image_volumes') "
+                                       "WHERE name = 'version'"), ==, 0);
+  g_assert_cmpint (query_int (f->path, "SELECT COUNT(*) FROM image_volumes"), ==, 3);
+  g_assert_cmpint (query_int (f->path, "SELECT COUNT(*) FROM sqlite_schema "
+                                       "WHERE name = 'image_volumes_host'"), ==, 1);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -527,15 +743,19 @@ main (int argc, char **argv)
 #define ADD(path, fn) g_test_add (path, Fixture, NULL, fixture_set_up, fn, fixture_tear_down)
   ADD ("/store/migrations/v1-to-latest", test_v1_upgrade);
   ADD ("/store/migrations/v2-to-latest", test_v2_upgrade);
+  ADD ("/store/migrations/v3-to-latest", test_v3_upgrade);
   g_test_add ("/store/migrations/fresh-matches-upgraded", Fixture, "v1.sql",
               fixture_set_up, test_fresh_matches_upgraded, fixture_tear_down);
   g_test_add ("/store/migrations/fresh-matches-upgraded-v2", Fixture, "v2.sql",
+              fixture_set_up, test_fresh_matches_upgraded, fixture_tear_down);
+  g_test_add ("/store/migrations/fresh-matches-upgraded-v3", Fixture, "v3.sql",
               fixture_set_up, test_fresh_matches_upgraded, fixture_tear_down);
   ADD ("/store/migrations/newer-refused-unchanged", test_newer_refused);
   ADD ("/store/migrations/not-sqlite", test_not_sqlite);
   ADD ("/store/migrations/other-sqlite-file", test_other_sqlite);
   ADD ("/store/migrations/failed-step-rolls-back", test_failed_step_rolls_back);
   ADD ("/store/migrations/failed-step3-rolls-back", test_failed_step3_rolls_back);
+  ADD ("/store/migrations/failed-step4-rolls-back", test_failed_step4_rolls_back);
 #undef ADD
 
   return g_test_run ();

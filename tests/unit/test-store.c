@@ -2,7 +2,8 @@
  * test-store.c: src/store against real SQLite files in a temporary
  * directory: CRUD for every table, the error each constraint maps to,
  * cascades, event filters, transactions, and re-opening; schema 3's
- * groups, pools, entitlements, desktop assignment and event queries.
+ * groups, pools, entitlements, desktop assignment and event queries;
+ * schema 4's image versions, edit sessions and volumes per version.
  */
 #include <errno.h>
 #include <stdarg.h>
@@ -10,6 +11,7 @@
 #include <sys/stat.h>
 
 #include <glib/gstdio.h>
+#include <sqlite3.h>
 
 #include "store/kd-store.h"
 
@@ -507,7 +509,7 @@ test_image_volumes_crud (Fixture *f, gconstpointer data)
 
   g_assert_false (kd_store_image_volume_insert (f->store, &twice, &error));
   g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_EXISTS);
-  g_assert_cmpstr (error->message, ==, "image 'debian' already has a volume on host 'hv-b'");
+  g_assert_cmpstr (error->message, ==, "image 'debian' version 1 already has a volume on host 'hv-b'");
   g_clear_error (&error);
   g_assert_false (kd_store_image_volume_insert (f->store, &same_name, &error));
   g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_EXISTS);
@@ -536,7 +538,7 @@ test_image_volumes_crud (Fixture *f, gconstpointer data)
   g_clear_error (&error);
   g_assert_null (kd_store_image_volume_get (f->store, deb, hv_b, &error));
   g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
-  g_assert_cmpstr (error->message, ==, "image 'debian' has no volume on host 'hv-b'");
+  g_assert_cmpstr (error->message, ==, "image 'debian' version 1 has no volume on host 'hv-b'");
 }
 
 static void
@@ -1782,6 +1784,518 @@ test_transactions_error_inside (Fixture *f, gconstpointer data)
   g_assert_cmpuint (hosts->len, ==, 0);
 }
 
+/* ---- schema 4: image versions, edits, volumes per version ------------- */
+
+static void
+test_image_versions (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KdImageRow) image = NULL;
+  g_autoptr(KdImageVersionRow) first = NULL;
+  g_autoptr(KdImageVersionRow) got = NULL;
+  g_autoptr(GPtrArray) list = NULL;
+  g_autoptr(GPtrArray) none = NULL;
+  gint64 deb = add_image (f->store, "debian");
+  gint64 alp = add_image (f->store, "alpine");
+  KdImageVersionRow v3 = { .image_id = deb, .version = 3, .format = (char *) "raw",
+                           .virtual_size = 30, .file_size = 3, .actor = (char *) "carol" };
+  KdImageVersionRow v2 = { .image_id = deb, .version = 2, .format = (char *) "qcow2",
+                           .virtual_size = 20, .file_size = 2, .note = (char *) "security updates",
+                           .actor = (char *) "alice" };
+  KdImageVersionRow again = { .image_id = deb, .version = 2, .format = (char *) "qcow2" };
+  KdImageVersionRow orphan = { .image_id = 999, .version = 1, .format = (char *) "qcow2" };
+  KdImageVersionRow zero = { .image_id = alp, .version = 0, .format = (char *) "qcow2" };
+
+  /* kd_store_image_insert() recorded version 1 from the row. */
+  image = kd_store_image_get (f->store, deb, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (image->current_version, ==, 1);
+  first = kd_store_image_version_get (f->store, deb, 1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (first->image_id, ==, deb);
+  g_assert_cmpint (first->version, ==, 1);
+  g_assert_cmpstr (first->format, ==, "qcow2");
+  g_assert_cmpint (first->virtual_size, ==, 1 << 30);
+  g_assert_cmpint (first->file_size, ==, 1 << 20);
+  g_assert_null (first->note);
+  g_assert_null (first->actor);
+  g_assert_cmpint (first->created_at, ==, image->created_at);
+
+  /* Inserted out of order, listed oldest first. */
+  g_assert_true (kd_store_image_version_insert (f->store, &v3, &error));
+  g_assert_no_error (error);
+  g_assert_true (kd_store_image_version_insert (f->store, &v2, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (v2.id, >, v3.id);
+  g_assert_cmpint (v2.created_at, >, 0);
+  got = kd_store_image_version_get (f->store, deb, 2, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (got->id, ==, v2.id);
+  g_assert_cmpstr (got->note, ==, "security updates");
+  g_assert_cmpstr (got->actor, ==, "alice");
+  g_assert_cmpint (got->virtual_size, ==, 20);
+  g_assert_cmpint (got->created_at, ==, v2.created_at);
+  list = kd_store_image_version_list (f->store, deb, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (list->len, ==, 3);
+  for (guint i = 0; i < list->len; i++)
+    g_assert_cmpint (((KdImageVersionRow *) list->pdata[i])->version, ==, i + 1);
+  g_assert_cmpstr (((KdImageVersionRow *) list->pdata[2])->format, ==, "raw");
+
+  /* (image, version) is unique; other images are untouched. */
+  g_assert_false (kd_store_image_version_insert (f->store, &again, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_EXISTS);
+  g_assert_cmpstr (error->message, ==, "image 'debian' already has version 2");
+  g_clear_error (&error);
+  g_assert_false (kd_store_image_version_insert (f->store, &orphan, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  g_assert_false (kd_store_image_version_insert (f->store, &zero, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_FAILED);
+  g_assert_nonnull (strstr (error->message, "versions start at 1"));
+  g_clear_error (&error);
+  g_assert_null (kd_store_image_version_get (f->store, alp, 2, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_assert_cmpstr (error->message, ==, "image 'alpine' has no version 2");
+  g_clear_error (&error);
+  g_clear_pointer (&list, g_ptr_array_unref);
+  list = kd_store_image_version_list (f->store, alp, &error);
+  g_assert_cmpuint (list->len, ==, 1);
+  none = kd_store_image_version_list (f->store, 999, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (none->len, ==, 0);
+}
+
+static void
+test_images_update (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KdImageRow) image = NULL;
+  g_autoptr(KdImageRow) after = NULL;
+  g_autoptr(KdImageRow) unchanged = NULL;
+  gint64 deb = add_image (f->store, "debian");
+  KdImageVersionRow v2 = { .image_id = deb, .version = 2, .format = (char *) "raw",
+                           .virtual_size = 5 << 20, .file_size = 5 << 20 };
+  KdImageRow ghost = { .id = 999, .current_version = 1, .format = (char *) "raw" };
+
+  g_assert_true (kd_store_image_version_insert (f->store, &v2, &error));
+  g_assert_no_error (error);
+  image = kd_store_image_get (f->store, deb, &error);
+  image->current_version = 2;
+  g_free (image->format);
+  image->format = g_strdup ("raw");
+  image->virtual_size = 5 << 20;
+  image->file_size = 5 << 20;
+  g_assert_true (kd_store_image_update (f->store, image, &error));
+  g_assert_no_error (error);
+  after = kd_store_image_get_by_name (f->store, "debian", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (after->current_version, ==, 2);
+  g_assert_cmpstr (after->format, ==, "raw");
+  g_assert_cmpint (after->virtual_size, ==, 5 << 20);
+  g_assert_cmpint (after->file_size, ==, 5 << 20);
+  g_assert_cmpint (after->created_at, ==, image->created_at);
+
+  /* Only a version the image has can be current; nothing changes. */
+  image->current_version = 7;
+  image->virtual_size = 1;
+  g_assert_false (kd_store_image_update (f->store, image, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_assert_cmpstr (error->message, ==, "image 'debian' has no version 7");
+  g_clear_error (&error);
+  unchanged = kd_store_image_get (f->store, deb, &error);
+  g_assert_cmpint (unchanged->current_version, ==, 2);
+  g_assert_cmpint (unchanged->virtual_size, ==, 5 << 20);
+
+  g_assert_false (kd_store_image_update (f->store, &ghost, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_assert_cmpstr (error->message, ==, "no image with id 999");
+}
+
+/* Makes every write of a version with format 'boom' fail, behind the
+ * store's back, so that an image insert fails half way. */
+static void
+refuse_boom_versions (const char *path)
+{
+  sqlite3 *db = NULL;
+
+  g_assert_cmpint (sqlite3_open (path, &db), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_exec (db, "CREATE TRIGGER test_refuse_boom BEFORE INSERT ON "
+                                     "image_versions WHEN NEW.format = 'boom' "
+                                     "BEGIN SELECT RAISE(ABORT, 'refused by the test'); END;",
+                                 NULL, NULL, NULL), ==, SQLITE_OK);
+  g_assert_cmpint (sqlite3_close (db), ==, SQLITE_OK);
+}
+
+/* An image and its version 1 are written together or not at all, with
+ * and without a transaction of the caller's. */
+static void
+test_images_insert_atomic (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) images = NULL;
+  g_autoptr(GPtrArray) hosts = NULL;
+  g_autoptr(GPtrArray) versions = NULL;
+  g_autoptr(KdImageVersionRow) third = NULL;
+  KdImageRow boom = { .name = (char *) "boom", .format = (char *) "boom" };
+  KdImageRow later = { .name = (char *) "later", .format = (char *) "qcow2",
+                       .current_version = 3 };
+  gint64 deb;
+
+  refuse_boom_versions (f->path);
+
+  g_assert_false (kd_store_image_insert (f->store, &boom, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_FAILED);
+  g_assert_nonnull (strstr (error->message, "refused by the test"));
+  g_clear_error (&error);
+  g_assert_cmpint (boom.id, ==, 0);
+  images = kd_store_image_list (f->store, &error);
+  g_assert_cmpuint (images->len, ==, 0);
+
+  /* Inside a caller's transaction: only the image is undone, the
+   * caller's other work stays and commits. */
+  g_assert_true (kd_store_begin (f->store, &error));
+  add_host (f->store, "hv1");
+  deb = add_image (f->store, "debian");
+  g_assert_false (kd_store_image_insert (f->store, &boom, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_FAILED);
+  g_clear_error (&error);
+  g_assert_true (kd_store_commit (f->store, &error));
+  g_assert_no_error (error);
+  g_clear_pointer (&images, g_ptr_array_unref);
+  images = kd_store_image_list (f->store, &error);
+  g_assert_cmpuint (images->len, ==, 1);
+  g_assert_cmpint (((KdImageRow *) images->pdata[0])->id, ==, deb);
+  hosts = kd_store_host_list (f->store, &error);
+  g_assert_cmpuint (hosts->len, ==, 1);
+  versions = kd_store_image_version_list (f->store, deb, &error);
+  g_assert_cmpuint (versions->len, ==, 1);
+
+  /* A caller's rollback takes both back. */
+  g_assert_true (kd_store_begin (f->store, &error));
+  add_image (f->store, "alpine");
+  kd_store_rollback (f->store);
+  g_assert_null (kd_store_image_get_by_name (f->store, "alpine", &error));
+  g_clear_error (&error);
+  g_clear_pointer (&versions, g_ptr_array_unref);
+  versions = kd_store_image_version_list (f->store, deb + 1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (versions->len, ==, 0);
+
+  /* A first version other than 1 is recorded as given. */
+  g_assert_true (kd_store_image_insert (f->store, &later, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (later.current_version, ==, 3);
+  third = kd_store_image_version_get (f->store, later.id, 3, &error);
+  g_assert_no_error (error);
+}
+
+static void
+test_image_volumes_versions (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KdImageVolumeRow) current = NULL;
+  g_autoptr(KdImageVolumeRow) now_current = NULL;
+  g_autoptr(KdImageVolumeRow) old = NULL;
+  g_autoptr(KdImageVolumeRow) updated = NULL;
+  g_autoptr(KdImageRow) image = NULL;
+  g_autoptr(GPtrArray) all = NULL;
+  g_autoptr(GPtrArray) of_deb = NULL;
+  gint64 hv_b = add_host (f->store, "hv-b");
+  gint64 hv_a = add_host (f->store, "hv-a");
+  gint64 deb = add_image (f->store, "debian");
+  gint64 alp = add_image (f->store, "alpine");
+  gint64 deb1_b = add_volume (f->store, deb, hv_b, "kvmdesk-debian-1");
+  KdImageVersionRow v2 = { .image_id = deb, .version = 2, .format = (char *) "qcow2" };
+  KdImageVolumeRow deb2_b = { .image_id = deb, .version = 2, .host_id = hv_b,
+                              .volume = (char *) "kvmdesk-debian-2" };
+  KdImageVolumeRow deb2_b_again = { .image_id = deb, .version = 2, .host_id = hv_b,
+                                    .volume = (char *) "kvmdesk-debian-2b" };
+  KdImageVolumeRow deb2_a = { .image_id = deb, .version = 2, .host_id = hv_a,
+                              .volume = (char *) "kvmdesk-debian-2" };
+
+  add_volume (f->store, alp, hv_a, "kvmdesk-alpine-1");
+  add_volume (f->store, deb, hv_a, "kvmdesk-debian-1");
+
+  /* Version 0 on insert stored 1. */
+  current = kd_store_image_volume_get (f->store, deb, hv_b, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (current->id, ==, deb1_b);
+  g_assert_cmpint (current->version, ==, 1);
+
+  /* A second version on the same host is a second volume... */
+  g_assert_true (kd_store_image_version_insert (f->store, &v2, &error));
+  g_assert_true (kd_store_image_volume_insert (f->store, &deb2_b, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (deb2_b.version, ==, 2);
+  g_free (deb2_b.state);
+  g_assert_true (kd_store_image_volume_insert (f->store, &deb2_a, &error));
+  g_assert_no_error (error);
+  g_free (deb2_a.state);
+  /* ...but one version has one volume per host. */
+  g_assert_false (kd_store_image_volume_insert (f->store, &deb2_b_again, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_EXISTS);
+  g_assert_cmpstr (error->message, ==, "image 'debian' version 2 already has a volume on host 'hv-b'");
+  g_clear_error (&error);
+
+  /* Until the image's current version changes, get returns version 1. */
+  g_clear_pointer (&current, kd_image_volume_row_free);
+  current = kd_store_image_volume_get (f->store, deb, hv_b, &error);
+  g_assert_cmpint (current->id, ==, deb1_b);
+  image = kd_store_image_get (f->store, deb, &error);
+  image->current_version = 2;
+  g_assert_true (kd_store_image_update (f->store, image, &error));
+  g_assert_no_error (error);
+  now_current = kd_store_image_volume_get (f->store, deb, hv_b, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (now_current->id, ==, deb2_b.id);
+  g_assert_cmpint (now_current->version, ==, 2);
+  g_assert_cmpstr (now_current->volume, ==, "kvmdesk-debian-2");
+  old = kd_store_image_volume_get_version (f->store, deb, 1, hv_b, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (old->id, ==, deb1_b);
+
+  /* Updating a volume of any version still works. */
+  g_free (now_current->state);
+  now_current->state = g_strdup ("ready");
+  now_current->path = g_strdup ("/pool/kvmdesk-debian-2");
+  g_assert_true (kd_store_image_volume_update (f->store, now_current, &error));
+  g_assert_no_error (error);
+  updated = kd_store_image_volume_get_version (f->store, deb, 2, hv_b, &error);
+  g_assert_cmpstr (updated->state, ==, "ready");
+  g_assert_cmpstr (updated->path, ==, "/pool/kvmdesk-debian-2");
+  g_assert_cmpint (updated->version, ==, 2);
+
+  /* Missing volumes say which version. */
+  g_assert_null (kd_store_image_volume_get_version (f->store, deb, 3, hv_a, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_assert_cmpstr (error->message, ==, "image 'debian' version 3 has no volume on host 'hv-a'");
+  g_clear_error (&error);
+  g_assert_null (kd_store_image_volume_get_version (f->store, deb, 0, hv_a, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  g_assert_null (kd_store_image_volume_get (f->store, alp, hv_b, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_assert_cmpstr (error->message, ==, "image 'alpine' version 1 has no volume on host 'hv-b'");
+  g_clear_error (&error);
+  g_assert_null (kd_store_image_volume_get (f->store, 999, hv_b, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_assert_cmpstr (error->message, ==, "no image with id 999");
+  g_clear_error (&error);
+
+  /* Every version, by image name, version, host name. */
+  all = kd_store_image_volume_list (f->store, -1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (all->len, ==, 5);
+  {
+    struct { gint64 image, version, host; } want[] = {
+      { alp, 1, hv_a }, { deb, 1, hv_a }, { deb, 1, hv_b }, { deb, 2, hv_a }, { deb, 2, hv_b },
+    };
+    for (gsize i = 0; i < G_N_ELEMENTS (want); i++)
+      {
+        KdImageVolumeRow *r = all->pdata[i];
+        g_assert_cmpint (r->image_id, ==, want[i].image);
+        g_assert_cmpint (r->version, ==, want[i].version);
+        g_assert_cmpint (r->host_id, ==, want[i].host);
+      }
+  }
+  of_deb = kd_store_image_volume_list (f->store, deb, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (of_deb->len, ==, 4);
+  g_assert_cmpint (((KdImageVolumeRow *) of_deb->pdata[0])->version, ==, 1);
+  g_assert_cmpint (((KdImageVolumeRow *) of_deb->pdata[0])->host_id, ==, hv_a);
+  g_assert_cmpint (((KdImageVolumeRow *) of_deb->pdata[3])->version, ==, 2);
+  g_assert_cmpint (((KdImageVolumeRow *) of_deb->pdata[3])->host_id, ==, hv_b);
+}
+
+static void
+test_image_edits (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KdImageEditRow) got = NULL;
+  g_autoptr(KdImageEditRow) updated = NULL;
+  g_autoptr(KdImageEditRow) orphaned = NULL;
+  gint64 hv1 = add_host (f->store, "hv1");
+  gint64 hv2 = add_host (f->store, "hv2");
+  gint64 deb = add_image (f->store, "debian");
+  gint64 alp = add_image (f->store, "alpine");
+  gint64 small = add_template (f->store, "small");
+  gint64 editor = add_desktop (f->store, "edit-debian", hv1, deb, small);
+  KdImageEditRow edit = { .image_id = deb, .version = 2, .host_id = hv1,
+                          .volume = (char *) "kvmdesk-edit-debian-2", .actor = (char *) "alice" };
+  KdImageEditRow second = { .image_id = deb, .version = 2, .host_id = hv2,
+                            .volume = (char *) "kvmdesk-edit-debian-2b", .actor = (char *) "bob" };
+  KdImageEditRow no_host = { .image_id = alp, .version = 2, .host_id = 999,
+                             .volume = (char *) "x" };
+  KdImageEditRow no_image = { .image_id = 999, .version = 2, .host_id = hv1,
+                              .volume = (char *) "x" };
+  KdImageEditRow not_edited = { .image_id = alp };
+
+  g_assert_null (kd_store_image_edit_get (f->store, deb, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_assert_cmpstr (error->message, ==, "image 'debian' is not being edited");
+  g_clear_error (&error);
+
+  g_assert_true (kd_store_image_edit_insert (f->store, &edit, &error));
+  g_assert_no_error (error);
+  g_assert_cmpint (edit.created_at, >, 0);
+  got = kd_store_image_edit_get (f->store, deb, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (got->image_id, ==, deb);
+  g_assert_cmpint (got->version, ==, 2);
+  g_assert_cmpint (got->host_id, ==, hv1);
+  g_assert_cmpstr (got->volume, ==, "kvmdesk-edit-debian-2");
+  g_assert_null (got->path);
+  g_assert_cmpint (got->desktop_id, ==, 0);
+  g_assert_cmpstr (got->actor, ==, "alice");
+  g_assert_cmpint (got->created_at, ==, edit.created_at);
+
+  /* At most one edit per image. */
+  g_assert_false (kd_store_image_edit_insert (f->store, &second, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_EXISTS);
+  g_assert_cmpstr (error->message, ==, "image 'debian' is already being edited");
+  g_clear_error (&error);
+  g_assert_false (kd_store_image_edit_insert (f->store, &no_host, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  g_assert_false (kd_store_image_edit_insert (f->store, &no_image, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+
+  /* Update writes path and desktop only. */
+  g_free (got->path);
+  got->path = g_strdup ("/pool/kvmdesk-edit-debian-2");
+  got->desktop_id = editor;
+  got->version = 9;
+  g_assert_true (kd_store_image_edit_update (f->store, got, &error));
+  g_assert_no_error (error);
+  updated = kd_store_image_edit_get (f->store, deb, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (updated->path, ==, "/pool/kvmdesk-edit-debian-2");
+  g_assert_cmpint (updated->desktop_id, ==, editor);
+  g_assert_cmpint (updated->version, ==, 2);
+  g_assert_false (kd_store_image_edit_update (f->store, &not_edited, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  got->desktop_id = 999;
+  g_assert_false (kd_store_image_edit_update (f->store, got, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+
+  /* Its host cannot go; its desktop can, leaving the edit without one. */
+  g_assert_true (kd_store_desktop_delete (f->store, editor, &error));
+  g_assert_no_error (error);
+  g_assert_false (kd_store_host_delete (f->store, hv1, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_IN_USE);
+  g_assert_cmpstr (error->message, ==, "host 'hv1' is in use by 1 image edit");
+  g_clear_error (&error);
+  orphaned = kd_store_image_edit_get (f->store, deb, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (orphaned->desktop_id, ==, 0);
+
+  g_assert_true (kd_store_image_edit_delete (f->store, deb, &error));
+  g_assert_no_error (error);
+  g_assert_false (kd_store_image_edit_delete (f->store, deb, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  g_assert_null (kd_store_image_edit_get (f->store, deb, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+
+  /* Once the edit is gone, a new one may start, and the host is free. */
+  g_assert_true (kd_store_image_edit_insert (f->store, &second, &error));
+  g_assert_no_error (error);
+  g_assert_true (kd_store_host_delete (f->store, hv1, &error));
+  g_assert_no_error (error);
+}
+
+static void
+test_images_delete_cascades_versions_and_edits (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) versions = NULL;
+  g_autoptr(GPtrArray) kept = NULL;
+  g_autoptr(GPtrArray) volumes = NULL;
+  g_autoptr(KdImageEditRow) other_edit = NULL;
+  gint64 hv1 = add_host (f->store, "hv1");
+  gint64 deb = add_image (f->store, "debian");
+  gint64 alp = add_image (f->store, "alpine");
+  KdImageVersionRow v2 = { .image_id = deb, .version = 2, .format = (char *) "qcow2" };
+  KdImageVolumeRow vol2 = { .image_id = deb, .version = 2, .host_id = hv1,
+                            .volume = (char *) "kvmdesk-debian-2" };
+  KdImageEditRow edit = { .image_id = deb, .version = 3, .host_id = hv1,
+                          .volume = (char *) "kvmdesk-edit-debian-3" };
+  KdImageEditRow alp_edit = { .image_id = alp, .version = 2, .host_id = hv1,
+                              .volume = (char *) "kvmdesk-edit-alpine-2" };
+
+  add_volume (f->store, deb, hv1, "kvmdesk-debian-1");
+  g_assert_true (kd_store_image_version_insert (f->store, &v2, &error));
+  g_assert_true (kd_store_image_volume_insert (f->store, &vol2, &error));
+  g_free (vol2.state);
+  g_assert_true (kd_store_image_edit_insert (f->store, &edit, &error));
+  g_assert_true (kd_store_image_edit_insert (f->store, &alp_edit, &error));
+  g_assert_no_error (error);
+
+  g_assert_true (kd_store_image_delete (f->store, deb, &error));
+  g_assert_no_error (error);
+  versions = kd_store_image_version_list (f->store, deb, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (versions->len, ==, 0);
+  volumes = kd_store_image_volume_list (f->store, -1, &error);
+  g_assert_cmpuint (volumes->len, ==, 0);
+  g_assert_null (kd_store_image_edit_get (f->store, deb, &error));
+  g_assert_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+
+  /* The other image keeps its version and its edit. */
+  kept = kd_store_image_version_list (f->store, alp, &error);
+  g_assert_cmpuint (kept->len, ==, 1);
+  other_edit = kd_store_image_edit_get (f->store, alp, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr (other_edit->volume, ==, "kvmdesk-edit-alpine-2");
+}
+
+static void
+test_desktops_image_version (Fixture *f, gconstpointer data)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KdDesktopRow) d1 = NULL;
+  g_autoptr(KdDesktopRow) d2 = NULL;
+  g_autoptr(KdDesktopRow) d1_after = NULL;
+  g_autoptr(GPtrArray) list = NULL;
+  gint64 host = add_host (f->store, "hv1");
+  gint64 image = add_image (f->store, "debian");
+  gint64 template = add_template (f->store, "small");
+  gint64 id1 = add_desktop (f->store, "d1", host, image, template);
+  KdDesktopRow on_v3 = { .name = (char *) "d2", .domain = (char *) "kvmdesk-test-d2",
+                         .image_id = image, .template_id = template, .image_version = 3,
+                         .overlay_volume = (char *) "kvmdesk-test-d2.qcow2",
+                         .state = (char *) "stopped" };
+
+  /* 0 on insert stores 1. */
+  d1 = kd_store_desktop_get (f->store, id1, &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (d1->image_version, ==, 1);
+
+  g_assert_true (kd_store_desktop_insert (f->store, &on_v3, &error));
+  g_assert_no_error (error);
+  d2 = kd_store_desktop_get_by_name (f->store, "d2", &error);
+  g_assert_no_error (error);
+  g_assert_cmpint (d2->image_version, ==, 3);
+
+  d1->image_version = 2;
+  g_assert_true (kd_store_desktop_update (f->store, d1, &error));
+  g_assert_no_error (error);
+  d1_after = kd_store_desktop_get_by_name (f->store, "d1", &error);
+  g_assert_cmpint (d1_after->image_version, ==, 2);
+
+  list = kd_store_desktop_list (f->store, &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (list->len, ==, 2);
+  g_assert_cmpint (((KdDesktopRow *) list->pdata[0])->image_version, ==, 2);
+  g_assert_cmpint (((KdDesktopRow *) list->pdata[1])->image_version, ==, 3);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -1819,6 +2333,13 @@ main (int argc, char **argv)
   ADD ("/store/events/query", test_events_query);
   ADD ("/store/transactions/rollback", test_transactions_rollback);
   ADD ("/store/transactions/error-inside", test_transactions_error_inside);
+  ADD ("/store/image-versions/insert-get-list", test_image_versions);
+  ADD ("/store/images/update-current-version", test_images_update);
+  ADD ("/store/images/insert-records-version-1-atomically", test_images_insert_atomic);
+  ADD ("/store/image-volumes/per-version-per-host", test_image_volumes_versions);
+  ADD ("/store/image-edits/crud-one-per-image", test_image_edits);
+  ADD ("/store/images/delete-cascades-versions-and-edits", test_images_delete_cascades_versions_and_edits);
+  ADD ("/store/desktops/image-version", test_desktops_image_version);
 #undef ADD
 
   return g_test_run ();
