@@ -446,18 +446,14 @@ kd_api_events_stream (KdApiRequest *req)
  * @server: the API server being built
  *
  * Starts listening to the broker's events and the keepalive timer. The
- * keepalive interval is KD_API_STREAM_KEEPALIVE_SEC unless the
- * environment sets KVMDESK_STREAM_KEEPALIVE (seconds, 1–3600; for tests).
+ * keepalive interval is the stream_keepalive setting.
  */
 void
 kd_api_stream_init (KdApiServer *server)
 {
   KdApiStreams *st = g_new0 (KdApiStreams, 1);
-  const char *env = g_getenv ("KVMDESK_STREAM_KEEPALIVE");
-  guint64 sec = KD_API_STREAM_KEEPALIVE_SEC;
+  guint64 sec = (guint64) server->config->stream_keepalive;
 
-  if (env && !g_ascii_string_to_unsigned (env, 10, 1, 3600, &sec, NULL))
-    sec = KD_API_STREAM_KEEPALIVE_SEC;
   st->server = server;
   st->keepalive_sec = (guint) sec;
   g_queue_init (&st->clients);

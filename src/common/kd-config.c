@@ -34,6 +34,7 @@ static const KdCfgKey kd_cfg_keys[] = {
   I ("api", "per_ip_connection_limit", per_ip_connection_limit, 1, 65536),
   I ("api", "connection_timeout", connection_timeout, 1, 3600),
   I ("api", "login_attempts", login_attempts, 1, 10000),
+  I ("api", "stream_keepalive", stream_keepalive, 1, 3600),
   I ("libvirt", "keepalive_interval", keepalive_interval, 1, 600),
   I ("libvirt", "keepalive_count", keepalive_count, 1, 100),
   I ("libvirt", "reconnect_min", reconnect_min, 1, 3600),
@@ -68,6 +69,7 @@ kd_config_new_default (void)
   c->per_ip_connection_limit = 64;
   c->connection_timeout = 120;
   c->login_attempts = 5;
+  c->stream_keepalive = 15;
   c->keepalive_interval = 5;
   c->keepalive_count = 5;
   c->reconnect_min = 1;

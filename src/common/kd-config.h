@@ -25,6 +25,7 @@ typedef struct {
   gint64  per_ip_connection_limit;
   gint64  connection_timeout;     /* seconds an idle HTTP connection lives */
   gint64  login_attempts;         /* failed logins per account per minute */
+  gint64  stream_keepalive;       /* seconds between keepalives on event streams */
 
   /* [libvirt] */
   gint64  keepalive_interval;     /* seconds */

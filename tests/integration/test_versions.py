@@ -96,12 +96,32 @@ class VersionsTest(PoolTestCase):
         """Until every unassigned desktop of @pool is on @version, needs no
         reset and is not being worked on, and @warm of them run; returns
         the desktops."""
-        def ok(ds):
+        seen = []
+
+        def probe():
+            ds = self.pool_desktops(pool)
+            seen[:] = [(d["name"], d["state"], d["user"], d["image_version"], d["needs_reset"],
+                        d["busy"]) for d in ds]
             free = [d for d in ds if not d.get("user")]
-            return (free and all(d["image_version"] == version and d["needs_reset"] is False
-                                 and d["state"] in ("running", "stopped") for d in free)
-                    and len([d for d in free if d["state"] == "running"]) == warm)
-        return self.wait_pool(pool, ok, timeout=timeout, what=what)
+            ok = (free and all(d["image_version"] == version and d["needs_reset"] is False
+                               and d["state"] in ("running", "stopped") for d in free)
+                  and len([d for d in free if d["state"] == "running"]) == warm)
+            return ds if ok else None
+        try:
+            return wait_until(probe, timeout=timeout, interval=0.25, what=what)
+        except AssertionError as e:
+            raise AssertionError("%s; desktops (name, state, user, image_version, needs_reset, "
+                                 "busy): %r" % (e, seen)) from None
+
+    def wait_pool_settled(self, pool, total, warm=2, timeout=30):
+        """Until @pool has @total desktops, @warm of them free and running,
+        none being worked on; returns them."""
+        def ok(ds):
+            return (len(ds) == total and not any(d["busy"] for d in ds)
+                    and len([d for d in ds if not d["user"] and d["state"] == "running"]) == warm
+                    and all(d["state"] in ("running", "stopped", "assigned") for d in ds))
+        return self.wait_pool(pool, ok, timeout=timeout,
+                              what="pool '%s' settled at %d desktops, %d warm" % (pool, total, warm))
 
     # -- edit, publish -------------------------------------------------------
     def test_edit_then_publish(self):
@@ -283,6 +303,9 @@ class VersionsTest(PoolTestCase):
         held = self.wait_desktop(held["name"], lambda d: d["state"] == "assigned",
                                  what="the user's desktop to be assigned")
         self.assertEqual(held["image_version"], 1, held)
+        # The pool makes up its warm desktops again before the publish (a
+        # publish during provisioning is test_publish_while_pool_provisions).
+        self.wait_pool_settled(pool, 3)
 
         self.wait_editing_desktop_running(self.edit(name))
         self.assertEqual(self.publish(name, note="for the pool")["current_version"], 2)
@@ -323,6 +346,18 @@ class VersionsTest(PoolTestCase):
         got = self.wait_desktop(got["name"], lambda d: d["state"] == "assigned")
         self.assertEqual(got["image_version"], 1, got)
         user.request("POST", "%s/desktops/%s/release" % (API, got["name"]))
+
+    def test_publish_while_pool_provisions(self):
+        """A desktop being created while the version changes must end up on
+        the new version too, though nobody holds it."""
+        name = self.new_image()
+        self.wait_editing_desktop_running(self.edit(name))
+        pool = self.create_pool(image=name, size=3, warm=2)["name"]
+        self.wait_pool(pool, lambda ds: ds, timeout=10, what="a first desktop in pool '%s'" % pool)
+        self.assertEqual(self.publish(name, note="during provisioning")["current_version"], 2)
+        self.wait_pool_on(pool, 2, "the desktops of pool '%s' on version 2" % pool)
+        ds = self.pool_desktops(pool)
+        self.assertTrue(all(d["image_version"] == 2 for d in ds), ds)
 
     # -- the real CLI ----------------------------------------------------------
     def kd(self, *args, check=True):

@@ -33,7 +33,7 @@ test_example_matches_defaults (void)
     "max_body_size", "max_upload_size", "connection_limit", "per_ip_connection_limit",
     "connection_timeout", "login_attempts", "keepalive_interval", "keepalive_count",
     "reconnect_min", "reconnect_max", "storage_pool", "storage_pool_path", "domain_prefix",
-    "shutdown_timeout", "worker_threads", "interval", "policy_interval",
+    "shutdown_timeout", "worker_threads", "interval", "policy_interval", "stream_keepalive",
   };
 
   g_assert_true (kd_config_load_file (c, path, &error));
@@ -59,6 +59,7 @@ test_example_matches_defaults (void)
   g_assert_cmpint (c->worker_threads, ==, d->worker_threads);
   g_assert_cmpint (c->reconcile_interval, ==, d->reconcile_interval);
   g_assert_cmpint (c->policy_interval, ==, d->policy_interval);
+  g_assert_cmpint (c->stream_keepalive, ==, d->stream_keepalive);
 
   g_assert_true (g_file_get_contents (path, &text, NULL, NULL));
   for (gsize i = 0; i < G_N_ELEMENTS (keys); i++)
