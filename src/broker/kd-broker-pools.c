@@ -767,12 +767,16 @@ kd_pool_manage (KdBroker *b, KdPoolRow *pool, gint64 now)
 {
   g_autoptr(GPtrArray) desktops = kd_store_desktop_list_by_pool (b->store, pool->id, NULL);
   gboolean floating = g_str_equal (pool->mode, "floating");
-  gint64 ready = 0, coming = 0, total;
+  gint64 ready = 0, coming = 0, total, current_version = 0;
   GPtrArray *unassigned_stopped = g_ptr_array_new ();
   GPtrArray *unassigned_ready = g_ptr_array_new ();
 
   if (desktops == NULL)
     goto out;
+  {
+    g_autoptr(KdImageRow) img = kd_store_image_get (b->store, pool->image_id, NULL);
+    current_version = img ? img->current_version : 0;
+  }
   total = desktops->len;
   for (guint i = 0; i < desktops->len; i++)
     {
@@ -785,6 +789,14 @@ kd_pool_manage (KdBroker *b, KdPoolRow *pool, gint64 now)
           if (d->user_id == 0)
             coming++;
           continue;
+        }
+      if (d->user_id == 0 && !d->needs_reset && current_version > 0 &&
+          d->image_version != current_version && !kd_broker_desktop_is_edit (b, d))
+        {
+          /* Pools follow the image's current version: a spare built on
+           * another one is rebuilt (held desktops wait for release). */
+          d->needs_reset = TRUE;
+          kd_store_desktop_update (b->store, d, NULL);
         }
       if (d->needs_reset)
         {

@@ -9,6 +9,8 @@ struct _KdBroker {
   KdConfig              *config;
   KdStore               *store;
   GThreadPool           *workers;      /* runs every libvirt call */
+  gint                   jobs_outstanding; /* pushed, completion not yet run */
+  gboolean               closing;
   GHashTable            *hosts;        /* name -> KdBrokerHost* (owned) */
   GHashTable            *busy;         /* desktop id (gint64*) -> action name */
   GHashTable            *importing;    /* image name -> NULL while uploading */

@@ -38,9 +38,11 @@ static gboolean
 kd_job_complete (gpointer data)
 {
   KdJob *j = data;
+  KdBroker *b = j->broker;
 
-  j->done (j->broker, j->job);
+  j->done (b, j->job);
   kd_job_free (j);
+  g_atomic_int_dec_and_test (&b->jobs_outstanding);
   return G_SOURCE_REMOVE;
 }
 
@@ -77,6 +79,14 @@ kd_broker_run_job (KdBroker *broker, KdJobFunc func, KdJobDone done, gpointer jo
   j->done = done;
   j->job = job;
   j->job_free = job_free;
+  g_atomic_int_inc (&broker->jobs_outstanding);
+  if (broker->closing)
+    {
+      /* Shutting down: no worker takes new work; finish it here. */
+      j->func (j->job, NULL);
+      kd_job_complete (j);
+      return;
+    }
   g_thread_pool_push (broker->workers, j, NULL);
 }
 
@@ -154,9 +164,19 @@ kd_broker_free (KdBroker *b)
     g_source_remove (b->pools_timer);
   if (b->pools_kick_id)
     g_source_remove (b->pools_kick_id);
-  /* Let running libvirt calls finish; their completions are dropped
-   * with the main loop. */
-  g_thread_pool_free (b->workers, TRUE, TRUE);
+  /* No callback may reach a freed broker: hosts stop reporting, running
+   * libvirt calls finish and their completions run now. */
+  b->closing = TRUE;
+  {
+    GHashTableIter iter;
+    gpointer value;
+    g_hash_table_iter_init (&iter, b->hosts);
+    while (g_hash_table_iter_next (&iter, NULL, &value))
+      kd_hv_host_set_callbacks (((KdBrokerHost *) value)->hv, NULL, NULL, NULL);
+  }
+  g_thread_pool_free (b->workers, FALSE, TRUE);
+  while (g_atomic_int_get (&b->jobs_outstanding) > 0)
+    g_main_context_iteration (NULL, TRUE);
   g_hash_table_destroy (b->hosts);
   g_hash_table_destroy (b->busy);
   g_hash_table_destroy (b->importing);

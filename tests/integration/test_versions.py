@@ -348,14 +348,16 @@ class VersionsTest(PoolTestCase):
         user.request("POST", "%s/desktops/%s/release" % (API, got["name"]))
 
     def test_publish_while_pool_provisions(self):
-        """A desktop being created while the version changes must end up on
-        the new version too, though nobody holds it."""
+        # A desktop being created while the version changes must end up on
+        # the new version too, though nobody holds it.
         name = self.new_image()
         self.wait_editing_desktop_running(self.edit(name))
         pool = self.create_pool(image=name, size=3, warm=2)["name"]
-        self.wait_pool(pool, lambda ds: ds, timeout=10, what="a first desktop in pool '%s'" % pool)
+        wait_until(lambda: any(d["busy"] or d["state"] == "provisioning"
+                               for d in self.pool_desktops(pool)),
+                   timeout=10, interval=0.02, what="a desktop of pool '%s' being provisioned" % pool)
         self.assertEqual(self.publish(name, note="during provisioning")["current_version"], 2)
-        self.wait_pool_on(pool, 2, "the desktops of pool '%s' on version 2" % pool)
+        self.wait_pool_on(pool, 2, "the desktops of pool '%s' on version 2" % pool, timeout=30)
         ds = self.pool_desktops(pool)
         self.assertTrue(all(d["image_version"] == 2 for d in ds), ds)
 
