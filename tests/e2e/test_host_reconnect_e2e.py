@@ -15,14 +15,10 @@ import threading
 import time
 import unittest
 
+import e2elib
 import kdtest
 
 LIBVIRT_SOCK = "/run/libvirt/libvirt-sock"
-
-
-def libvirt_usable():
-    r = subprocess.run(["virsh", "-c", "qemu:///system", "version"], capture_output=True, text=True)
-    return r.returncode == 0, (r.stderr or r.stdout).strip()
 
 
 class SocketProxy:
@@ -105,11 +101,7 @@ class SocketProxy:
 class HostReconnectTest(unittest.TestCase):
 
     def setUp(self):
-        ok, why = libvirt_usable()
-        if not ok:
-            if kdtest.require_e2e():
-                self.fail("qemu:///system is not usable and KD_REQUIRE_E2E=1: %s" % why)
-            self.skipTest("qemu:///system is not usable: %s" % why)
+        e2elib.require_system_libvirt()
         self.tmp = tempfile.mkdtemp(prefix="kdproxy-")
         self.proxy = SocketProxy(os.path.join(self.tmp, "sock"))
         self.proxy.start()
