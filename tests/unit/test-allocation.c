@@ -101,7 +101,13 @@ fixture_setup (Fixture *f, gconstpointer data)
   f->errors = g_ptr_array_new_with_free_func (g_free);
   kd_broker_start (f->broker, NULL, NULL);
 
-  kd_broker_host_add_async (f->broker, "sim", "test:///default", "test", on_host, f);
+  {
+    /* A node file of its own: test:///default is shared by every
+     * connection of the process, and the previous case's may linger. */
+    g_autofree char *node = g_build_filename (KD_TEST_DATA, "integration", "host-small.xml", NULL);
+    g_autofree char *uri = g_strdup_printf ("test://%s", node);
+    kd_broker_host_add_async (f->broker, "sim", uri, "test", on_host, f);
+  }
   run (f, 1);
 
   /* A raw 1 MiB image: the test driver records it without content. */
