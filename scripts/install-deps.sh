@@ -20,6 +20,7 @@ PACKAGE_GROUPS=(
   "domain XML (libxml2), JSON (json-glib), database (SQLite)|libxml2-dev libjson-glib-dev libsqlite3-dev"
   "passwords and tokens (argon2id, random, constant-time compare)|libsodium-dev"
   "HTTP server (REST API, console gateway) and HTTP client (CLI, thin client)|libmicrohttpd-dev libcurl4-gnutls-dev"
+  "console gateway: WebSocket framing (wslay) and the VNC authentication DES (nettle)|libwslay-dev nettle-dev"
   "a real local libvirtd + QEMU for the end-to-end tests and the demo|libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils"
   "QEMU UI modules (D-Bus display for kvmdesk-display) and UEFI firmware for templates|qemu-system-gui ovmf"
   "test harness (Python unittest) and HTTP checks in scripts|python3 curl"
