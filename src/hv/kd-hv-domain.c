@@ -7,7 +7,10 @@
  */
 #include "hv/kd-hv-priv.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 void
 kd_hv_domain_info_free (KdHvDomainInfo *info)
@@ -318,6 +321,47 @@ kd_hv_domain_reboot (KdHvHost    *host,
     return TRUE;
   kd_hv_set_error_from_libvirt (error, host, conn, "cannot reboot domain '%s'", name);
   return FALSE;
+}
+
+/**
+ * kd_hv_domain_open_graphics:
+ * Returns: a socket already speaking the domain's display protocol (RFB
+ * for VNC) from virDomainOpenGraphicsFD with VIR_DOMAIN_OPEN_GRAPHICS_SKIPAUTH:
+ * no TCP port, no password. Only for hosts whose libvirtd runs on this
+ * machine (the fd is passed over the local socket). CLOEXEC and
+ * non-blocking; the caller owns it. -1 with an error otherwise.
+ */
+int
+kd_hv_domain_open_graphics (KdHvHost    *host,
+                            const char  *name,
+                            GError     **error)
+{
+  g_autoptr(virConnect) conn = kd_hv_host_get_connection (host, error);
+  g_autoptr(virDomain) dom = NULL;
+  int fd, flags;
+
+  if (conn == NULL)
+    return -1;
+  dom = kd_hv_domain_lookup (host, conn, name, error);
+  if (dom == NULL)
+    return -1;
+  fd = virDomainOpenGraphicsFD (dom, 0, VIR_DOMAIN_OPEN_GRAPHICS_SKIPAUTH);
+  if (fd < 0)
+    {
+      kd_hv_set_error_from_libvirt (error, host, conn, "cannot open the display of domain '%s'", name);
+      return -1;
+    }
+  flags = fcntl (fd, F_GETFL);
+  if (flags < 0 || fcntl (fd, F_SETFL, flags | O_NONBLOCK) < 0 || fcntl (fd, F_SETFD, FD_CLOEXEC) < 0)
+    {
+      int saved = errno;
+      close (fd);
+      g_set_error (error, KD_HV_ERROR, KD_HV_ERROR_FAILED,
+                   "host '%s': cannot set up the display socket of domain '%s': %s",
+                   kd_hv_host_get_name (host), name, g_strerror (saved));
+      return -1;
+    }
+  return fd;
 }
 
 /**

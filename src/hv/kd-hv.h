@@ -273,6 +273,11 @@ gboolean kd_hv_domain_shutdown (KdHvHost     *host,
 gboolean kd_hv_domain_poweroff (KdHvHost    *host,
                                 const char  *name,
                                 GError     **error);
+/* A socket speaking the domain's display protocol (virDomainOpenGraphicsFD,
+ * no auth; libvirtd on this machine only); -1 on error. */
+int      kd_hv_domain_open_graphics (KdHvHost    *host,
+                                     const char  *name,
+                                     GError     **error);
 /* ACPI reboot, else a hard reset; the domain must be running. */
 gboolean kd_hv_domain_reboot   (KdHvHost    *host,
                                 const char  *name,
