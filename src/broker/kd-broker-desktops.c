@@ -443,7 +443,8 @@ kd_broker_desktop_create_spec_async (KdBroker *b, const KdDesktopCreateSpec *cs,
   j->firmware = g_strdup (tpl->firmware);
   j->vcpus = tpl->vcpus;
   j->memory_mib = tpl->memory_mib;
-  kd_broker_run_job (b, kd_create_run, kd_create_done, j, (GDestroyNotify) kd_create_job_free);
+  kd_broker_run_host_job (b, h->row->name, kd_create_run, kd_create_done, j,
+                          (GDestroyNotify) kd_create_job_free);
   return;
 
 fail:
@@ -748,7 +749,8 @@ kd_broker_desktop_action_full_async (KdBroker *b, const char *name, KdDesktopAct
   j->actor = g_strdup (actor);
   j->hv = kd_hv_host_ref (h->hv);
   j->row = g_steal_pointer (&row);
-  kd_broker_run_job (b, kd_action_run, kd_action_done, j, (GDestroyNotify) kd_action_job_free);
+  kd_broker_run_host_job (b, h->row->name, kd_action_run, kd_action_done, j,
+                          (GDestroyNotify) kd_action_job_free);
   return;
 
 not_now:

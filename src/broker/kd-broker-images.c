@@ -226,7 +226,7 @@ kd_import_probed (KdBroker *b, gpointer data)
       kd_store_rollback (b->store);
       goto fail;
     }
-  kd_broker_run_job (b, kd_import_upload_run, kd_import_uploaded, j, NULL);
+  kd_broker_run_host_job (b, j->host, kd_import_upload_run, kd_import_uploaded, j, NULL);
   return;
 
 fail:

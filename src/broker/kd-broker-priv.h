@@ -9,6 +9,7 @@ struct _KdBroker {
   KdConfig              *config;
   KdStore               *store;
   GThreadPool           *workers;      /* runs every libvirt call */
+  GHashTable            *host_slots;   /* host name -> KdHostSlots */
   gint                   jobs_outstanding; /* pushed, completion not yet run */
   gboolean               closing;
   GHashTable            *hosts;        /* name -> KdBrokerHost* (owned) */
@@ -31,6 +32,9 @@ struct _KdBroker {
  * the same job. Used for every blocking libvirt call. */
 typedef void (*KdJobFunc) (gpointer job, GCancellable *cancellable);
 typedef void (*KdJobDone) (KdBroker *broker, gpointer job);
+#define KD_BROKER_HOST_CALLS_MAX 4    /* libvirt calls in flight per host */
+void kd_broker_run_host_job (KdBroker *broker, const char *host, KdJobFunc func, KdJobDone done,
+                             gpointer job, GDestroyNotify job_free);
 void kd_broker_run_job (KdBroker       *broker,
                         KdJobFunc       func,
                         KdJobDone       done,

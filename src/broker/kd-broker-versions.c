@@ -287,7 +287,7 @@ kd_broker_image_edit_async (KdBroker *b, const char *image, const char *host,
       return;
     }
   j->img = g_steal_pointer (&img);
-  kd_broker_run_job (b, kd_edit_copy_run, kd_edit_copied, j, NULL);
+  kd_broker_run_host_job (b, j->host, kd_edit_copy_run, kd_edit_copied, j, NULL);
   return;
 
 fail:
@@ -490,7 +490,8 @@ kd_broker_image_publish_async (KdBroker *b, const char *image, gboolean publish,
     }
   j->img = g_steal_pointer (&img);
   j->edit = g_steal_pointer (&edit);
-  kd_broker_run_job (b, kd_publish_run, kd_publish_done, j, (GDestroyNotify) kd_publish_job_free);
+  kd_broker_run_host_job (b, h->row->name, kd_publish_run, kd_publish_done, j,
+                          (GDestroyNotify) kd_publish_job_free);
   return;
 
 fail:

@@ -19,11 +19,25 @@
 typedef struct {
   KdBroker      *broker;
   GMainContext  *context;
+  char          *host;      /* the host whose connection it uses, or NULL */
   KdJobFunc      func;
   KdJobDone      done;
   gpointer       job;
   GDestroyNotify job_free;
 } KdJob;
+
+/* Jobs in flight and waiting on one host's connection. */
+typedef struct {
+  guint  running;
+  GQueue waiting;           /* KdJob* */
+} KdHostSlots;
+
+static void
+kd_host_slots_free (KdHostSlots *slots)
+{
+  g_queue_clear (&slots->waiting);
+  g_free (slots);
+}
 
 static void
 kd_job_free (KdJob *j)
@@ -31,16 +45,28 @@ kd_job_free (KdJob *j)
   if (j->job_free && j->job)
     j->job_free (j->job);
   g_main_context_unref (j->context);
+  g_free (j->host);
   g_free (j);
 }
+
+static void kd_job_start (KdBroker *b, KdJob *j);
 
 static gboolean
 kd_job_complete (gpointer data)
 {
   KdJob *j = data;
   KdBroker *b = j->broker;
+  KdHostSlots *slots = j->host ? g_hash_table_lookup (b->host_slots, j->host) : NULL;
 
   j->done (b, j->job);
+  if (slots != NULL)
+    {
+      KdJob *next;
+      slots->running--;
+      next = g_queue_pop_head (&slots->waiting);
+      if (next != NULL)
+        kd_job_start (b, next);
+    }
   kd_job_free (j);
   g_atomic_int_dec_and_test (&b->jobs_outstanding);
   return G_SOURCE_REMOVE;
@@ -61,33 +87,73 @@ kd_job_thread (gpointer data, gpointer user_data)
   g_source_unref (source);
 }
 
-/**
- * kd_broker_run_job:
- * Runs @func in one of the broker's worker threads (at most
- * worker_threads at once: every libvirt call is a blocking RPC), then
- * @done on the main loop; @job_free frees @job after @done.
- */
-void
-kd_broker_run_job (KdBroker *broker, KdJobFunc func, KdJobDone done, gpointer job,
-                   GDestroyNotify job_free)
+static void
+kd_job_start (KdBroker *b, KdJob *j)
 {
-  KdJob *j = g_new0 (KdJob, 1);
-
-  j->broker = broker;
-  j->context = g_main_context_ref_thread_default ();
-  j->func = func;
-  j->done = done;
-  j->job = job;
-  j->job_free = job_free;
-  g_atomic_int_inc (&broker->jobs_outstanding);
-  if (broker->closing)
+  if (j->host != NULL)
+    {
+      KdHostSlots *slots = g_hash_table_lookup (b->host_slots, j->host);
+      slots->running++;
+    }
+  if (b->closing)
     {
       /* Shutting down: no worker takes new work; finish it here. */
       j->func (j->job, NULL);
       kd_job_complete (j);
       return;
     }
-  g_thread_pool_push (broker->workers, j, NULL);
+  g_thread_pool_push (b->workers, j, NULL);
+}
+
+/**
+ * kd_broker_run_host_job:
+ * @host: (nullable): the host whose connection @func uses
+ *
+ * Runs @func in one of the broker's worker threads (at most
+ * worker_threads at once: every libvirt call is a blocking RPC), then
+ * @done on the main loop; @job_free frees @job after @done. At most
+ * KD_BROKER_HOST_CALLS_MAX jobs of one host run at once, the rest wait
+ * their turn: libvirtd stops reading a client that has more requests in
+ * flight than its max_client_requests (5 by default), keepalives
+ * included, and would drop the connection behind a long call.
+ */
+void
+kd_broker_run_host_job (KdBroker *broker, const char *host, KdJobFunc func, KdJobDone done,
+                        gpointer job, GDestroyNotify job_free)
+{
+  KdJob *j = g_new0 (KdJob, 1);
+
+  j->broker = broker;
+  j->context = g_main_context_ref_thread_default ();
+  j->host = g_strdup (host);
+  j->func = func;
+  j->done = done;
+  j->job = job;
+  j->job_free = job_free;
+  g_atomic_int_inc (&broker->jobs_outstanding);
+  if (host != NULL)
+    {
+      KdHostSlots *slots = g_hash_table_lookup (broker->host_slots, host);
+      if (slots == NULL)
+        {
+          slots = g_new0 (KdHostSlots, 1);
+          g_queue_init (&slots->waiting);
+          g_hash_table_insert (broker->host_slots, g_strdup (host), slots);
+        }
+      if (slots->running >= KD_BROKER_HOST_CALLS_MAX && !broker->closing)
+        {
+          g_queue_push_tail (&slots->waiting, j);
+          return;
+        }
+    }
+  kd_job_start (broker, j);
+}
+
+void
+kd_broker_run_job (KdBroker *broker, KdJobFunc func, KdJobDone done, gpointer job,
+                   GDestroyNotify job_free)
+{
+  kd_broker_run_host_job (broker, NULL, func, done, job, job_free);
 }
 
 /* ------------------------------------------------------------------ */
@@ -150,6 +216,8 @@ kd_broker_new (KdConfig *config, KdStore *store)
   b->report.problems = g_ptr_array_new_with_free_func ((GDestroyNotify) kd_problem_free);
   b->reconcile_waiters = g_ptr_array_new_with_free_func (g_object_unref);
   b->workers = g_thread_pool_new (kd_job_thread, NULL, (gint) config->worker_threads, FALSE, NULL);
+  b->host_slots = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
+                                         (GDestroyNotify) kd_host_slots_free);
   return b;
 }
 
@@ -176,7 +244,25 @@ kd_broker_free (KdBroker *b)
   }
   g_thread_pool_free (b->workers, FALSE, TRUE);
   while (g_atomic_int_get (&b->jobs_outstanding) > 0)
-    g_main_context_iteration (NULL, TRUE);
+    {
+      /* Jobs still waiting for a host's turn run here, in order. */
+      GHashTableIter iter;
+      gpointer value;
+      gboolean ran = FALSE;
+      g_hash_table_iter_init (&iter, b->host_slots);
+      while (!ran && g_hash_table_iter_next (&iter, NULL, &value))
+        {
+          KdJob *next = g_queue_pop_head (&((KdHostSlots *) value)->waiting);
+          if (next != NULL)
+            {
+              kd_job_start (b, next);
+              ran = TRUE;
+            }
+        }
+      if (!ran)
+        g_main_context_iteration (NULL, TRUE);
+    }
+  g_hash_table_destroy (b->host_slots);
   g_hash_table_destroy (b->hosts);
   g_hash_table_destroy (b->busy);
   g_hash_table_destroy (b->importing);
