@@ -18,6 +18,7 @@
 #define KD_API_PASSWORD_MIN        8             /* bytes */
 
 typedef struct _KdApiRequest KdApiRequest;
+typedef struct _KdApiConsole KdApiConsole;
 typedef struct _KdApiStreams KdApiStreams;   /* kd-api-stream.c */
 
 struct _KdApiServer {
@@ -30,6 +31,8 @@ struct _KdApiServer {
   char                   *address;
   char                   *upload_dir;
   char                   *dummy_hash;     /* verified for unknown users */
+  struct _KdGatewayTickets *tickets;      /* console tickets */
+  GHashTable             *consoles;       /* desktop id -> KdApiConsole* */
   GHashTable             *login_failures; /* key -> GArray of gint64 µs */
   GHashTable             *requests;       /* live KdApiRequest* set */
   KdApiStreams           *streams;        /* open event streams */
@@ -110,6 +113,13 @@ void kd_api_users  (KdApiRequest *req);
 void kd_api_groups (KdApiRequest *req);
 void kd_api_pools  (KdApiRequest *req);
 void kd_api_image_versions (KdApiRequest *req);
+
+/* consoles (kd-api-console.c) */
+void kd_api_consoles_init (KdApiServer *server);
+void kd_api_consoles_fini (KdApiServer *server);
+void kd_api_console_ticket (KdApiRequest *req, KdDesktopRow *desk);
+void kd_api_console_upgrade (KdApiRequest *req);
+void kd_api_respond_raw (KdApiRequest *req, guint status, struct MHD_Response *resp);
 
 /* JSON views (kd-api-json.c) */
 JsonNode *kd_api_json_host     (KdBroker *broker, KdBrokerHost *host);

@@ -28,6 +28,14 @@ kd_api_is_login (KdApiRequest *req)
          g_str_equal (req->segs[2], "login");
 }
 
+/* The console's WebSocket: its one-time ticket is the credential. */
+static gboolean
+kd_api_is_console (KdApiRequest *req)
+{
+  return req->n_segs == 3 && g_str_equal (req->segs[0], "api") && g_str_equal (req->segs[1], "v1") &&
+         g_str_equal (req->segs[2], "console");
+}
+
 static gboolean
 kd_api_is_image_upload (KdApiRequest *req)
 {
@@ -331,7 +339,7 @@ kd_api_route_precheck (KdApiRequest *req)
   gboolean have_len = kd_api_content_length (req, &len);
 
   if (req->n_segs >= 2 && g_str_equal (req->segs[0], "api") && g_str_equal (req->segs[1], "v1") &&
-      !kd_api_is_login (req))
+      !kd_api_is_login (req) && !kd_api_is_console (req))
     {
       if (!kd_api_authenticate (req))
         return FALSE;
@@ -837,6 +845,8 @@ kd_api_desktops (KdApiRequest *req)
                                       kd_desktop_acted, kd_api_request_ref (req));
       kd_api_request_suspend (req);
     }
+  else if ((g_strcmp0 (SEG (4), "console") == 0))
+    kd_api_console_ticket (req, row);
   else if ((g_strcmp0 (SEG (4), "release") == 0))
     {
       kd_broker_desktop_release_async (b, SEG (3), req->user, kd_desktop_released,
@@ -1016,6 +1026,8 @@ kd_api_route (KdApiRequest *req)
     kd_api_desktops (req);
   else if (g_str_equal (what, "reconciler"))
     kd_api_reconciler (req);
+  else if (kd_api_is_console (req))
+    kd_api_console_upgrade (req);
   else if (g_str_equal (what, "me") && req->n_segs == 3 && IS ("GET"))
     kd_api_me (req);
   else if (g_str_equal (what, "users"))

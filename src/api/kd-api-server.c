@@ -14,6 +14,7 @@
 #include "kd-api-priv.h"
 
 #include "common/kd-error.h"
+#include "gateway/kd-gateway.h"
 #include "hv/kd-hv.h"
 #include "store/kd-store.h"
 
@@ -62,6 +63,17 @@ kd_api_error_status (const GError *error, const char **out_code)
       case KD_STORE_ERROR_NOT_FOUND: status = 404; code = "not_found"; break;
       case KD_STORE_ERROR_EXISTS: status = 409; code = "exists"; break;
       case KD_STORE_ERROR_IN_USE: status = 409; code = "busy"; break;
+      default: break;
+      }
+  else if (error->domain == KD_GATEWAY_ERROR)
+    switch ((KdGatewayError) error->code)
+      {
+      case KD_GATEWAY_ERROR_TICKET_MALFORMED:
+      case KD_GATEWAY_ERROR_TICKET_UNKNOWN:
+      case KD_GATEWAY_ERROR_TICKET_USED:
+      case KD_GATEWAY_ERROR_TICKET_EXPIRED: status = 401; code = "unauthorized"; break;
+      case KD_GATEWAY_ERROR_TOO_MANY_TICKETS: status = 429; code = "rate_limited"; break;
+      case KD_GATEWAY_ERROR_BAD_UPGRADE: status = 400; code = "invalid"; break;
       default: break;
       }
   else if (error->domain == KD_HV_ERROR)
@@ -133,6 +145,14 @@ kd_api_request_suspend (KdApiRequest *req)
 }
 
 /* Stores (suspended) or queues (not suspended) an answer. */
+static void kd_api_respond (KdApiRequest *req, guint status, struct MHD_Response *resp);
+
+void
+kd_api_respond_raw (KdApiRequest *req, guint status, struct MHD_Response *resp)
+{
+  kd_api_respond (req, status, resp);
+}
+
 static void
 kd_api_respond (KdApiRequest *req, guint status, struct MHD_Response *resp)
 {
@@ -578,7 +598,7 @@ kd_api_server_new (KdBroker *broker, KdConfig *config, GError **error)
   if (fd < 0)
     return NULL;
 
-  s->mhd = MHD_start_daemon (MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_USE_ERROR_LOG,
+  s->mhd = MHD_start_daemon (MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG,
                              0, NULL, NULL, kd_api_access, s,
                              MHD_OPTION_EXTERNAL_LOGGER, kd_api_mhd_log, s,
                              MHD_OPTION_LISTEN_SOCKET, fd,
@@ -607,6 +627,7 @@ kd_api_server_new (KdBroker *broker, KdConfig *config, GError **error)
   g_source_attach (s->epoll_source, NULL);
   kd_api_server_update_timer (s);
   kd_api_stream_init (s);
+  kd_api_consoles_init (s);
   return g_steal_pointer (&s);
 }
 
@@ -629,6 +650,7 @@ kd_api_server_free (KdApiServer *s)
       /* Suspended requests must be resumed before MHD can stop. */
       GHashTableIter iter;
       gpointer key;
+      kd_api_consoles_fini (s);
       kd_api_stream_fini (s);
       g_hash_table_iter_init (&iter, s->requests);
       while (g_hash_table_iter_next (&iter, &key, NULL))

@@ -245,6 +245,12 @@ KdDesktopRow *kd_broker_desktop_heartbeat (KdBroker *broker, const char *name, g
  * and persistent alike: nobody else may inherit his data). */
 void          kd_broker_user_forget (KdBroker *broker, gint64 user_id, const char *actor);
 
+/* ---- consoles ---- */
+void kd_broker_desktop_open_console_async  (KdBroker *broker, gint64 desktop_id,
+                                            GAsyncReadyCallback cb, gpointer data);
+/* Returns: an RFB socket (non-blocking, CLOEXEC; the caller owns it), or -1. */
+int  kd_broker_desktop_open_console_finish (KdBroker *broker, GAsyncResult *res, GError **error);
+
 /* ---- reconciler ---- */
 const KdReconcileReport *kd_broker_reconcile_report (KdBroker *broker);
 void     kd_broker_reconcile_async  (KdBroker *broker, GAsyncReadyCallback cb, gpointer data);
