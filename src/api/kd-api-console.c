@@ -61,9 +61,18 @@ kd_api_consoles_fini (KdApiServer *s)
 
   if (s->consoles == NULL)
     return;
+  /* Stopping: end every console now. A close handshake would complete on
+   * a main loop that no longer runs for this server. */
   g_hash_table_iter_init (&iter, s->consoles);
   while (g_hash_table_iter_next (&iter, NULL, &value))
-    kd_gateway_session_close (((KdApiConsole *) value)->session, "kvmdeskd is stopping");
+    {
+      KdApiConsole *c = value;
+      g_info ("console of desktop '%s' for '%s' closed: kvmdeskd is stopping", c->desktop, c->user);
+      kd_gateway_session_free (c->session);
+      if (c->urh)
+        MHD_upgrade_action (c->urh, MHD_UPGRADE_ACTION_CLOSE);
+      kd_api_console_free (c);
+    }
   g_clear_pointer (&s->consoles, g_hash_table_destroy);
   g_clear_pointer (&s->tickets, kd_gateway_tickets_free);
 }
