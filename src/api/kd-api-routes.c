@@ -835,8 +835,9 @@ kd_api_desktops (KdApiRequest *req)
       kd_api_respond_errorf (req, 405, "invalid", "%s is not allowed on '%s'", req->method, req->path);
       return;
     }
-  if (req->n_segs == 5 && !IS ("POST") &&
-      !(IS ("GET") && (g_strcmp0 (SEG (4), "console.vv") == 0 || g_strcmp0 (SEG (4), "console.rdp") == 0)))
+  if (req->n_segs == 5 &&
+      ((g_strcmp0 (SEG (4), "console.vv") == 0 || g_strcmp0 (SEG (4), "console.rdp") == 0)
+       ? !IS ("GET") : !IS ("POST")))
     {
       kd_api_respond_errorf (req, 405, "invalid", "%s is not allowed on '%s'", req->method, req->path);
       return;

@@ -665,7 +665,10 @@ kd_address_done (KdBroker *b, gpointer data)
   KdAddressJob *j = data;
 
   if (j->address == NULL)
-    g_task_return_error (j->task, g_steal_pointer (&j->error));
+    /* Not a fault of ours: the guest has no address (yet). */
+    g_task_return_new_error (j->task, KD_ERROR, KD_ERROR_UNAVAILABLE,
+                             "%s; an RDP client needs the guest on a network, with the QEMU guest "
+                             "agent or a libvirt DHCP lease", j->error->message);
   else
     g_task_return_pointer (j->task, g_steal_pointer (&j->address), g_free);
 }
