@@ -121,6 +121,19 @@ kd_api_console_ticket (KdApiRequest *req, KdDesktopRow *desk)
   kd_api_respond_json (req, 200, json_builder_get_root (b));
 }
 
+/* Live counters of an open console (a viewer's handle). */
+void
+kd_api_console_counters (gpointer handle, guint64 *bytes_in, guint64 *bytes_out)
+{
+  KdApiConsole *c = handle;
+  KdGatewayCounters counters = { 0 };
+
+  if (c != NULL && c->session != NULL)
+    kd_gateway_session_get_counters (c->session, &counters);
+  *bytes_in = counters.ws_bytes_in;
+  *bytes_out = counters.ws_bytes_out;
+}
+
 /* The consoles open on a desktop (NULL when none). */
 static GPtrArray *
 kd_api_consoles_of (KdApiServer *s, gint64 desktop_id)

@@ -198,21 +198,39 @@ kd_api_json_desktop (KdBroker *broker, KdDesktopRow *row)
   json_builder_begin_object (b);
   {
     GPtrArray *viewers = kd_broker_viewer_list (broker, row->id);
+    guint64 live_in = 0, live_out = 0;
 
+    /* Totals: closed consoles (stored) plus the open ones so far. */
+    for (guint i = 0; viewers != NULL && i < viewers->len; i++)
+      {
+        KdBrokerViewer *v = viewers->pdata[i];
+        guint64 in = 0, out = 0;
+        if (v->handle != NULL)
+          kd_api_console_counters (v->handle, &in, &out);
+        live_in += in;
+        live_out += out;
+      }
     kd_json_add_str (b, "mode", kd_broker_desktop_console_mode (broker, row));
     kd_json_add_int (b, "connections", row->console_connections);
-    kd_json_add_int (b, "bytes_in", row->console_bytes_in);
-    kd_json_add_int (b, "bytes_out", row->console_bytes_out);
+    kd_json_add_int (b, "bytes_in", row->console_bytes_in + (gint64) live_in);
+    kd_json_add_int (b, "bytes_out", row->console_bytes_out + (gint64) live_out);
     json_builder_set_member_name (b, "viewers");
     json_builder_begin_array (b);
     for (guint i = 0; viewers != NULL && i < viewers->len; i++)
       {
         KdBrokerViewer *v = viewers->pdata[i];
+        guint64 in = 0, out = 0;
         json_builder_begin_object (b);
         kd_json_add_str (b, "kind", v->kind);
         kd_json_add_str (b, "client", v->client);
         kd_json_add_str (b, "user", v->user);
         kd_json_add_time (b, "since", v->since);
+        if (v->handle != NULL)
+          {
+            kd_api_console_counters (v->handle, &in, &out);
+            kd_json_add_int (b, "bytes_in", (gint64) in);
+            kd_json_add_int (b, "bytes_out", (gint64) out);
+          }
         json_builder_end_object (b);
       }
     json_builder_end_array (b);

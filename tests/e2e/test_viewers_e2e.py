@@ -294,6 +294,11 @@ class NativeViewerE2E(ViewersE2E):
         rfb_through_gateway(b)
         d = self.wait_desktop(name, lambda d: len(d["console"]["viewers"]) == 2, "two viewers")
         self.assertEqual(d["console"]["mode"], "share")
+        # Open consoles count live: each viewer has its bytes so far.
+        for v in d["console"]["viewers"]:
+            self.assertEqual(v["kind"], "browser")
+            self.assertEqual(v["user"], "alice")
+            self.assertGreater(v["bytes_out"], 12, v)
         self.assertEqual(d["state"], "connected")
         # Both still carry the desktop: a key from one is echoed on the screen.
         a.send(struct.pack("!BBxxI", 4, 1, ord("s")))
