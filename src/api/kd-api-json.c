@@ -78,6 +78,7 @@ kd_api_json_host (KdBroker *broker, KdBrokerHost *h)
   kd_json_add_str (b, "graphics_listen", h->row->graphics_listen);
   kd_json_add_str (b, "console_access", h->row->console_access);
   kd_json_add_str (b, "console_path", kd_broker_host_console_path (h));
+  kd_api_json_host_placement (b, broker, h);
   kd_json_add_int (b, "desktops", kd_broker_host_desktop_count (broker, h));
   kd_json_add_time (b, "created_at", h->row->created_at);
   json_builder_end_object (b);
@@ -402,6 +403,15 @@ kd_api_json_pool (KdBroker *broker, KdPoolRow *row, gboolean full)
   kd_json_add_int (b, "disconnect_timeout", row->disconnect_timeout);
   kd_json_add_bool (b, "maintenance", row->maintenance);
   kd_json_add_str (b, "console_mode", row->console_mode ? row->console_mode : "takeover");
+  kd_json_add_str (b, "placement", row->placement ? row->placement : "spread");
+  {
+    g_auto(GStrv) labels = kd_broker_labels_split (row->host_labels);
+    json_builder_set_member_name (b, "host_labels");
+    json_builder_begin_array (b);
+    for (guint i = 0; labels[i] != NULL; i++)
+      json_builder_add_string_value (b, labels[i]);
+    json_builder_end_array (b);
+  }
   if (full)
     {
       g_autoptr(GArray) users = kd_store_pool_get_users (store, row->id, NULL);

@@ -10,10 +10,9 @@
 #define SEG(i)   (req->n_segs > (i) ? req->segs[i] : NULL)
 #define IS(m)    (g_str_equal (req->method, (m)))
 
-GPtrArray *kd_api_names_list (JsonObject *obj, const char *member, GError **error);
 
 typedef struct {
-  GPtrArray *users, *groups, *hosts;
+  GPtrArray *users, *groups, *hosts, *labels;
 } KdPoolLists;
 
 static void
@@ -22,6 +21,7 @@ kd_pool_lists_clear (KdPoolLists *l)
   g_clear_pointer (&l->users, g_ptr_array_unref);
   g_clear_pointer (&l->groups, g_ptr_array_unref);
   g_clear_pointer (&l->hosts, g_ptr_array_unref);
+  g_clear_pointer (&l->labels, g_ptr_array_unref);
 }
 
 /* Reads a pool body into @spec; @adding requires name, image, template. */
@@ -31,9 +31,9 @@ kd_api_pool_spec (JsonObject *obj, gboolean adding, KdPoolSpec *spec, KdPoolList
 {
   static const char *const add_allowed[] = { "name", "image", "template", "mode", "size", "warm",
     "idle_timeout", "disconnect_timeout", "users", "groups", "hosts", "maintenance", "console_mode",
-    NULL };
+    "placement", "host_labels", NULL };
   static const char *const patch_allowed[] = { "size", "warm", "idle_timeout", "disconnect_timeout",
-    "users", "groups", "hosts", "maintenance", "console_mode", NULL };
+    "users", "groups", "hosts", "maintenance", "console_mode", "placement", "host_labels", NULL };
   struct { const char *member; gint64 *value; gboolean *has; } ints[] = {
     { "size", &spec->size, &spec->has_size },
     { "warm", &spec->warm, &spec->has_warm },
@@ -49,7 +49,8 @@ kd_api_pool_spec (JsonObject *obj, gboolean adding, KdPoolSpec *spec, KdPoolList
        !kd_json_get_string (obj, "template", TRUE, &spec->template_name, error) ||
        !kd_json_get_string (obj, "mode", FALSE, &spec->mode, error)))
     return FALSE;
-  if (!kd_json_get_string (obj, "console_mode", FALSE, &spec->console_mode, error))
+  if (!kd_json_get_string (obj, "console_mode", FALSE, &spec->console_mode, error) ||
+      !kd_json_get_string (obj, "placement", FALSE, &spec->placement, error))
     return FALSE;
   for (gsize i = 0; i < G_N_ELEMENTS (ints); i++)
     {
@@ -76,6 +77,14 @@ kd_api_pool_spec (JsonObject *obj, gboolean adding, KdPoolSpec *spec, KdPoolList
   lists->hosts = kd_api_names_list (obj, "hosts", error);
   if (*error)
     return FALSE;
+  lists->labels = kd_api_names_list (obj, "host_labels", error);
+  if (*error)
+    return FALSE;
+  if (lists->labels != NULL)
+    {
+      g_ptr_array_add (lists->labels, NULL);
+      spec->host_labels = (char **) lists->labels->pdata;
+    }
   spec->users = lists->users;
   spec->groups = lists->groups;
   spec->hosts = lists->hosts;

@@ -126,6 +126,12 @@ void kd_api_console_vv  (KdApiRequest *req, KdDesktopRow *desk);
 void kd_api_console_rdp (KdApiRequest *req, KdDesktopRow *desk);
 void kd_api_respond_raw (KdApiRequest *req, guint status, struct MHD_Response *resp);
 
+/* hosts (kd-api-hosts.c) */
+GPtrArray *kd_api_names_list (JsonObject *obj, const char *member, GError **error);
+gboolean kd_api_host_settings (JsonObject *obj, KdHostSettings *s, GPtrArray **labels, GError **error);
+void     kd_api_host_patch    (KdApiRequest *req, const char *name);
+void     kd_api_json_host_placement (JsonBuilder *b, KdBroker *broker, KdBrokerHost *h);
+
 /* JSON views (kd-api-json.c) */
 JsonNode *kd_api_json_host     (KdBroker *broker, KdBrokerHost *host);
 JsonNode *kd_api_json_image    (KdBroker *broker, KdImageRow *row);

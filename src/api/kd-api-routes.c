@@ -512,17 +512,22 @@ kd_api_hosts (KdApiRequest *req)
     }
   else if (req->n_segs == 3 && IS ("POST"))
     {
-      static const char *const allowed[] = { "name", "uri", "graphics_listen", "console_access", NULL };
+      static const char *const allowed[] = { "name", "uri", "graphics_listen", "console_access",
+                                             "maintenance", "cpu_ratio", "memory_ratio", "disk_ratio",
+                                             "memory_reserved_mib", "labels", NULL };
       g_autoptr(JsonObject) obj = kd_api_body_object (req);
+      g_autoptr(GPtrArray) labels = NULL;
       const char *name = NULL, *uri = NULL, *listen = NULL, *access = NULL;
       KdHostRow spec = { 0 };
+      KdHostSettings settings;
       if (obj == NULL)
         return;
       if (!kd_json_check_members (obj, allowed, &error) ||
           !kd_json_get_string (obj, "name", TRUE, &name, &error) ||
           !kd_json_get_string (obj, "uri", TRUE, &uri, &error) ||
           !kd_json_get_string (obj, "graphics_listen", FALSE, &listen, &error) ||
-          !kd_json_get_string (obj, "console_access", FALSE, &access, &error))
+          !kd_json_get_string (obj, "console_access", FALSE, &access, &error) ||
+          !kd_api_host_settings (obj, &settings, &labels, &error))
         {
           kd_api_respond_error (req, error);
           return;
@@ -531,7 +536,7 @@ kd_api_hosts (KdApiRequest *req)
       spec.uri = (char *) uri;
       spec.graphics_listen = (char *) listen;
       spec.console_access = (char *) access;
-      kd_broker_host_add_async (b, &spec, req->user, kd_host_added, kd_api_request_ref (req));
+      kd_broker_host_add_async (b, &spec, &settings, req->user, kd_host_added, kd_api_request_ref (req));
       kd_api_request_suspend (req);
     }
   else if (req->n_segs == 4 && IS ("GET"))
@@ -542,6 +547,8 @@ kd_api_hosts (KdApiRequest *req)
       else
         kd_api_respond_json (req, 200, kd_api_json_host (b, h));
     }
+  else if (req->n_segs == 4 && IS ("PATCH"))
+    kd_api_host_patch (req, SEG (3));
   else if (req->n_segs == 4 && IS ("DELETE"))
     {
       kd_broker_host_remove_async (b, SEG (3), req->user, kd_host_removed, kd_api_request_ref (req));

@@ -256,77 +256,48 @@ kd_create_done (KdBroker *b, gpointer data)
   g_task_return_pointer (j->task, g_steal_pointer (&j->row), (GDestroyNotify) kd_desktop_row_free);
 }
 
-static gboolean
-kd_broker_host_allowed (GArray *allowed, gint64 host_id)
-{
-  if (allowed == NULL || allowed->len == 0)
-    return TRUE;
-  for (guint i = 0; i < allowed->len; i++)
-    if (g_array_index (allowed, gint64, i) == host_id)
-      return TRUE;
-  return FALSE;
-}
 
+/* The host for a new desktop: the one asked for (it must hold the
+ * image's current version and be up), else the scheduler's choice. */
 static KdBrokerHost *
-kd_broker_pick_host (KdBroker *b, const char *host, GArray *allowed, KdImageRow *img,
+kd_broker_pick_host (KdBroker *b, const KdDesktopCreateSpec *cs, KdImageRow *img, KdTemplateRow *tpl,
                      KdImageVolumeRow **out_vol, GError **error)
 {
-  g_autoptr(GPtrArray) vols = kd_store_image_volume_list (b->store, img->id, error);
-  KdBrokerHost *first_down = NULL;
+  g_autoptr(GPtrArray) vols = NULL;
+  g_autoptr(KdPoolRow) pool = NULL;
+  KdBrokerHost *h;
 
-  if (vols == NULL)
-    return NULL;
-  if (host != NULL)
+  if (cs->host == NULL)
     {
-      KdBrokerHost *h = kd_broker_host_lookup (b, host, error);
-      if (h == NULL)
-        return NULL;
-      for (guint i = 0; i < vols->len; i++)
-        {
-          KdImageVolumeRow *v = vols->pdata[i];
-          if (v->host_id == h->row->id)
-            {
-              if (!g_str_equal (v->state, "ready"))
-                {
-                  g_set_error (error, KD_ERROR, KD_ERROR_BUSY,
-                               "image '%s' on host '%s' is %s%s%s", img->name, host, v->state,
-                               v->error ? ": " : "", v->error ? v->error : "");
-                  return NULL;
-                }
-              if (!kd_broker_host_is_up (h))
-                {
-                  g_set_error (error, KD_ERROR, KD_ERROR_UNAVAILABLE, "host '%s' is %s", host, h->state);
-                  return NULL;
-                }
-              *out_vol = g_ptr_array_steal_index (vols, i);
-              return h;
-            }
-        }
-      g_set_error (error, KD_ERROR, KD_ERROR_INVALID,
-                   "image '%s' is not on host '%s'; import it there first", img->name, host);
-      return NULL;
+      if (cs->pool_id != 0)
+        pool = kd_store_pool_get (b->store, cs->pool_id, NULL);
+      return kd_broker_place (b, img, tpl, pool, cs->allowed_hosts, out_vol, error);
     }
+  h = kd_broker_host_lookup (b, cs->host, error);
+  if (h == NULL || (vols = kd_store_image_volume_list (b->store, img->id, error)) == NULL)
+    return NULL;
   for (guint i = 0; i < vols->len; i++)
     {
       KdImageVolumeRow *v = vols->pdata[i];
-      KdBrokerHost *h = kd_broker_host_by_id (b, v->host_id);
-      if (h == NULL || !g_str_equal (v->state, "ready") || !kd_broker_host_allowed (allowed, h->row->id))
+      if (v->host_id != h->row->id || (v->version != 0 && v->version != img->current_version))
         continue;
+      if (!g_str_equal (v->state, "ready"))
+        {
+          g_set_error (error, KD_ERROR, KD_ERROR_BUSY,
+                       "image '%s' on host '%s' is %s%s%s", img->name, cs->host, v->state,
+                       v->error ? ": " : "", v->error ? v->error : "");
+          return NULL;
+        }
       if (!kd_broker_host_is_up (h))
         {
-          first_down = first_down ? first_down : h;
-          continue;
+          g_set_error (error, KD_ERROR, KD_ERROR_UNAVAILABLE, "host '%s' is %s", cs->host, h->state);
+          return NULL;
         }
       *out_vol = g_ptr_array_steal_index (vols, i);
       return h;
     }
-  if (first_down)
-    g_set_error (error, KD_ERROR, KD_ERROR_UNAVAILABLE,
-                 "image '%s' is only on host '%s', which is %s", img->name,
-                 first_down->row->name, first_down->state);
-  else
-    g_set_error (error, KD_ERROR, KD_ERROR_BUSY,
-                 "image '%s' is not ready on any host", img->name);
+  g_set_error (error, KD_ERROR, KD_ERROR_INVALID,
+               "image '%s' is not on host '%s'; import it there first", img->name, cs->host);
   return NULL;
 }
 
@@ -397,7 +368,7 @@ kd_broker_desktop_create_spec_async (KdBroker *b, const KdDesktopCreateSpec *cs,
                    tpl->name, tpl->disk_gib, img->name, (double) img->virtual_size / KD_GIB);
       goto fail;
     }
-  h = kd_broker_pick_host (b, cs->host, cs->allowed_hosts, img, &vol, &error);
+  h = kd_broker_pick_host (b, cs, img, tpl, &vol, &error);
   if (h == NULL)
     goto fail;
   if (g_str_equal (tpl->firmware, "uefi") && !h->capacity.uefi)

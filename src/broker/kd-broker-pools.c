@@ -96,6 +96,18 @@ kd_pool_store_lists (KdBroker *b, gint64 pool_id, const KdPoolSpec *spec, GError
  * list in one transaction; the pool manager then makes its warm desktops.
  */
 static gboolean
+kd_pool_check_placement (const char *placement, GError **error)
+{
+  if (placement == NULL || g_str_equal (placement, "spread") || g_str_equal (placement, "pack") ||
+      g_str_equal (placement, "round-robin"))
+    return TRUE;
+  g_set_error (error, KD_ERROR, KD_ERROR_INVALID,
+               "placement '%.40s' is invalid: use spread (most free memory first), pack (fill a "
+               "host before the next) or round-robin (the pool's hosts in turn)", placement);
+  return FALSE;
+}
+
+static gboolean
 kd_pool_check_console_mode (const char *mode, GError **error)
 {
   if (mode == NULL || g_str_equal (mode, "takeover") || g_str_equal (mode, "share"))
@@ -158,6 +170,12 @@ kd_broker_pool_add (KdBroker *b, const KdPoolSpec *spec, const char *actor, GErr
   if (!kd_pool_check_console_mode (spec->console_mode, error))
     return NULL;
   row->console_mode = g_strdup (spec->console_mode ? spec->console_mode : "takeover");
+  if (!kd_pool_check_placement (spec->placement, error))
+    return NULL;
+  row->placement = g_strdup (spec->placement ? spec->placement : "spread");
+  row->host_labels = kd_broker_labels_normalize ((const char *const *) spec->host_labels, error);
+  if (row->host_labels == NULL)
+    return NULL;
 
   if (!kd_store_begin (b->store, error))
     return NULL;
@@ -215,6 +233,23 @@ kd_broker_pool_update (KdBroker *b, const char *name, const KdPoolSpec *spec, co
       g_free (row->console_mode);
       row->console_mode = g_strdup (spec->console_mode);
       g_string_append_printf (what, " console %s", spec->console_mode);
+    }
+  if (spec->placement != NULL)
+    {
+      if (!kd_pool_check_placement (spec->placement, error))
+        return NULL;
+      g_free (row->placement);
+      row->placement = g_strdup (spec->placement);
+      g_string_append_printf (what, " placement %s", spec->placement);
+    }
+  if (spec->host_labels != NULL)
+    {
+      char *labels = kd_broker_labels_normalize ((const char *const *) spec->host_labels, error);
+      if (labels == NULL)
+        return NULL;
+      g_free (row->host_labels);
+      row->host_labels = labels;
+      g_string_append_printf (what, " host labels '%s'", labels);
     }
   if (!kd_pool_check_numbers (row->size, row->warm, row->idle_timeout, row->disconnect_timeout, error))
     return NULL;
@@ -784,6 +819,34 @@ kd_broker_pools_reset_one (KdBroker *b, const char *name, gboolean boot)
                                        kd_pools_action_done, b);
 }
 
+/* Records (as one event) that the pool cannot grow and why; NULL clears
+ * it. The same reason is not recorded twice in a row. */
+static void
+kd_pool_placement_problem (KdBroker *b, KdPoolRow *pool, const char *message)
+{
+  const char *last = g_hash_table_lookup (b->pool_problems, &pool->id);
+
+  if (message == NULL)
+    {
+      if (last != NULL)
+        {
+          kd_broker_event (b, "pool", pool->name, NULL, "placement", NULL, NULL,
+                           "pool '%s' can place desktops again", pool->name);
+          g_hash_table_remove (b->pool_problems, &pool->id);
+        }
+      return;
+    }
+  if (g_strcmp0 (last, message) == 0)
+    return;
+  {
+    gint64 *key = g_new (gint64, 1);
+    *key = pool->id;
+    g_hash_table_insert (b->pool_problems, key, g_strdup (message));
+  }
+  kd_broker_event (b, "pool", pool->name, NULL, "placement", NULL, NULL,
+                   "pool '%s' cannot start more desktops: %s", pool->name, message);
+}
+
 static void
 kd_pool_manage (KdBroker *b, KdPoolRow *pool, gint64 now)
 {
@@ -917,8 +980,19 @@ kd_pool_manage (KdBroker *b, KdPoolRow *pool, gint64 now)
       g_autofree char *name = kd_pool_next_desktop_name (b, pool->name);
       KdDesktopCreateSpec spec = { 0 };
 
+      g_autoptr(KdImageVolumeRow) vol = NULL;
+      g_autoptr(GError) place_error = NULL;
+
       if (img == NULL || tpl == NULL)
         break;
+      /* Nowhere to put it: said once (an event when the reason changes),
+       * not once per desktop and tick. */
+      if (kd_broker_place (b, img, tpl, pool, hosts, &vol, &place_error) == NULL)
+        {
+          kd_pool_placement_problem (b, pool, place_error->message);
+          break;
+        }
+      kd_pool_placement_problem (b, pool, NULL);
       spec.name = name;
       spec.image = img->name;
       spec.template_name = tpl->name;

@@ -31,7 +31,13 @@ struct _KdBroker {
   GHashTable            *native;       /* "host/domain/addr/port" -> viewer id (guint64*) */
   GHashTable            *own_endpoints; /* "addr:port" of our TCP consoles */
   guint64                next_viewer;
+  /* kd-broker-placement.c */
+  GHashTable            *rr_cursors;   /* pool id (gint64*) -> guint* round-robin position */
+  GHashTable            *pool_problems; /* pool id (gint64*) -> last placement refusal */
 };
+
+KdBrokerHost *kd_broker_place (KdBroker *broker, KdImageRow *img, KdTemplateRow *tpl, KdPoolRow *pool,
+                               GArray *allowed, KdImageVolumeRow **out_vol, GError **error);
 
 void kd_broker_consoles_init (KdBroker *broker);
 void kd_broker_consoles_fini (KdBroker *broker);

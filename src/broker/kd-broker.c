@@ -212,6 +212,8 @@ kd_broker_new (KdConfig *config, KdStore *store)
                                     (GDestroyNotify) kd_broker_host_free);
   b->busy = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, g_free);
   kd_broker_consoles_init (b);
+  b->rr_cursors = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, g_free);
+  b->pool_problems = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, g_free);
   b->importing = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   b->report.orphans = g_ptr_array_new_with_free_func ((GDestroyNotify) kd_orphan_free);
   b->report.problems = g_ptr_array_new_with_free_func ((GDestroyNotify) kd_problem_free);
@@ -270,6 +272,8 @@ kd_broker_free (KdBroker *b)
   g_hash_table_destroy (b->hosts);
   g_hash_table_destroy (b->busy);
   kd_broker_consoles_fini (b);
+  g_hash_table_destroy (b->rr_cursors);
+  g_hash_table_destroy (b->pool_problems);
   g_hash_table_destroy (b->importing);
   g_ptr_array_unref (b->report.orphans);
   g_ptr_array_unref (b->report.problems);
@@ -463,6 +467,8 @@ typedef struct {
   char         *uri;
   char         *graphics_listen;
   char         *console_access;
+  KdHostSettings settings;     /* host add: placement settings (labels below) */
+  char         *labels;
   char         *actor;
   KdHvCapacity  capacity;
   GError       *error;
@@ -477,6 +483,7 @@ kd_connect_job_free (KdConnectJob *j)
   g_free (j->uri);
   g_free (j->graphics_listen);
   g_free (j->console_access);
+  g_free (j->labels);
   g_free (j->actor);
   kd_hv_capacity_clear (&j->capacity);
   g_clear_error (&j->error);
@@ -694,7 +701,17 @@ kd_broker_host_added (KdBroker *b, gpointer data)
   row->uri = g_strdup (j->uri);
   row->graphics_listen = g_strdup (j->graphics_listen ? j->graphics_listen : "127.0.0.1");
   row->console_access = g_strdup (j->console_access ? j->console_access : "auto");
-  if (!kd_store_host_insert (b->store, row, &error))
+  row->maintenance = j->settings.has_maintenance && j->settings.maintenance;
+  row->cpu_ratio = j->settings.cpu_ratio > 0 ? j->settings.cpu_ratio : 4.0;
+  row->memory_ratio = j->settings.memory_ratio > 0 ? j->settings.memory_ratio : 1.0;
+  row->disk_ratio = j->settings.disk_ratio > 0 ? j->settings.disk_ratio : 1.0;
+  row->memory_reserved = j->settings.memory_reserved >= 0 ? j->settings.memory_reserved
+                                                           : KD_BROKER_HOST_RESERVE_DEFAULT;
+  if (row->memory_reserved >= j->capacity.memory_bytes && j->settings.memory_reserved < 0)
+    row->memory_reserved = 0;  /* a tiny (simulated) host: the default would leave nothing */
+  row->labels = g_strdup (j->labels ? j->labels : "");
+  if (!kd_broker_host_check_settings (row, j->capacity.memory_bytes, &error) ||
+      !kd_store_host_insert (b->store, row, &error))
     {
       /* Lost a race with another add of the same name or URI; close the
        * connection in a worker (closing is an RPC). */
@@ -722,8 +739,8 @@ kd_broker_host_added (KdBroker *b, gpointer data)
  * Connects to the URI first: a host that cannot be reached is not stored.
  */
 void
-kd_broker_host_add_async (KdBroker *b, const KdHostRow *spec, const char *actor,
-                          GAsyncReadyCallback cb, gpointer data)
+kd_broker_host_add_async (KdBroker *b, const KdHostRow *spec, const KdHostSettings *settings,
+                          const char *actor, GAsyncReadyCallback cb, gpointer data)
 {
   g_autoptr(GTask) task = g_task_new (NULL, NULL, cb, data);
   g_autoptr(GError) error = NULL;
@@ -776,6 +793,19 @@ kd_broker_host_add_async (KdBroker *b, const KdHostRow *spec, const char *actor,
   j->uri = g_strdup (uri);
   j->graphics_listen = g_strdup (spec->graphics_listen);
   j->console_access = g_strdup (spec->console_access);
+  if (settings != NULL)
+    j->settings = *settings;
+  else
+    j->settings.memory_reserved = -1;
+  j->settings.labels = NULL;
+  j->labels = kd_broker_labels_normalize (settings ? (const char *const *) settings->labels : NULL,
+                                          &error);
+  if (j->labels == NULL)
+    {
+      kd_connect_job_free (j);
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
   j->actor = g_strdup (actor);
   j->task = g_steal_pointer (&task);
   kd_broker_run_job (b, kd_connect_job_run, kd_broker_host_added, j,

@@ -105,18 +105,49 @@ void kd_broker_event (KdBroker   *broker,
                       ...) G_GNUC_PRINTF (8, 9);
 
 /* ---- hosts ---- */
+/* Host settings a PATCH may change (kd-broker-placement.c): 0 ratios and a
+ * negative reserve mean unchanged, NULL labels unchanged. */
+typedef struct {
+  gboolean  has_maintenance;
+  gboolean  maintenance;
+  double    cpu_ratio, memory_ratio, disk_ratio;
+  gint64    memory_reserved;   /* bytes; -1: unchanged */
+  char    **labels;            /* NULL-terminated; empty vector clears */
+} KdHostSettings;
+
 KdBrokerHost *kd_broker_host_lookup (KdBroker *broker, const char *name, GError **error);
 KdBrokerHost *kd_broker_host_by_id  (KdBroker *broker, gint64 id);
 GPtrArray    *kd_broker_host_list   (KdBroker *broker);   /* borrowed KdBrokerHost*, by name */
 gint64        kd_broker_host_desktop_count (KdBroker *broker, KdBrokerHost *host);
 /* @spec: name and uri; graphics_listen and console_access may be NULL
  * (defaults 127.0.0.1 and auto). */
+#define KD_BROKER_HOST_RESERVE_DEFAULT (G_GINT64_CONSTANT (1) << 30)  /* bytes kept for the host */
 void          kd_broker_host_add_async (KdBroker *broker, const KdHostRow *spec,
-                                        const char *actor, GAsyncReadyCallback cb, gpointer data);
+                                        const KdHostSettings *settings, const char *actor,
+                                        GAsyncReadyCallback cb, gpointer data);
 KdBrokerHost *kd_broker_host_add_finish (KdBroker *broker, GAsyncResult *res, GError **error);
 void          kd_broker_host_remove_async (KdBroker *broker, const char *name, const char *actor,
                                            GAsyncReadyCallback cb, gpointer data);
 gboolean      kd_broker_host_remove_finish (KdBroker *broker, GAsyncResult *res, GError **error);
+
+
+/* What the desktops placed on a host use, and its limits (capacity times
+ * ratios, minus the reserve). */
+typedef struct {
+  gint64 vcpus, vcpus_limit;
+  gint64 memory_bytes, memory_limit;
+  gint64 disk_bytes, disk_limit;
+  gint64 desktops;
+} KdBrokerHostUse;
+
+KdBrokerHost *kd_broker_host_set (KdBroker *broker, const char *name, const KdHostSettings *settings,
+                                  const char *actor, GError **error);
+void          kd_broker_host_use (KdBroker *broker, KdBrokerHost *host, KdBrokerHostUse *out);
+gboolean      kd_broker_host_check_settings (const KdHostRow *row, gint64 memory_bytes,
+                                             GError **error);
+/* Labels: validated, sorted, joined with ','; and split back. */
+char         *kd_broker_labels_normalize (const char *const *labels, GError **error);
+char        **kd_broker_labels_split (const char *joined);
 
 /* ---- images ---- */
 /* Checks that an upload may begin (valid, free name; known host). */
@@ -215,6 +246,8 @@ typedef struct {
   const char *template_name;
   const char *mode;            /* NULL: floating */
   const char *console_mode;    /* "takeover" | "share"; NULL: unchanged (takeover when adding) */
+  const char *placement;       /* "spread" | "pack" | "round-robin"; NULL: unchanged (spread) */
+  char      **host_labels;     /* labels every host must carry; NULL: unchanged */
   gint64      size, warm, idle_timeout, disconnect_timeout;
   gboolean    maintenance;
   gboolean    has_size, has_warm, has_idle_timeout, has_disconnect_timeout, has_maintenance;

@@ -507,6 +507,8 @@ run_logout (KdCli *cli, const KdCliInvocation *inv, GError **error)
 
 /* ---- hosts --------------------------------------------------------------- */
 
+static char *cell_on_off (JsonNode *item, const char *path);
+
 static const KdCliColumn host_columns[] = {
   { "NAME", "name", kd_cli_json_text },
   { "STATE", "state", kd_cli_json_text },
@@ -516,8 +518,75 @@ static const KdCliColumn host_columns[] = {
   { "FREE-MEM", "free_memory_bytes", kd_cli_json_size },
   { "POOL-FREE", "pool.available", kd_cli_json_size },
   { "DESKTOPS", "desktops", kd_cli_json_text },
+  { "MAINT", "maintenance", cell_on_off },
   { "URI", "uri", kd_cli_json_text },
 };
+
+static void add_string_array (JsonBuilder *b, const char *member, const char *const *values);
+
+/*
+ * The placement settings of a host from the command line, into @b (only
+ * those given). --maintenance comes from @maintenance_arg when not NULL
+ * (host maintenance NAME on|off).
+ */
+static gboolean
+add_host_settings (const KdCliInvocation *inv, JsonBuilder *b, const char *maintenance_arg,
+                   guint *n_fields, GError **error)
+{
+  static const struct { const char *option; const char *member; double min, max; } ratios[] = {
+    { "cpu-ratio", "cpu_ratio", 0.1, 64 }, { "memory-ratio", "memory_ratio", 0.1, 4 },
+    { "disk-ratio", "disk_ratio", 0.1, 100 },
+  };
+  const char *maintenance = maintenance_arg ? maintenance_arg : kd_cli_option (inv, "maintenance");
+  const char *const *labels = kd_cli_option_list (inv, "label");
+
+  for (guint i = 0; i < G_N_ELEMENTS (ratios); i++)
+    {
+      const char *text = kd_cli_option (inv, ratios[i].option);
+      char *end = NULL;
+      double v;
+
+      if (text == NULL)
+        continue;
+      v = g_ascii_strtod (text, &end);
+      if (end == text || *end != '\0' || !(v >= ratios[i].min && v <= ratios[i].max))
+        {
+          g_set_error (error, KD_CLI_ERROR, KD_CLI_ERROR_USAGE, "--%s must be a number from %g to %g",
+                       ratios[i].option, ratios[i].min, ratios[i].max);
+          return FALSE;
+        }
+      json_builder_set_member_name (b, ratios[i].member);
+      json_builder_add_double_value (b, v);
+      (*n_fields)++;
+    }
+  if (kd_cli_option (inv, "memory-reserved") != NULL)
+    {
+      gint64 mib;
+      if (!kd_cli_option_int (inv, "memory-reserved", 0, G_GINT64_CONSTANT (1) << 30, &mib, error))
+        return FALSE;
+      json_builder_set_member_name (b, "memory_reserved_mib");
+      json_builder_add_int_value (b, mib);
+      (*n_fields)++;
+    }
+  if (maintenance != NULL)
+    {
+      if (!g_str_equal (maintenance, "on") && !g_str_equal (maintenance, "off"))
+        {
+          g_set_error (error, KD_CLI_ERROR, KD_CLI_ERROR_USAGE, "maintenance is on or off, not '%s'",
+                       maintenance);
+          return FALSE;
+        }
+      json_builder_set_member_name (b, "maintenance");
+      json_builder_add_boolean_value (b, g_str_equal (maintenance, "on"));
+      (*n_fields)++;
+    }
+  if (labels != NULL)
+    {
+      add_string_array (b, "labels", labels);
+      (*n_fields)++;
+    }
+  return TRUE;
+}
 
 static gboolean
 run_host_add (KdCli *cli, const KdCliInvocation *inv, GError **error)
@@ -541,6 +610,11 @@ run_host_add (KdCli *cli, const KdCliInvocation *inv, GError **error)
       json_builder_set_member_name (b, "console_access");
       json_builder_add_string_value (b, kd_cli_option (inv, "console-access"));
     }
+  {
+    guint n_fields = 0;
+    if (!add_host_settings (inv, b, NULL, &n_fields, error))
+      return FALSE;
+  }
   json_builder_end_object (b);
   body = json_builder_get_root (b);
 
@@ -575,6 +649,48 @@ static gboolean
 run_host_show (KdCli *cli, const KdCliInvocation *inv, GError **error)
 {
   return show_object (cli, API "/hosts", kd_cli_arg (inv, 0), error);
+}
+
+/* host set NAME [options] / host maintenance NAME on|off */
+static gboolean
+run_host_set (KdCli *cli, const KdCliInvocation *inv, GError **error)
+{
+  const char *name = kd_cli_arg (inv, 0);
+  gboolean maintenance_verb = g_str_equal (inv->command->verb, "maintenance");
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  g_autoptr(JsonNode) body = NULL;
+  g_autoptr(JsonNode) answer = NULL;
+  g_autofree char *path = escaped_path (API "/hosts", name, "");
+  guint n_fields = 0;
+
+  json_builder_begin_object (b);
+  if (!add_host_settings (inv, b, maintenance_verb ? kd_cli_arg (inv, 1) : NULL, &n_fields, error))
+    return FALSE;
+  json_builder_end_object (b);
+  if (n_fields == 0)
+    {
+      g_set_error (error, KD_CLI_ERROR, KD_CLI_ERROR_USAGE,
+                   "'host set' needs at least one change (--maintenance, --cpu-ratio, --label, …)");
+      return FALSE;
+    }
+  body = json_builder_get_root (b);
+  if (!call (cli, "PATCH", path, body, &answer, error) || !expect_object (cli, answer, error))
+    return FALSE;
+  if (cli->json)
+    print_json (answer);
+  else
+    {
+      g_autofree char *safe = kd_cli_sanitize (name);
+      g_autofree char *maint = cell_on_off (answer, "maintenance");
+      g_autofree char *vcpus = kd_cli_json_text (answer, "use.vcpus");
+      g_autofree char *vcpus_limit = kd_cli_json_text (answer, "use.vcpus_limit");
+      g_autofree char *mem = kd_cli_json_size (answer, "use.memory_bytes");
+      g_autofree char *mem_limit = kd_cli_json_size (answer, "use.memory_limit");
+
+      printf ("host '%s' changed: maintenance %s, vCPUs %s/%s, memory %s/%s\n", safe, maint, vcpus,
+              vcpus_limit, mem, mem_limit);
+    }
+  return TRUE;
 }
 
 static gboolean
@@ -1299,6 +1415,7 @@ static const KdCliColumn pool_columns[] = {
 static const char *const mode_choices[] = { "floating", "persistent", NULL };
 static const char *const on_off_choices[] = { "on", "off", NULL };
 static const char *const console_choices[] = { "takeover", "share", NULL };
+static const char *const placement_choices[] = { "spread", "pack", "round-robin", NULL };
 
 /*
  * The pool fields a command line may give, into @b: only those given, so
@@ -1342,6 +1459,20 @@ add_pool_fields (const KdCliInvocation *inv, JsonBuilder *b, guint *n_fields, GE
                    "--warm %" G_GINT64_FORMAT " is more than --size %" G_GINT64_FORMAT
                    ": a pool cannot keep more desktops warm than it holds", warm, size);
       return FALSE;
+    }
+  if (kd_cli_option (inv, "placement") != NULL)
+    {
+      int placement = -1;
+      if (!kd_cli_option_choice (inv, "placement", placement_choices, &placement, error))
+        return FALSE;
+      json_builder_set_member_name (b, "placement");
+      json_builder_add_string_value (b, placement_choices[placement]);
+      (*n_fields)++;
+    }
+  if (kd_cli_option_list (inv, "host-label") != NULL)
+    {
+      add_string_array (b, "host_labels", kd_cli_option_list (inv, "host-label"));
+      (*n_fields)++;
     }
   if (kd_cli_option (inv, "console") != NULL)
     {
@@ -2105,7 +2236,20 @@ static const KdCliOption image_publish_options[] = {
   { "note", "TEXT", FALSE, "what changed in this version (up to 1000 characters)" },
   { NULL }
 };
+#define HOST_SETTING_OPTIONS \
+  { "cpu-ratio", "R", FALSE, "vCPUs per host CPU the scheduler allows (default 4.0)" }, \
+  { "memory-ratio", "R", FALSE, "memory overcommit (default 1.0)" }, \
+  { "disk-ratio", "R", FALSE, "disk overcommit of the storage pool (default 1.0)" }, \
+  { "memory-reserved", "MIB", FALSE, "memory kept for the host itself (default 1024)" }, \
+  { "label", "LABEL", FALSE, "a label pools can require (repeat; replaces the list)", TRUE }
+static const KdCliOption host_set_options[] = {
+  { "maintenance", "on|off", FALSE, "on: no new desktops are placed here", FALSE, NULL,
+    on_off_choices },
+  HOST_SETTING_OPTIONS,
+  { NULL }
+};
 static const KdCliOption host_add_options[] = {
+  HOST_SETTING_OPTIONS,
   { "graphics-listen", "ADDR", FALSE,
     "address desktops' VNC/SPICE listen on (default 127.0.0.1; 0.0.0.0 for remote viewers)" },
   { "console-access", "auto|fd|tcp", FALSE,
@@ -2157,7 +2301,11 @@ static const KdCliOption user_passwd_options[] = {
     "floating: reset S seconds after the client left (0: never)" }, \
   { "console", "takeover|share", FALSE, \
     "a second console on a desktop ends the first (takeover, default) or joins it (share)", \
-    FALSE, NULL, console_choices }
+    FALSE, NULL, console_choices }, \
+  { "placement", "spread|pack|round-robin", FALSE, \
+    "where new desktops go: most free memory (spread, default), fill a host first (pack), " \
+    "or the pool's --host list in turn (round-robin)", FALSE, NULL, placement_choices }, \
+  { "host-label", "LABEL", FALSE, "a label every host of the pool must carry (repeat)", TRUE }
 static const KdCliOption pool_add_options[] = {
   { "image", "IMAGE", TRUE, "image the pool's desktops are linked clones of" },
   { "template", "TEMPLATE", TRUE, "template of the pool's desktops" },
@@ -2218,6 +2366,10 @@ const KdCliCommand kd_cli_commands[] = {
     "register a KVM host by its libvirt URI (qemu:///system, qemu+ssh://…)", run_host_add },
   { "host", "list", "", 0, 0, NULL, "list hosts with their capacity", run_host_list },
   { "host", "show", "NAME", 1, 1, NULL, "show one host", run_host_show },
+  { "host", "set", "NAME", 1, 1, host_set_options,
+    "change a host's placement settings: maintenance, overcommit, reserve, labels", run_host_set },
+  { "host", "maintenance", "NAME on|off", 2, 2, NULL,
+    "put a host in maintenance (no new desktops) or take it out", run_host_set },
   { "host", "remove", "NAME", 1, 1, NULL, "unregister a host without desktops or images",
     run_host_remove },
   { "image", "import", "NAME FILE", 2, 2, image_import_options,

@@ -5,6 +5,8 @@
 #include "kd-json.h"
 #include "kd-error.h"
 
+#include <math.h>
+
 /* json-glib hands strings out as C strings: a "\u0000" escape would cut
  * a value short ("a\u0000b" read as "a"). Such bodies are refused. */
 static gboolean
@@ -165,6 +167,39 @@ kd_json_get_int (JsonObject *obj, const char *member, gboolean required,
       return FALSE;
     }
   *out = json_node_get_int (node);
+  return TRUE;
+}
+
+/* A number, whole or not (finite); *@out is left alone when absent. */
+gboolean
+kd_json_get_number (JsonObject *obj, const char *member, gboolean required,
+                    double *out, GError **error)
+{
+  g_autoptr(GError) local = NULL;
+  JsonNode *node = kd_json_member (obj, member, required, &local);
+  GType type;
+
+  if (node == NULL)
+    {
+      if (local)
+        {
+          g_propagate_error (error, g_steal_pointer (&local));
+          return FALSE;
+        }
+      return TRUE;
+    }
+  type = JSON_NODE_HOLDS_VALUE (node) ? json_node_get_value_type (node) : G_TYPE_INVALID;
+  if (type != G_TYPE_INT64 && type != G_TYPE_DOUBLE)
+    {
+      g_set_error (error, KD_ERROR, KD_ERROR_INVALID, "field '%s' must be a number", member);
+      return FALSE;
+    }
+  *out = type == G_TYPE_INT64 ? (double) json_node_get_int (node) : json_node_get_double (node);
+  if (!isfinite (*out))
+    {
+      g_set_error (error, KD_ERROR, KD_ERROR_INVALID, "field '%s' must be a finite number", member);
+      return FALSE;
+    }
   return TRUE;
 }
 

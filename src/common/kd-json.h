@@ -24,6 +24,8 @@ gboolean kd_json_get_int    (JsonObject  *obj,
                              gboolean     required,
                              gint64      *out,
                              GError     **error);
+gboolean kd_json_get_number (JsonObject *obj, const char *member, gboolean required,
+                             double *out, GError **error);
 gboolean kd_json_get_bool   (JsonObject  *obj,
                              const char  *member,
                              gboolean     required,

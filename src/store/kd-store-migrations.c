@@ -259,6 +259,17 @@ static const KdMigration migrations[] = {
     "ALTER TABLE desktops ADD COLUMN console_bytes_in INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE desktops ADD COLUMN console_bytes_out INTEGER NOT NULL DEFAULT 0;"
   },
+  {
+    6, "placement: host maintenance, overcommit, reserve, labels; pool placement",
+    "ALTER TABLE hosts ADD COLUMN maintenance INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE hosts ADD COLUMN cpu_ratio REAL NOT NULL DEFAULT 4.0;"
+    "ALTER TABLE hosts ADD COLUMN memory_ratio REAL NOT NULL DEFAULT 1.0;"
+    "ALTER TABLE hosts ADD COLUMN disk_ratio REAL NOT NULL DEFAULT 1.0;"
+    "ALTER TABLE hosts ADD COLUMN memory_reserved INTEGER NOT NULL DEFAULT 1073741824;"
+    "ALTER TABLE hosts ADD COLUMN labels TEXT NOT NULL DEFAULT '';"
+    "ALTER TABLE pools ADD COLUMN placement TEXT NOT NULL DEFAULT 'spread';"
+    "ALTER TABLE pools ADD COLUMN host_labels TEXT NOT NULL DEFAULT '';"
+  },
 };
 
 /**

@@ -1354,7 +1354,8 @@ kd_store_group_delete (KdStore  *s,
 
 /* ---- hosts ----------------------------------------------------------- */
 
-#define HOST_COLS "id, name, uri, created_at, graphics_listen, console_access"
+#define HOST_COLS "id, name, uri, created_at, graphics_listen, console_access, maintenance, " \
+                  "cpu_ratio, memory_ratio, disk_ratio, memory_reserved, labels"
 
 void
 kd_host_row_free (KdHostRow *row)
@@ -1365,6 +1366,7 @@ kd_host_row_free (KdHostRow *row)
   g_free (row->uri);
   g_free (row->graphics_listen);
   g_free (row->console_access);
+  g_free (row->labels);
   g_free (row);
 }
 
@@ -1379,7 +1381,64 @@ read_host (sqlite3_stmt *st)
   row->created_at = sqlite3_column_int64 (st, 3);
   row->graphics_listen = col_text (st, 4);
   row->console_access = col_text (st, 5);
+  row->maintenance = sqlite3_column_int (st, 6) != 0;
+  row->cpu_ratio = sqlite3_column_double (st, 7);
+  row->memory_ratio = sqlite3_column_double (st, 8);
+  row->disk_ratio = sqlite3_column_double (st, 9);
+  row->memory_reserved = sqlite3_column_int64 (st, 10);
+  row->labels = col_text (st, 11);
   return row;
+}
+
+/* Binds maintenance … labels to ?6 … ?11; 0 ratios store the defaults. */
+static void
+bind_host_placement (sqlite3_stmt *st, const KdHostRow *row)
+{
+  sqlite3_bind_int (st, 6, row->maintenance ? 1 : 0);
+  sqlite3_bind_double (st, 7, row->cpu_ratio > 0 ? row->cpu_ratio : 4.0);
+  sqlite3_bind_double (st, 8, row->memory_ratio > 0 ? row->memory_ratio : 1.0);
+  sqlite3_bind_double (st, 9, row->disk_ratio > 0 ? row->disk_ratio : 1.0);
+  sqlite3_bind_int64 (st, 10, row->memory_reserved >= 0 ? row->memory_reserved : 0);
+  bind_text (st, 11, row->labels ? row->labels : "");
+}
+
+/**
+ * kd_store_host_update:
+ * Writes the placement settings, graphics_listen and console_access of
+ * row ->id (name and URI never change).
+ *
+ * Returns: %TRUE on success; %KD_STORE_ERROR_NOT_FOUND if ->id names none.
+ */
+gboolean
+kd_store_host_update (KdStore          *s,
+                      const KdHostRow  *row,
+                      GError          **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+
+  g_return_val_if_fail (s != NULL && row != NULL, FALSE);
+
+  st = stmt_get (s, "UPDATE hosts SET graphics_listen = ?4, console_access = ?5, maintenance = ?6, "
+                    "cpu_ratio = ?7, memory_ratio = ?8, disk_ratio = ?9, memory_reserved = ?10, "
+                    "labels = ?11 WHERE id = ?1", error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, row->id);
+  bind_text (st, 4, row->graphics_listen ? row->graphics_listen : "127.0.0.1");
+  bind_text (st, 5, row->console_access ? row->console_access : "auto");
+  bind_host_placement (st, row);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      set_write_error (s, "host", row->name, NULL, error);
+      return FALSE;
+    }
+  if (sqlite3_changes (s->db) == 0)
+    {
+      g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_NOT_FOUND,
+                   "no host with id %" G_GINT64_FORMAT, row->id);
+      return FALSE;
+    }
+  return TRUE;
 }
 
 /**
@@ -1398,8 +1457,9 @@ kd_store_host_insert (KdStore    *s,
 
   g_return_val_if_fail (s != NULL && row != NULL, FALSE);
 
-  st = stmt_get (s, "INSERT INTO hosts (name, uri, created_at, graphics_listen, console_access) "
-                    "VALUES (?1, ?2, ?3, ?4, ?5)", error);
+  st = stmt_get (s, "INSERT INTO hosts (name, uri, created_at, graphics_listen, console_access, "
+                    "maintenance, cpu_ratio, memory_ratio, disk_ratio, memory_reserved, labels) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)", error);
   if (st == NULL)
     return FALSE;
   bind_text (st, 1, row->name);
@@ -1407,6 +1467,7 @@ kd_store_host_insert (KdStore    *s,
   sqlite3_bind_int64 (st, 3, now);
   bind_text (st, 4, row->graphics_listen ? row->graphics_listen : "127.0.0.1");
   bind_text (st, 5, row->console_access ? row->console_access : "auto");
+  bind_host_placement (st, row);
   if (sqlite3_step (st) != SQLITE_DONE)
     {
       set_write_error (s, "host", row->name, NULL, error);
@@ -2872,7 +2933,8 @@ kd_store_desktop_delete (KdStore  *s,
 /* ---- pools ----------------------------------------------------------- */
 
 #define POOL_COLS "id, name, image_id, template_id, mode, size, warm, idle_timeout, " \
-                  "disconnect_timeout, maintenance, created_at, updated_at, console_mode"
+                  "disconnect_timeout, maintenance, created_at, updated_at, console_mode, " \
+                  "placement, host_labels"
 
 void
 kd_pool_row_free (KdPoolRow *row)
@@ -2882,6 +2944,8 @@ kd_pool_row_free (KdPoolRow *row)
   g_free (row->name);
   g_free (row->mode);
   g_free (row->console_mode);
+  g_free (row->placement);
+  g_free (row->host_labels);
   g_free (row);
 }
 
@@ -2903,6 +2967,8 @@ read_pool (sqlite3_stmt *st)
   row->created_at = sqlite3_column_int64 (st, 10);
   row->updated_at = sqlite3_column_int64 (st, 11);
   row->console_mode = col_text (st, 12);
+  row->placement = col_text (st, 13);
+  row->host_labels = col_text (st, 14);
   return row;
 }
 
@@ -2921,6 +2987,8 @@ bind_pool (sqlite3_stmt    *st,
   sqlite3_bind_int64 (st, 9, row->disconnect_timeout);
   sqlite3_bind_int (st, 10, row->maintenance ? 1 : 0);
   bind_text (st, 12, row->console_mode ? row->console_mode : "takeover");
+  bind_text (st, 13, row->placement ? row->placement : "spread");
+  bind_text (st, 14, row->host_labels ? row->host_labels : "");
 }
 
 /* After a failed INSERT or UPDATE of a pool: say which reference is
@@ -2965,7 +3033,8 @@ kd_store_pool_insert (KdStore    *s,
 
   st = stmt_get (s, "INSERT INTO pools (name, image_id, template_id, mode, size, warm, "
                     "idle_timeout, disconnect_timeout, maintenance, created_at, updated_at, "
-                    "console_mode) VALUES (?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?1, ?1, ?12)",
+                    "console_mode, placement, host_labels) "
+                    "VALUES (?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?1, ?1, ?12, ?13, ?14)",
                  error);
   if (st == NULL)
     return FALSE;
@@ -3003,7 +3072,8 @@ kd_store_pool_update (KdStore    *s,
 
   st = stmt_get (s, "UPDATE pools SET name = ?2, image_id = ?3, template_id = ?4, mode = ?5, "
                     "size = ?6, warm = ?7, idle_timeout = ?8, disconnect_timeout = ?9, "
-                    "maintenance = ?10, updated_at = ?11, console_mode = ?12 WHERE id = ?1", error);
+                    "maintenance = ?10, updated_at = ?11, console_mode = ?12, placement = ?13, "
+                    "host_labels = ?14 WHERE id = ?1", error);
   if (st == NULL)
     return FALSE;
   sqlite3_bind_int64 (st, 1, row->id);

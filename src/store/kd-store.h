@@ -92,6 +92,13 @@ typedef struct {
   /* schema v5 */
   char   *graphics_listen; /* where desktops' VNC/SPICE listen on the host ("127.0.0.1") */
   char   *console_access;  /* "auto" | "fd" | "tcp": how the gateway reaches a display */
+  /* schema v6: placement */
+  gboolean maintenance;    /* no new desktops */
+  double  cpu_ratio;       /* overcommit: vCPUs per CPU */
+  double  memory_ratio;
+  double  disk_ratio;
+  gint64  memory_reserved; /* bytes kept for the host itself */
+  char   *labels;          /* comma-separated names, "" for none */
 } KdHostRow;
 
 void       kd_host_row_free (KdHostRow *row);
@@ -100,6 +107,9 @@ gboolean   kd_store_host_insert      (KdStore *s, KdHostRow *row, GError **error
 KdHostRow *kd_store_host_get_by_name (KdStore *s, const char *name, GError **error);
 KdHostRow *kd_store_host_get         (KdStore *s, gint64 id, GError **error);
 GPtrArray *kd_store_host_list        (KdStore *s, GError **error);
+/* schema v6: writes the placement settings (maintenance … labels) and
+ * graphics_listen/console_access of row ->id. */
+gboolean   kd_store_host_update      (KdStore *s, const KdHostRow *row, GError **error);
 /* KD_STORE_ERROR_IN_USE while image volumes or desktops reference it. */
 gboolean   kd_store_host_delete      (KdStore *s, gint64 id, GError **error);
 
@@ -325,6 +335,8 @@ typedef struct {
   gint64   created_at;
   gint64   updated_at;
   char    *console_mode;       /* schema v5: "takeover" | "share" (NULL on insert = takeover) */
+  char    *placement;          /* schema v6: "spread" | "pack" | "round-robin" (NULL = spread) */
+  char    *host_labels;        /* schema v6: labels every host must carry, comma-separated */
 } KdPoolRow;
 
 void       kd_pool_row_free (KdPoolRow *row);

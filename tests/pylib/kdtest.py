@@ -494,8 +494,11 @@ class PoolTestCase(DaemonTestCase):
             cls.host = "phost-" + random_suffix()
             node = os.path.join(cls.daemon.tmp, "node-%s.xml" % cls.host)
             shutil.copyfile(os.path.join(TEST_DATA, "integration", "host-small.xml"), node)
+            # 4 simulated CPUs: 16 vCPUs per CPU leaves room for the
+            # 50-desktop pools of the burst tests.
             cls.daemon.request("POST", "/api/v1/hosts",
-                               {"name": cls.host, "uri": "test://" + node}, expect=201)
+                               {"name": cls.host, "uri": "test://" + node, "cpu_ratio": 16},
+                               expect=201)
             path = os.path.join(cls.daemon.tmp, "golden.qcow2")
             cls.image = "golden-" + random_suffix()
             cls.daemon.request("PUT", "/api/v1/images/%s?host=%s" % (cls.image, cls.host),

@@ -108,7 +108,9 @@ fixture_setup (Fixture *f, gconstpointer data)
     g_autofree char *uri = g_strdup_printf ("test://%s", node);
     {
       KdHostRow spec = { .name = (char *) "sim", .uri = uri };
-      kd_broker_host_add_async (f->broker, &spec, "test", on_host, f);
+      /* 4 simulated CPUs: room for the pools below at 16 vCPUs each. */
+      KdHostSettings settings = { .cpu_ratio = 16.0, .memory_reserved = -1 };
+      kd_broker_host_add_async (f->broker, &spec, &settings, "test", on_host, f);
     }
   }
   run (f, 1);
