@@ -3,6 +3,7 @@
 #
 #   make / make build     configure BUILD_DIR (once) and build it with ninja
 #   make deps             install the Debian packages (scripts/install-deps.sh, needs root)
+#                         and noVNC + playwright-core from package-lock.json (scripts/npm-deps.sh)
 #   make libvirt          start and check the local libvirtd (scripts/libvirt-up.sh)
 #   make demo             deps + build + libvirt + scripts/demo.sh
 #   make check            deps + build + libvirt + unit tests (parallel), then integration
@@ -51,6 +52,7 @@ configure:
 
 deps:
 	scripts/install-deps.sh
+	scripts/npm-deps.sh
 
 libvirt:
 	scripts/libvirt-up.sh
@@ -59,8 +61,9 @@ libvirt:
 setup-deps:
 ifneq ($(KD_SKIP_SETUP),1)
 	scripts/install-deps.sh
+	scripts/npm-deps.sh
 else
-	@echo "KD_SKIP_SETUP=1: skipping scripts/install-deps.sh"
+	@echo "KD_SKIP_SETUP=1: skipping scripts/install-deps.sh and scripts/npm-deps.sh"
 endif
 
 setup-libvirt:
