@@ -259,7 +259,14 @@ const scenarios = {
     await page.keyboard.type(user);
     await page.keyboard.press("Tab");
     const onPassword = await page.evaluate(() => document.activeElement.id);
-    await page.keyboard.type(password);
+    // A wrong password first: a sentence, and the focus back on the password.
+    await page.keyboard.type("not-the-password");
+    await page.keyboard.press("Enter");
+    await page.locator("#login-error").waitFor();
+    const wrong = await page.locator("#login-error").textContent();
+    const focusAfterWrong = await page.evaluate(() => document.activeElement.id);
+    await shot(page, "keyboard-login-wrong-password");
+    await page.keyboard.type(password);          // the field's text is selected: replaced
     await page.keyboard.press("Enter");
     await page.locator("#who-name").filter({ hasText: user }).waitFor();
     await page.locator("#pools li button").first().waitFor();
@@ -282,8 +289,8 @@ const scenarios = {
     await page.keyboard.press("Enter");
     await page.locator("#mine li").first().waitFor({ timeout: BOOT_TIMEOUT });
     const desktop = await page.locator("#mine li").first().getAttribute("data-desktop");
-    checkProblems();
-    return { start, onPassword, stops, desktop };
+    checkProblems([/401/]);
+    return { start, onPassword, wrong, focusAfterWrong, stops, desktop };
   },
 
   // (e) the pages at 1280x800 and at a phone's 390 px, with overflow checks.
@@ -300,6 +307,17 @@ const scenarios = {
       await page.waitForTimeout(300);
       const overflow = async () => page.evaluate(() => document.documentElement.scrollWidth - window.innerWidth);
       result[`user-${label}`] = { overflow: await overflow(), file: await shot(page, `user-${label}`) };
+      // The console at this size.
+      const connect = page.locator("#mine li").first().getByRole("button", { name: "Connect" });
+      if (await connect.count()) {
+        await waitFor("a desktop to connect to", () => connect.isEnabled(), BOOT_TIMEOUT);
+        await connect.click();
+        await waitFor("the console to connect",
+          async () => /Connected/.test(await page.locator("#console-state").textContent()), STEP_TIMEOUT);
+        await waitFor("the screen on the canvas", async () => (await blueShare(page)) > 0.005, BOOT_TIMEOUT);
+        result[`console-${label}`] = { overflow: await overflow(), file: await shot(page, `console-${label}`) };
+        await page.getByRole("button", { name: "Close" }).click();
+      }
       await page.getByRole("button", { name: "Log out" }).click();
       await page.locator("#login-user").waitFor();
       await login(page, "admin", cfg.admin_password);

@@ -207,6 +207,8 @@ class DashboardBrowser(unittest.TestCase):
     def test_d_keyboard_only(self):
         res = self.run_scenario("keyboard-login")
         self.assertEqual(res["onPassword"], "login-password", res)
+        self.assertIn("wrong", res["wrong"])
+        self.assertEqual(res["focusAfterWrong"], "login-password")
         for stop in res["stops"]:
             self.assertTrue(stop["outline"], "no visible focus on %r" % stop)
         self.assertEqual(res["stops"][-1]["tag"], "BUTTON")
@@ -215,6 +217,7 @@ class DashboardBrowser(unittest.TestCase):
     def test_e_screenshots(self):
         self.user_desktop("alice")
         res = self.run_scenario("screenshots")
+        self.assertIn("console-390", res, "no console was opened at phone width")
         for key, shot in res.items():
             self.assertTrue(os.path.getsize(shot["file"]) > 2000, shot)
             self.assertLessEqual(shot["overflow"], 0, "%s scrolls sideways by %d px (%s)"
