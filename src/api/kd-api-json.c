@@ -75,6 +75,9 @@ kd_api_json_host (KdBroker *broker, KdBrokerHost *h)
   kd_json_add_str (b, "hypervisor", h->have_capacity ? c->hypervisor : NULL);
   kd_json_add_str (b, "libvirt_version", h->have_capacity ? c->libvirt_version : NULL);
   kd_json_add_str (b, "last_error", h->last_error);
+  kd_json_add_str (b, "graphics_listen", h->row->graphics_listen);
+  kd_json_add_str (b, "console_access", h->row->console_access);
+  kd_json_add_str (b, "console_path", kd_broker_host_console_path (h));
   kd_json_add_int (b, "desktops", kd_broker_host_desktop_count (broker, h));
   kd_json_add_time (b, "created_at", h->row->created_at);
   json_builder_end_object (b);
@@ -146,6 +149,7 @@ kd_api_json_template (KdTemplateRow *row)
   kd_json_add_str (b, "display", row->display);
   kd_json_add_str (b, "network", row->network);
   kd_json_add_str (b, "firmware", row->firmware);
+  kd_json_add_int (b, "rdp_port", row->rdp_port);
   kd_json_add_time (b, "created_at", row->created_at);
   json_builder_end_object (b);
   return json_builder_get_root (b);
@@ -189,6 +193,48 @@ kd_api_json_desktop (KdBroker *broker, KdDesktopRow *row)
   kd_json_add_time (b, "connected_since", row->connected_since);
   kd_json_add_time (b, "last_seen", row->last_seen);
   kd_json_add_time (b, "disconnected_at", row->disconnected_at);
+  json_builder_end_object (b);
+  json_builder_set_member_name (b, "console");
+  json_builder_begin_object (b);
+  {
+    GPtrArray *viewers = kd_broker_viewer_list (broker, row->id);
+    guint64 live_in = 0, live_out = 0;
+
+    /* Totals: closed consoles (stored) plus the open ones so far. */
+    for (guint i = 0; viewers != NULL && i < viewers->len; i++)
+      {
+        KdBrokerViewer *v = viewers->pdata[i];
+        guint64 in = 0, out = 0;
+        if (v->handle != NULL)
+          kd_api_console_counters (v->handle, &in, &out);
+        live_in += in;
+        live_out += out;
+      }
+    kd_json_add_str (b, "mode", kd_broker_desktop_console_mode (broker, row));
+    kd_json_add_int (b, "connections", row->console_connections);
+    kd_json_add_int (b, "bytes_in", row->console_bytes_in + (gint64) live_in);
+    kd_json_add_int (b, "bytes_out", row->console_bytes_out + (gint64) live_out);
+    json_builder_set_member_name (b, "viewers");
+    json_builder_begin_array (b);
+    for (guint i = 0; viewers != NULL && i < viewers->len; i++)
+      {
+        KdBrokerViewer *v = viewers->pdata[i];
+        guint64 in = 0, out = 0;
+        json_builder_begin_object (b);
+        kd_json_add_str (b, "kind", v->kind);
+        kd_json_add_str (b, "client", v->client);
+        kd_json_add_str (b, "user", v->user);
+        kd_json_add_time (b, "since", v->since);
+        if (v->handle != NULL)
+          {
+            kd_api_console_counters (v->handle, &in, &out);
+            kd_json_add_int (b, "bytes_in", (gint64) in);
+            kd_json_add_int (b, "bytes_out", (gint64) out);
+          }
+        json_builder_end_object (b);
+      }
+    json_builder_end_array (b);
+  }
   json_builder_end_object (b);
   kd_json_add_bool (b, "busy", kd_broker_desktop_is_busy (broker, row->id));
   kd_json_add_time (b, "created_at", row->created_at);
@@ -355,6 +401,7 @@ kd_api_json_pool (KdBroker *broker, KdPoolRow *row, gboolean full)
   kd_json_add_int (b, "idle_timeout", row->idle_timeout);
   kd_json_add_int (b, "disconnect_timeout", row->disconnect_timeout);
   kd_json_add_bool (b, "maintenance", row->maintenance);
+  kd_json_add_str (b, "console_mode", row->console_mode ? row->console_mode : "takeover");
   if (full)
     {
       g_autoptr(GArray) users = kd_store_pool_get_users (store, row->id, NULL);

@@ -30,9 +30,10 @@ kd_api_pool_spec (JsonObject *obj, gboolean adding, KdPoolSpec *spec, KdPoolList
                   GError **error)
 {
   static const char *const add_allowed[] = { "name", "image", "template", "mode", "size", "warm",
-    "idle_timeout", "disconnect_timeout", "users", "groups", "hosts", "maintenance", NULL };
+    "idle_timeout", "disconnect_timeout", "users", "groups", "hosts", "maintenance", "console_mode",
+    NULL };
   static const char *const patch_allowed[] = { "size", "warm", "idle_timeout", "disconnect_timeout",
-    "users", "groups", "hosts", "maintenance", NULL };
+    "users", "groups", "hosts", "maintenance", "console_mode", NULL };
   struct { const char *member; gint64 *value; gboolean *has; } ints[] = {
     { "size", &spec->size, &spec->has_size },
     { "warm", &spec->warm, &spec->has_warm },
@@ -47,6 +48,8 @@ kd_api_pool_spec (JsonObject *obj, gboolean adding, KdPoolSpec *spec, KdPoolList
        !kd_json_get_string (obj, "image", TRUE, &spec->image, error) ||
        !kd_json_get_string (obj, "template", TRUE, &spec->template_name, error) ||
        !kd_json_get_string (obj, "mode", FALSE, &spec->mode, error)))
+    return FALSE;
+  if (!kd_json_get_string (obj, "console_mode", FALSE, &spec->console_mode, error))
     return FALSE;
   for (gsize i = 0; i < G_N_ELEMENTS (ints); i++)
     {

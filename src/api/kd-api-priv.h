@@ -122,6 +122,11 @@ void kd_api_consoles_init (KdApiServer *server);
 void kd_api_consoles_fini (KdApiServer *server);
 void kd_api_console_ticket (KdApiRequest *req, KdDesktopRow *desk);
 void kd_api_console_upgrade (KdApiRequest *req);
+/* Bytes a console moved so far; @handle is a browser viewer's handle. */
+void kd_api_console_counters (gpointer handle, guint64 *bytes_in, guint64 *bytes_out);
+/* GET /desktops/{name}/console.vv and console.rdp */
+void kd_api_console_vv  (KdApiRequest *req, KdDesktopRow *desk);
+void kd_api_console_rdp (KdApiRequest *req, KdDesktopRow *desk);
 void kd_api_respond_raw (KdApiRequest *req, guint status, struct MHD_Response *resp);
 
 /* JSON views (kd-api-json.c) */

@@ -512,19 +512,26 @@ kd_api_hosts (KdApiRequest *req)
     }
   else if (req->n_segs == 3 && IS ("POST"))
     {
-      static const char *const allowed[] = { "name", "uri", NULL };
+      static const char *const allowed[] = { "name", "uri", "graphics_listen", "console_access", NULL };
       g_autoptr(JsonObject) obj = kd_api_body_object (req);
-      const char *name = NULL, *uri = NULL;
+      const char *name = NULL, *uri = NULL, *listen = NULL, *access = NULL;
+      KdHostRow spec = { 0 };
       if (obj == NULL)
         return;
       if (!kd_json_check_members (obj, allowed, &error) ||
           !kd_json_get_string (obj, "name", TRUE, &name, &error) ||
-          !kd_json_get_string (obj, "uri", TRUE, &uri, &error))
+          !kd_json_get_string (obj, "uri", TRUE, &uri, &error) ||
+          !kd_json_get_string (obj, "graphics_listen", FALSE, &listen, &error) ||
+          !kd_json_get_string (obj, "console_access", FALSE, &access, &error))
         {
           kd_api_respond_error (req, error);
           return;
         }
-      kd_broker_host_add_async (b, name, uri, req->user, kd_host_added, kd_api_request_ref (req));
+      spec.name = (char *) name;
+      spec.uri = (char *) uri;
+      spec.graphics_listen = (char *) listen;
+      spec.console_access = (char *) access;
+      kd_broker_host_add_async (b, &spec, req->user, kd_host_added, kd_api_request_ref (req));
       kd_api_request_suspend (req);
     }
   else if (req->n_segs == 4 && IS ("GET"))
@@ -649,11 +656,11 @@ kd_api_templates (KdApiRequest *req)
   else if (req->n_segs == 3 && IS ("POST"))
     {
       static const char *const allowed[] = { "name", "vcpus", "memory_mib", "disk_gib", "display",
-                                             "network", "firmware", NULL };
+                                             "network", "firmware", "rdp_port", NULL };
       g_autoptr(JsonObject) obj = kd_api_body_object (req);
       g_autoptr(KdTemplateRow) row = NULL;
       KdTemplateSpec spec = { 0 };
-      gint64 vcpus = 1, memory = 1024, disk = 10;
+      gint64 vcpus = 1, memory = 1024, disk = 10, rdp_port = 0;
 
       if (obj == NULL)
         return;
@@ -664,7 +671,8 @@ kd_api_templates (KdApiRequest *req)
           !kd_json_get_int (obj, "disk_gib", FALSE, &disk, &error) ||
           !kd_json_get_string (obj, "display", FALSE, &spec.display, &error) ||
           !kd_json_get_string (obj, "network", FALSE, &spec.network, &error) ||
-          !kd_json_get_string (obj, "firmware", FALSE, &spec.firmware, &error))
+          !kd_json_get_string (obj, "firmware", FALSE, &spec.firmware, &error) ||
+          !kd_json_get_int (obj, "rdp_port", FALSE, &rdp_port, &error))
         {
           kd_api_respond_error (req, error);
           return;
@@ -679,6 +687,7 @@ kd_api_templates (KdApiRequest *req)
       spec.vcpus = vcpus;
       spec.memory_mib = memory;
       spec.disk_gib = disk;
+      spec.rdp_port = rdp_port;
       row = kd_broker_template_add (b, &spec, req->user, &error);
       if (row == NULL)
         kd_api_respond_error (req, error);
@@ -826,7 +835,9 @@ kd_api_desktops (KdApiRequest *req)
       kd_api_respond_errorf (req, 405, "invalid", "%s is not allowed on '%s'", req->method, req->path);
       return;
     }
-  if (req->n_segs == 5 && !IS ("POST"))
+  if (req->n_segs == 5 &&
+      ((g_strcmp0 (SEG (4), "console.vv") == 0 || g_strcmp0 (SEG (4), "console.rdp") == 0)
+       ? !IS ("GET") : !IS ("POST")))
     {
       kd_api_respond_errorf (req, 405, "invalid", "%s is not allowed on '%s'", req->method, req->path);
       return;
@@ -847,6 +858,10 @@ kd_api_desktops (KdApiRequest *req)
     }
   else if ((g_strcmp0 (SEG (4), "console") == 0))
     kd_api_console_ticket (req, row);
+  else if ((g_strcmp0 (SEG (4), "console.vv") == 0))
+    kd_api_console_vv (req, row);
+  else if ((g_strcmp0 (SEG (4), "console.rdp") == 0))
+    kd_api_console_rdp (req, row);
   else if ((g_strcmp0 (SEG (4), "release") == 0))
     {
       kd_broker_desktop_release_async (b, SEG (3), req->user, kd_desktop_released,

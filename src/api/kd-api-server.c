@@ -74,6 +74,7 @@ kd_api_error_status (const GError *error, const char **out_code)
       case KD_GATEWAY_ERROR_TICKET_EXPIRED: status = 401; code = "unauthorized"; break;
       case KD_GATEWAY_ERROR_TOO_MANY_TICKETS: status = 429; code = "rate_limited"; break;
       case KD_GATEWAY_ERROR_BAD_UPGRADE: status = 400; code = "invalid"; break;
+      case KD_GATEWAY_ERROR_INVALID: status = 502; code = "bad_gateway"; break;
       default: break;
       }
   else if (error->domain == KD_HV_ERROR)

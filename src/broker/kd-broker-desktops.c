@@ -15,6 +15,7 @@
 
 #include "common/kd-error.h"
 #include "common/kd-name.h"
+#include "common/kd-random.h"
 #include "common/kd-time.h"
 
 #include <unistd.h>
@@ -138,6 +139,8 @@ typedef struct {
   char           *instance_id;
   char           *desktop_id;
   char           *display;
+  char           *graphics_listen;
+  char           *graphics_passwd;
   char           *network;
   char           *firmware;
   gint64          vcpus;
@@ -162,6 +165,8 @@ kd_create_job_free (KdCreateJob *j)
   g_free (j->instance_id);
   g_free (j->desktop_id);
   g_free (j->display);
+  g_free (j->graphics_listen);
+  g_free (j->graphics_passwd);
   g_free (j->network);
   g_free (j->firmware);
   g_free (j->overlay_path);
@@ -197,7 +202,8 @@ kd_create_run (gpointer data, GCancellable *cancellable)
   j->spec.disk_format = j->existing_disk ? j->backing_format : "qcow2";
   j->spec.firmware = j->firmware;
   j->spec.display = j->display;
-  j->spec.graphics_listen = "127.0.0.1";
+  j->spec.graphics_listen = j->graphics_listen;
+  j->spec.graphics_passwd = j->graphics_passwd;
   j->spec.network = j->network;
   j->spec.instance_id = j->instance_id;
   j->spec.desktop_id = j->desktop_id;
@@ -441,6 +447,9 @@ kd_broker_desktop_create_spec_async (KdBroker *b, const KdDesktopCreateSpec *cs,
   j->instance_id = g_strdup (kd_store_get_instance_id (b->store));
   j->desktop_id = g_strdup_printf ("%" G_GINT64_FORMAT, j->row->id);
   j->display = g_strdup (tpl->display);
+  j->graphics_listen = g_strdup (h->row->graphics_listen ? h->row->graphics_listen : "127.0.0.1");
+  /* Nobody is told this password: a viewer gets a one-time one. */
+  j->graphics_passwd = kd_random_password (KD_BROKER_VNC_PASSWORD_LEN);
   j->network = g_strdup (tpl->network);
   j->firmware = g_strdup (tpl->firmware);
   j->vcpus = tpl->vcpus;
@@ -861,95 +870,3 @@ kd_broker_desktops_recover (KdBroker *b)
     }
 }
 
-/* ------------------------------------------------------------------ */
-/* console */
-
-typedef struct {
-  GTask    *task;
-  KdHvHost *hv;
-  char     *domain;
-  int       fd;
-  GError   *error;
-} KdConsoleJob;
-
-static void
-kd_console_job_free (KdConsoleJob *j)
-{
-  g_clear_object (&j->task);
-  g_clear_pointer (&j->hv, kd_hv_host_unref);
-  g_free (j->domain);
-  if (j->fd >= 0)
-    close (j->fd);
-  g_clear_error (&j->error);
-  g_free (j);
-}
-
-static void
-kd_console_run (gpointer data, GCancellable *c)
-{
-  KdConsoleJob *j = data;
-  j->fd = kd_hv_domain_open_graphics (j->hv, j->domain, &j->error);
-}
-
-static void
-kd_console_done (KdBroker *b, gpointer data)
-{
-  KdConsoleJob *j = data;
-
-  if (j->fd < 0)
-    g_task_return_error (j->task, g_steal_pointer (&j->error));
-  else
-    {
-      g_task_return_int (j->task, j->fd);
-      j->fd = -1;
-    }
-}
-
-/**
- * kd_broker_desktop_open_console_async:
- * Opens a socket speaking RFB to the desktop's display, without a TCP
- * port (virDomainOpenGraphicsFD). The desktop must be running on a host
- * whose libvirtd runs on this machine.
- */
-void
-kd_broker_desktop_open_console_async (KdBroker *b, gint64 desktop_id, GAsyncReadyCallback cb,
-                                      gpointer data)
-{
-  g_autoptr(GTask) task = g_task_new (NULL, NULL, cb, data);
-  g_autoptr(GError) error = NULL;
-  g_autoptr(KdDesktopRow) row = kd_store_desktop_get (b->store, desktop_id, &error);
-  KdBrokerHost *h;
-  KdConsoleJob *j;
-
-  if (row == NULL)
-    {
-      g_task_return_error (task, g_steal_pointer (&error));
-      return;
-    }
-  if (!kd_desktop_state_is_up (row->state))
-    {
-      g_task_return_new_error (task, KD_ERROR, KD_ERROR_BUSY, "desktop '%s' is %s, not running",
-                               row->name, row->state);
-      return;
-    }
-  h = kd_broker_host_by_id (b, row->host_id);
-  if (h == NULL || !kd_broker_host_is_up (h))
-    {
-      g_task_return_new_error (task, KD_ERROR, KD_ERROR_UNAVAILABLE, "the host of desktop '%s' is %s",
-                               row->name, h ? h->state : "gone");
-      return;
-    }
-  j = g_new0 (KdConsoleJob, 1);
-  j->task = g_steal_pointer (&task);
-  j->hv = kd_hv_host_ref (h->hv);
-  j->domain = g_strdup (row->domain);
-  j->fd = -1;
-  kd_broker_run_host_job (b, h->row->name, kd_console_run, kd_console_done, j,
-                          (GDestroyNotify) kd_console_job_free);
-}
-
-int
-kd_broker_desktop_open_console_finish (KdBroker *b, GAsyncResult *res, GError **error)
-{
-  return (int) g_task_propagate_int (G_TASK (res), error);
-}

@@ -95,6 +95,17 @@ kd_pool_store_lists (KdBroker *b, gint64 pool_id, const KdPoolSpec *spec, GError
  * Validates every field, stores the pool with its entitlements and host
  * list in one transaction; the pool manager then makes its warm desktops.
  */
+static gboolean
+kd_pool_check_console_mode (const char *mode, GError **error)
+{
+  if (mode == NULL || g_str_equal (mode, "takeover") || g_str_equal (mode, "share"))
+    return TRUE;
+  g_set_error (error, KD_ERROR, KD_ERROR_INVALID,
+               "console_mode '%.40s' is invalid: use takeover (a new console ends the old one) "
+               "or share (up to %d viewers at once)", mode, KD_BROKER_VIEWERS_MAX);
+  return FALSE;
+}
+
 KdPoolRow *
 kd_broker_pool_add (KdBroker *b, const KdPoolSpec *spec, const char *actor, GError **error)
 {
@@ -144,6 +155,9 @@ kd_broker_pool_add (KdBroker *b, const KdPoolSpec *spec, const char *actor, GErr
   row->template_id = tpl->id;
   row->mode = g_strdup (mode);
   row->maintenance = spec->has_maintenance && spec->maintenance;
+  if (!kd_pool_check_console_mode (spec->console_mode, error))
+    return NULL;
+  row->console_mode = g_strdup (spec->console_mode ? spec->console_mode : "takeover");
 
   if (!kd_store_begin (b->store, error))
     return NULL;
@@ -193,6 +207,14 @@ kd_broker_pool_update (KdBroker *b, const char *name, const KdPoolSpec *spec, co
     {
       row->maintenance = spec->maintenance;
       g_string_append_printf (what, " maintenance %s", spec->maintenance ? "on" : "off");
+    }
+  if (spec->console_mode != NULL)
+    {
+      if (!kd_pool_check_console_mode (spec->console_mode, error))
+        return NULL;
+      g_free (row->console_mode);
+      row->console_mode = g_strdup (spec->console_mode);
+      g_string_append_printf (what, " console %s", spec->console_mode);
     }
   if (!kd_pool_check_numbers (row->size, row->warm, row->idle_timeout, row->disconnect_timeout, error))
     return NULL;
@@ -830,7 +852,8 @@ kd_pool_manage (KdBroker *b, KdPoolRow *pool, gint64 now)
       in.assigned = TRUE;
       in.assigned_at = d->assigned_at;
       in.connected_since = d->connected_since;
-      in.last_seen = d->last_seen;
+      /* A viewer still attached is as good as a heartbeat. */
+      in.last_seen = kd_broker_viewer_count (b, d->id) > 0 ? now : d->last_seen;
       in.disconnected_at = d->disconnected_at;
       act = kd_policy_decide (&in, now);
       switch (act)

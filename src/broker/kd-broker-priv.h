@@ -26,7 +26,15 @@ struct _KdBroker {
   gpointer               event_listener_data;
   guint                  pools_timer;
   guint                  pools_kick_id;
+  /* kd-broker-consoles.c */
+  GHashTable            *viewers;      /* desktop id (gint64*) -> GPtrArray of KdBrokerViewer */
+  GHashTable            *native;       /* "host/domain/addr/port" -> viewer id (guint64*) */
+  GHashTable            *own_endpoints; /* "addr:port" of our TCP consoles */
+  guint64                next_viewer;
 };
+
+void kd_broker_consoles_init (KdBroker *broker);
+void kd_broker_consoles_fini (KdBroker *broker);
 
 /* Runs @func(job) in a worker thread; @done runs on the main loop with
  * the same job. Used for every blocking libvirt call. */

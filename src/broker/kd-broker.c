@@ -211,6 +211,7 @@ kd_broker_new (KdConfig *config, KdStore *store)
   b->hosts = g_hash_table_new_full (g_str_hash, g_str_equal, g_free,
                                     (GDestroyNotify) kd_broker_host_free);
   b->busy = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, g_free);
+  kd_broker_consoles_init (b);
   b->importing = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   b->report.orphans = g_ptr_array_new_with_free_func ((GDestroyNotify) kd_orphan_free);
   b->report.problems = g_ptr_array_new_with_free_func ((GDestroyNotify) kd_problem_free);
@@ -240,7 +241,10 @@ kd_broker_free (KdBroker *b)
     gpointer value;
     g_hash_table_iter_init (&iter, b->hosts);
     while (g_hash_table_iter_next (&iter, NULL, &value))
-      kd_hv_host_set_callbacks (((KdBrokerHost *) value)->hv, NULL, NULL, NULL);
+      {
+        kd_hv_host_set_callbacks (((KdBrokerHost *) value)->hv, NULL, NULL, NULL);
+        kd_hv_host_set_graphics_callback (((KdBrokerHost *) value)->hv, NULL, NULL);
+      }
   }
   g_thread_pool_free (b->workers, FALSE, TRUE);
   while (g_atomic_int_get (&b->jobs_outstanding) > 0)
@@ -265,6 +269,7 @@ kd_broker_free (KdBroker *b)
   g_hash_table_destroy (b->host_slots);
   g_hash_table_destroy (b->hosts);
   g_hash_table_destroy (b->busy);
+  kd_broker_consoles_fini (b);
   g_hash_table_destroy (b->importing);
   g_ptr_array_unref (b->report.orphans);
   g_ptr_array_unref (b->report.problems);
@@ -456,6 +461,8 @@ typedef struct {
   KdHvHost     *hv;
   char         *name;
   char         *uri;
+  char         *graphics_listen;
+  char         *console_access;
   char         *actor;
   KdHvCapacity  capacity;
   GError       *error;
@@ -468,6 +475,8 @@ kd_connect_job_free (KdConnectJob *j)
   g_clear_pointer (&j->hv, kd_hv_host_unref);
   g_free (j->name);
   g_free (j->uri);
+  g_free (j->graphics_listen);
+  g_free (j->console_access);
   g_free (j->actor);
   kd_hv_capacity_clear (&j->capacity);
   g_clear_error (&j->error);
@@ -614,6 +623,7 @@ kd_broker_host_insert (KdBroker *b, KdHostRow *row, KdHvHost *hv)
   h->hv = hv;
   h->state = "connecting";
   kd_hv_host_set_callbacks (hv, kd_broker_host_closed, kd_broker_domain_event, b);
+  kd_hv_host_set_graphics_callback (hv, kd_broker_graphics_event, b);
   g_hash_table_insert (b->hosts, g_strdup (row->name), h);
   return h;
 }
@@ -622,6 +632,47 @@ static void kd_disconnect_run (gpointer data, GCancellable *cancellable);
 static void kd_disconnect_done (KdBroker *b, gpointer data);
 
 /* host add ----------------------------------------------------------- */
+
+/* graphics_listen is an IP address (or NULL); console_access one of
+ * auto/fd/tcp, and "fd" only for a libvirtd on this machine. */
+static gboolean
+kd_broker_host_check_display (const KdHostRow *spec, GError **error)
+{
+  static const char *const access[] = { "auto", "fd", "tcp", NULL };
+
+  if (spec->graphics_listen != NULL)
+    {
+      g_autoptr(GInetAddress) a = NULL;
+
+      if (strlen (spec->graphics_listen) < 64)
+        a = g_inet_address_new_from_string (spec->graphics_listen);
+      if (a == NULL)
+        {
+          g_set_error (error, KD_ERROR, KD_ERROR_INVALID,
+                       "graphics_listen '%.64s' is not an IP address (e.g. 127.0.0.1, or 0.0.0.0 "
+                       "for every address of the host)", spec->graphics_listen);
+          return FALSE;
+        }
+    }
+  if (spec->console_access != NULL && !g_strv_contains (access, spec->console_access))
+    {
+      g_set_error (error, KD_ERROR, KD_ERROR_INVALID,
+                   "console_access '%.40s' is not one of auto, fd, tcp", spec->console_access);
+      return FALSE;
+    }
+  if (spec->console_access != NULL && g_str_equal (spec->console_access, "fd") && spec->uri != NULL)
+    {
+      g_autoptr(KdHvHost) probe = kd_hv_host_new ("probe", spec->uri, NULL);
+      if (!kd_hv_host_is_local (probe))
+        {
+          g_set_error (error, KD_ERROR, KD_ERROR_INVALID,
+                       "console_access 'fd' needs a libvirtd on this machine; '%.200s' is not "
+                       "(use tcp or auto)", spec->uri);
+          return FALSE;
+        }
+    }
+  return TRUE;
+}
 
 static void
 kd_broker_host_added (KdBroker *b, gpointer data)
@@ -641,6 +692,8 @@ kd_broker_host_added (KdBroker *b, gpointer data)
   row = g_new0 (KdHostRow, 1);
   row->name = g_strdup (j->name);
   row->uri = g_strdup (j->uri);
+  row->graphics_listen = g_strdup (j->graphics_listen ? j->graphics_listen : "127.0.0.1");
+  row->console_access = g_strdup (j->console_access ? j->console_access : "auto");
   if (!kd_store_host_insert (b->store, row, &error))
     {
       /* Lost a race with another add of the same name or URI; close the
@@ -664,14 +717,17 @@ kd_broker_host_added (KdBroker *b, gpointer data)
 
 /**
  * kd_broker_host_add_async:
- * Connects to @uri first: a host that cannot be reached is not stored.
+ * @spec: name, uri, and optionally graphics_listen and console_access
+ *
+ * Connects to the URI first: a host that cannot be reached is not stored.
  */
 void
-kd_broker_host_add_async (KdBroker *b, const char *name, const char *uri, const char *actor,
+kd_broker_host_add_async (KdBroker *b, const KdHostRow *spec, const char *actor,
                           GAsyncReadyCallback cb, gpointer data)
 {
   g_autoptr(GTask) task = g_task_new (NULL, NULL, cb, data);
   g_autoptr(GError) error = NULL;
+  const char *name = spec->name, *uri = spec->uri;
   KdConnectJob *j;
   GHashTableIter iter;
   gpointer value;
@@ -708,10 +764,18 @@ kd_broker_host_add_async (KdBroker *b, const char *name, const char *uri, const 
         return;
       }
 
+  if (!kd_broker_host_check_display (spec, &error))
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+
   j = g_new0 (KdConnectJob, 1);
   j->hv = kd_broker_new_hv (b, name, uri);
   j->name = g_strdup (name);
   j->uri = g_strdup (uri);
+  j->graphics_listen = g_strdup (spec->graphics_listen);
+  j->console_access = g_strdup (spec->console_access);
   j->actor = g_strdup (actor);
   j->task = g_steal_pointer (&task);
   kd_broker_run_job (b, kd_connect_job_run, kd_broker_host_added, j,
@@ -783,6 +847,7 @@ kd_broker_host_remove_async (KdBroker *b, const char *name, const char *actor,
   kd_broker_event (b, "host", name, actor, "delete", h->state, NULL, "host '%s' removed", name);
   hv = kd_hv_host_ref (h->hv);
   kd_hv_host_set_callbacks (hv, NULL, NULL, NULL);
+  kd_hv_host_set_graphics_callback (hv, NULL, NULL);
   g_hash_table_remove (b->hosts, name);
   kd_broker_run_job (b, kd_disconnect_run, kd_disconnect_done, hv,
                      (GDestroyNotify) kd_hv_host_unref);

@@ -109,7 +109,9 @@ KdBrokerHost *kd_broker_host_lookup (KdBroker *broker, const char *name, GError 
 KdBrokerHost *kd_broker_host_by_id  (KdBroker *broker, gint64 id);
 GPtrArray    *kd_broker_host_list   (KdBroker *broker);   /* borrowed KdBrokerHost*, by name */
 gint64        kd_broker_host_desktop_count (KdBroker *broker, KdBrokerHost *host);
-void          kd_broker_host_add_async (KdBroker *broker, const char *name, const char *uri,
+/* @spec: name and uri; graphics_listen and console_access may be NULL
+ * (defaults 127.0.0.1 and auto). */
+void          kd_broker_host_add_async (KdBroker *broker, const KdHostRow *spec,
                                         const char *actor, GAsyncReadyCallback cb, gpointer data);
 KdBrokerHost *kd_broker_host_add_finish (KdBroker *broker, GAsyncResult *res, GError **error);
 void          kd_broker_host_remove_async (KdBroker *broker, const char *name, const char *actor,
@@ -152,6 +154,7 @@ typedef struct {
   const char *display;      /* NULL: default */
   const char *network;
   const char *firmware;
+  gint64      rdp_port;     /* 0: the guest runs no RDP server */
 } KdTemplateSpec;
 
 KdTemplateRow *kd_broker_template_add    (KdBroker *broker, const KdTemplateSpec *spec,
@@ -211,6 +214,7 @@ typedef struct {
   const char *image;
   const char *template_name;
   const char *mode;            /* NULL: floating */
+  const char *console_mode;    /* "takeover" | "share"; NULL: unchanged (takeover when adding) */
   gint64      size, warm, idle_timeout, disconnect_timeout;
   gboolean    maintenance;
   gboolean    has_size, has_warm, has_idle_timeout, has_disconnect_timeout, has_maintenance;
@@ -245,11 +249,82 @@ KdDesktopRow *kd_broker_desktop_heartbeat (KdBroker *broker, const char *name, g
  * and persistent alike: nobody else may inherit his data). */
 void          kd_broker_user_forget (KdBroker *broker, gint64 user_id, const char *actor);
 
-/* ---- consoles ---- */
+/* ---- consoles (kd-broker-consoles.c) ---- */
+#define KD_BROKER_VNC_PASSWORD_LEN   8    /* VNC authentication uses 8 bytes */
+#define KD_BROKER_SPICE_PASSWORD_LEN 20
+#define KD_BROKER_GATEWAY_PASSWORD_SEC 30 /* a TCP console's password expires */
+#define KD_BROKER_VIEWERS_MAX 8           /* viewers of one desktop in "share" mode */
+
+/* A connection to a desktop's VNC display for the console gateway. */
+typedef struct {
+  int    fd;        /* non-blocking, CLOEXEC, speaking RFB; the caller takes it */
+  char  *path;      /* "fd" (virDomainOpenGraphicsFD) | "tcp" */
+  char  *password;  /* tcp: the one-time VNC password to answer QEMU with */
+  char  *endpoint;  /* tcp: our side "addr:port", for telling our own connection
+                     * from native viewers in graphics events */
+} KdBrokerConsole;
+
+void kd_broker_console_free (KdBrokerConsole *console);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (KdBrokerConsole, kd_broker_console_free)
+/* "fd", "tcp" or "none" (simulated host): how the gateway reaches
+ * desktops of @host. */
+const char *kd_broker_host_console_path (KdBrokerHost *host);
 void kd_broker_desktop_open_console_async  (KdBroker *broker, gint64 desktop_id,
                                             GAsyncReadyCallback cb, gpointer data);
-/* Returns: an RFB socket (non-blocking, CLOEXEC; the caller owns it), or -1. */
-int  kd_broker_desktop_open_console_finish (KdBroker *broker, GAsyncResult *res, GError **error);
+KdBrokerConsole *kd_broker_desktop_open_console_finish (KdBroker *broker, GAsyncResult *res,
+                                                        GError **error);
+/* The caller is done with the connection before the session starts. */
+void kd_broker_console_forget (KdBroker *broker, KdBrokerConsole *console);
+
+/* Someone watching a desktop: a console through the gateway or a native
+ * viewer seen in libvirt's graphics events. The first one makes the
+ * desktop connected, the last one leaving disconnected; while any is
+ * there the desktop counts as seen (no heartbeat timeout). */
+typedef struct {
+  guint64  id;
+  gint64   desktop_id;
+  char    *kind;        /* "browser" | "native" */
+  char    *client;      /* address */
+  char    *user;        /* NULL for native viewers */
+  gint64   since;       /* µs */
+  gpointer handle;      /* the owner's object (gateway console) */
+} KdBrokerViewer;
+
+guint64    kd_broker_viewer_add    (KdBroker *broker, gint64 desktop_id, const char *kind,
+                                    const char *client, const char *user, gpointer handle);
+void       kd_broker_viewer_remove (KdBroker *broker, guint64 viewer_id, gint64 bytes_in,
+                                    gint64 bytes_out);
+/* (element-type KdBrokerViewer) (transfer none): may be NULL. */
+GPtrArray *kd_broker_viewer_list   (KdBroker *broker, gint64 desktop_id);
+guint      kd_broker_viewer_count  (KdBroker *broker, gint64 desktop_id);
+/* The pool's console mode for the desktop: "takeover" (default) or "share". */
+const char *kd_broker_desktop_console_mode (KdBroker *broker, const KdDesktopRow *row);
+
+/* A native viewer's connection data (.vv): address, port and a password
+ * valid @ttl_sec, set on the running domain. */
+typedef struct {
+  char   *type;        /* "vnc" | "spice" */
+  char   *host;
+  gint64  port;
+  gint64  tls_port;    /* -1 when none */
+  char   *password;
+  gint64  expires_at;  /* µs */
+  char   *title;
+} KdBrokerViewerPass;
+
+void kd_broker_viewer_pass_free (KdBrokerViewerPass *pass);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (KdBrokerViewerPass, kd_broker_viewer_pass_free)
+void kd_broker_desktop_viewer_pass_async (KdBroker *broker, gint64 desktop_id, gint64 ttl_sec,
+                                          const char *actor, GAsyncReadyCallback cb, gpointer data);
+KdBrokerViewerPass *kd_broker_desktop_viewer_pass_finish (KdBroker *broker, GAsyncResult *res,
+                                                          GError **error);
+/* The guest's network address and the template's RDP port (.rdp). */
+void  kd_broker_desktop_rdp_address_async (KdBroker *broker, gint64 desktop_id,
+                                           GAsyncReadyCallback cb, gpointer data);
+char *kd_broker_desktop_rdp_address_finish (KdBroker *broker, GAsyncResult *res,
+                                            gint64 *out_port, GError **error);
+/* Graphics events of a host's domains (set on every host). */
+void kd_broker_graphics_event (KdHvHost *hv, const KdHvGraphicsEvent *event, gpointer user_data);
 
 /* ---- reconciler ---- */
 const KdReconcileReport *kd_broker_reconcile_report (KdBroker *broker);

@@ -531,6 +531,16 @@ run_host_add (KdCli *cli, const KdCliInvocation *inv, GError **error)
   json_builder_add_string_value (b, kd_cli_arg (inv, 0));
   json_builder_set_member_name (b, "uri");
   json_builder_add_string_value (b, kd_cli_arg (inv, 1));
+  if (kd_cli_option (inv, "graphics-listen") != NULL)
+    {
+      json_builder_set_member_name (b, "graphics_listen");
+      json_builder_add_string_value (b, kd_cli_option (inv, "graphics-listen"));
+    }
+  if (kd_cli_option (inv, "console-access") != NULL)
+    {
+      json_builder_set_member_name (b, "console_access");
+      json_builder_add_string_value (b, kd_cli_option (inv, "console-access"));
+    }
   json_builder_end_object (b);
   body = json_builder_get_root (b);
 
@@ -938,6 +948,7 @@ run_template_add (KdCli *cli, const KdCliInvocation *inv, GError **error)
 {
   static const struct { const char *option; const char *member; } ints[] = {
     { "vcpus", "vcpus" }, { "memory", "memory_mib" }, { "disk", "disk_gib" },
+    { "rdp-port", "rdp_port" },
   };
   static const char *const strings[] = { "display", "network", "firmware" };
   g_autoptr(JsonBuilder) b = json_builder_new ();
@@ -1287,6 +1298,7 @@ static const KdCliColumn pool_columns[] = {
 
 static const char *const mode_choices[] = { "floating", "persistent", NULL };
 static const char *const on_off_choices[] = { "on", "off", NULL };
+static const char *const console_choices[] = { "takeover", "share", NULL };
 
 /*
  * The pool fields a command line may give, into @b: only those given, so
@@ -1330,6 +1342,15 @@ add_pool_fields (const KdCliInvocation *inv, JsonBuilder *b, guint *n_fields, GE
                    "--warm %" G_GINT64_FORMAT " is more than --size %" G_GINT64_FORMAT
                    ": a pool cannot keep more desktops warm than it holds", warm, size);
       return FALSE;
+    }
+  if (kd_cli_option (inv, "console") != NULL)
+    {
+      int console = -1;
+      if (!kd_cli_option_choice (inv, "console", console_choices, &console, error))
+        return FALSE;
+      json_builder_set_member_name (b, "console_mode");
+      json_builder_add_string_value (b, console_choices[console]);
+      (*n_fields)++;
     }
   if (!kd_cli_option_choice (inv, "maintenance", on_off_choices, &maintenance, error))
     return FALSE;
@@ -1728,6 +1749,95 @@ run_desktop_heartbeat (KdCli *cli, const KdCliInvocation *inv, GError **error)
   return TRUE;
 }
 
+/* desktop vv|rdp NAME: GET console.vv / console.rdp into a file. */
+static gboolean
+run_desktop_viewer_file (KdCli *cli, const KdCliInvocation *inv, GError **error)
+{
+  const char *name = kd_cli_arg (inv, 0);
+  gboolean vv = g_str_equal (inv->command->verb, "vv");
+  const char *output = kd_cli_option (inv, "output");
+  g_autofree char *safe = kd_cli_sanitize (name);
+  g_autofree char *default_output = g_strdup_printf ("%s.%s", name, vv ? "vv" : "rdp");
+  g_autoptr(GString) suffix = g_string_new (vv ? "/console.vv" : "/console.rdp");
+  g_autofree char *path = NULL;
+  g_autoptr(GBytes) data = NULL;
+  g_autoptr(GError) local = NULL;
+  char sep = '?';
+  gint64 ttl;
+
+  if (kd_cli_option (inv, "ttl") != NULL)
+    {
+      if (!vv)
+        {
+          g_set_error (error, KD_CLI_ERROR, KD_CLI_ERROR_USAGE, "--ttl is for .vv files only");
+          return FALSE;
+        }
+      if (!kd_cli_option_int (inv, "ttl", 1, 3600, &ttl, error))
+        return FALSE;
+      g_string_append_printf (suffix, "%cttl=%" G_GINT64_FORMAT, sep, ttl);
+      sep = '&';
+    }
+  if (kd_cli_option (inv, "fullscreen") != NULL)
+    {
+      g_string_append_printf (suffix, "%cfullscreen=1", sep);
+      sep = '&';
+    }
+  if (kd_cli_option (inv, "kiosk") != NULL)
+    {
+      if (!vv)
+        {
+          g_set_error (error, KD_CLI_ERROR, KD_CLI_ERROR_USAGE, "--kiosk is for .vv files only");
+          return FALSE;
+        }
+      g_string_append_printf (suffix, "%ckiosk=1", sep);
+    }
+  if (!need_token (cli, error))
+    return FALSE;
+  path = escaped_path (API "/desktops", name, suffix->str);
+  if (!kd_cli_http_download (cli->http, path, &data, error))
+    return FALSE;
+  if (output != NULL && g_str_equal (output, "-"))
+    {
+      gsize len;
+      const char *bytes = g_bytes_get_data (data, &len);
+      fwrite (bytes, 1, len, stdout);
+      return TRUE;
+    }
+  if (output == NULL)
+    output = default_output;
+  {
+    gsize len;
+    const char *bytes = g_bytes_get_data (data, &len);
+    /* 0600: a .vv file holds a password. */
+    if (!g_file_set_contents_full (output, bytes, (gssize) len, G_FILE_SET_CONTENTS_CONSISTENT,
+                                   0600, &local))
+      {
+        g_set_error (error, KD_CLI_ERROR, KD_CLI_ERROR_FAILED, "cannot write '%s': %s", output,
+                     local->message);
+        return FALSE;
+      }
+  }
+  if (cli->json)
+    {
+      g_autoptr(JsonBuilder) b = json_builder_new ();
+      g_autoptr(JsonNode) root = NULL;
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "desktop");
+      json_builder_add_string_value (b, name);
+      json_builder_set_member_name (b, "file");
+      json_builder_add_string_value (b, output);
+      json_builder_end_object (b);
+      root = json_builder_get_root (b);
+      print_json (root);
+    }
+  else if (vv)
+    printf ("wrote %s for desktop '%s': open it with remote-viewer %s (its password expires in "
+            "%s seconds)\n", output, safe, output, kd_cli_option (inv, "ttl") ? kd_cli_option (inv, "ttl") : "120");
+  else
+    printf ("wrote %s for desktop '%s': open it with an RDP client (xfreerdp %s)\n", output, safe, output);
+  return TRUE;
+}
+
 /* GET /me: the name of the caller, for "desktop mine". */
 static char *
 whoami (KdCli *cli, GError **error)
@@ -1995,6 +2105,21 @@ static const KdCliOption image_publish_options[] = {
   { "note", "TEXT", FALSE, "what changed in this version (up to 1000 characters)" },
   { NULL }
 };
+static const KdCliOption host_add_options[] = {
+  { "graphics-listen", "ADDR", FALSE,
+    "address desktops' VNC/SPICE listen on (default 127.0.0.1; 0.0.0.0 for remote viewers)" },
+  { "console-access", "auto|fd|tcp", FALSE,
+    "how the browser console reaches displays: fd (local libvirtd), tcp (one-time password), "
+    "auto (default)" },
+  { NULL }
+};
+static const KdCliOption desktop_viewer_options[] = {
+  { "output", "FILE", FALSE, "write the file here (default NAME.vv / NAME.rdp; - for stdout)" },
+  { "ttl", "S", FALSE, ".vv: seconds the one-time password lets a viewer in (default 120)" },
+  { "fullscreen", NULL, FALSE, "open the viewer full screen" },
+  { "kiosk", NULL, FALSE, ".vv: full screen for kiosk clients (kiosk-mode=1)" },
+  { NULL }
+};
 static const KdCliOption template_add_options[] = {
   { "vcpus", "N", FALSE, "virtual CPUs (default 1)" },
   { "memory", "MIB", FALSE, "memory in MiB (default 1024)" },
@@ -2003,6 +2128,7 @@ static const KdCliOption template_add_options[] = {
   { "network", "none|user|NAME|bridge:NAME", FALSE,
     "network: none, user, a libvirt network or a bridge (default none)" },
   { "firmware", "bios|uefi", FALSE, "firmware (default bios)" },
+  { "rdp-port", "PORT", FALSE, "the guest runs an RDP server on PORT (enables console.rdp)" },
   { NULL }
 };
 static const KdCliOption desktop_create_options[] = {
@@ -2028,7 +2154,10 @@ static const KdCliOption user_passwd_options[] = {
   { "idle-timeout", "S", FALSE, \
     "persistent: shut down after S seconds without a client (0: never)" }, \
   { "disconnect-timeout", "S", FALSE, \
-    "floating: reset S seconds after the client left (0: never)" }
+    "floating: reset S seconds after the client left (0: never)" }, \
+  { "console", "takeover|share", FALSE, \
+    "a second console on a desktop ends the first (takeover, default) or joins it (share)", \
+    FALSE, NULL, console_choices }
 static const KdCliOption pool_add_options[] = {
   { "image", "IMAGE", TRUE, "image the pool's desktops are linked clones of" },
   { "template", "TEMPLATE", TRUE, "template of the pool's desktops" },
@@ -2085,7 +2214,7 @@ const KdCliCommand kd_cli_commands[] = {
     "log in (password from $KVMDESK_PASSWORD or a prompt) and store the token", run_login },
   { NULL, "logout", "", 0, 0, NULL, "revoke the stored token", run_logout },
   { NULL, "me", "", 0, 0, NULL, "show who you are logged in as: user, role, groups", run_me },
-  { "host", "add", "NAME URI", 2, 2, NULL,
+  { "host", "add", "NAME URI", 2, 2, host_add_options,
     "register a KVM host by its libvirt URI (qemu:///system, qemu+ssh://…)", run_host_add },
   { "host", "list", "", 0, 0, NULL, "list hosts with their capacity", run_host_list },
   { "host", "show", "NAME", 1, 1, NULL, "show one host", run_host_show },
@@ -2160,6 +2289,10 @@ const KdCliCommand kd_cli_commands[] = {
     run_desktop_heartbeat },
   { "desktop", "delete", "NAME", 1, 1, NULL, "delete a desktop, its domain and its disk",
     run_desktop_delete },
+  { "desktop", "vv", "NAME", 1, 1, desktop_viewer_options,
+    "download a remote-viewer file (.vv) with a one-time password", run_desktop_viewer_file },
+  { "desktop", "rdp", "NAME", 1, 1, desktop_viewer_options,
+    "download an .rdp file pointing at the guest's RDP server", run_desktop_viewer_file },
   { NULL, "reconcile", "", 0, 0, reconcile_options,
     "show the reconciler's report (orphans, problems), or --run it now", run_reconcile },
   { NULL, "events", "", 0, 0, events_options, "list recorded events, newest first",

@@ -30,6 +30,7 @@ struct _KdCliHttp
   GByteArray *answer;
   gboolean answer_too_large;
   long status;          /* of the last exchange, 0 when none answered */
+  gboolean raw;         /* kd_cli_http_download(): a 2xx body is not JSON */
   char errbuf[CURL_ERROR_SIZE];
 
   /* upload state */
@@ -363,6 +364,8 @@ perform (KdCliHttp *http, struct curl_slist *headers, JsonNode **answer, GError 
     }
   curl_easy_getinfo (http->curl, CURLINFO_RESPONSE_CODE, &status);
   http->status = status;
+  if (http->raw && status >= 200 && status < 300)
+    return TRUE;
   return kd_cli_http_read_answer (http->base_url, status, (const char *) http->answer->data,
                                   http->answer->len, answer, error);
 }
@@ -470,5 +473,28 @@ kd_cli_http_upload (KdCliHttp *http, const char *path, const char *filename,
   http->fd = -1;
   http->progress = NULL;
   http->progress_data = NULL;
+  return ok;
+}
+
+/**
+ * kd_cli_http_download:
+ * @path: the path after the base URL, already escaped (query included)
+ * @out: (out) (transfer full): the body of a 2xx answer, whatever it is
+ *
+ * GET for files (.vv, .rdp): an error answer still becomes its sentence.
+ */
+gboolean
+kd_cli_http_download (KdCliHttp *http, const char *path, GBytes **out, GError **error)
+{
+  struct curl_slist *headers = NULL;
+  gboolean ok;
+
+  prepare (http, path, &headers);
+  curl_easy_setopt (http->curl, CURLOPT_HTTPGET, 1L);
+  http->raw = TRUE;
+  ok = perform (http, headers, NULL, error);
+  http->raw = FALSE;
+  if (ok)
+    *out = g_bytes_new (http->answer->data, http->answer->len);
   return ok;
 }

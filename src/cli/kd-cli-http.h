@@ -56,6 +56,11 @@ gboolean kd_cli_http_upload (KdCliHttp          *http,
                              JsonNode          **answer,
                              GError            **error);
 
+gboolean kd_cli_http_download (KdCliHttp   *http,
+                               const char  *path,
+                               GBytes     **out,
+                               GError     **error);
+
 gboolean kd_cli_http_read_answer (const char  *base_url,
                                   long         status,
                                   const char  *data,

@@ -31,6 +31,7 @@ typedef enum {
   KD_GATEWAY_ERROR_RFB_PROTOCOL,     /* a peer broke the RFB protocol */
   KD_GATEWAY_ERROR_RFB_UNSUPPORTED,  /* no security type or version in common */
   KD_GATEWAY_ERROR_RFB_AUTH_FAILED,  /* the VNC server refused us */
+  KD_GATEWAY_ERROR_INVALID,          /* a value that cannot go into a viewer file */
 } KdGatewayError;
 
 /* ---- Tickets: random, one-time, bound to (user, desktop), short-lived ---- */
@@ -143,5 +144,23 @@ gboolean          kd_gateway_session_is_closed    (KdGatewaySession *session);
 void              kd_gateway_session_free         (KdGatewaySession *session);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (KdGatewaySession, kd_gateway_session_free)
+
+/* ---- Native viewer files (kd-gateway-files.c) ---- */
+
+typedef struct {
+  const char *type;        /* "vnc" | "spice" */
+  const char *host;
+  gint64      port;
+  gint64      tls_port;    /* <= 0: none */
+  const char *password;
+  const char *title;       /* may be NULL */
+  gint64      expires_at;  /* µs; written as a comment; 0: none */
+  gboolean    fullscreen;
+  gboolean    kiosk;       /* fullscreen, and kiosk-mode=1 for kvmdesk-client */
+} KdGatewayVvSpec;
+
+char *kd_gateway_vv_build  (const KdGatewayVvSpec *spec, GError **error);
+char *kd_gateway_rdp_build (const char *host, gint64 port, const char *username,
+                            gboolean fullscreen, GError **error);
 
 G_END_DECLS

@@ -107,6 +107,8 @@ kd_hv_domain_spec_validate (const KdHvDomainSpec  *spec,
     return kd_invalid (error, "firmware", "'%s' is not one of bios, uefi", spec->firmware);
   if (spec->display != NULL && !kd_one_of (spec->display, displays))
     return kd_invalid (error, "display", "'%s' is not one of vnc, spice, dbus", spec->display);
+  if (!kd_check_text ("graphics_passwd", spec->graphics_passwd, FALSE, 64, error))
+    return FALSE;
   if (!kd_check_text ("graphics_listen", spec->graphics_listen, FALSE, 255, error))
     return FALSE;
   if (!kd_check_text ("network", spec->network, FALSE, 255, error))
@@ -177,26 +179,44 @@ kd_hv_add_metadata (xmlNode              *root,
 }
 
 static void
-kd_hv_add_graphics (xmlNode              *devices,
-                    const KdHvDomainSpec *spec)
+kd_hv_add_one_graphics (xmlNode              *devices,
+                        const KdHvDomainSpec *spec,
+                        const char           *type)
 {
-  const char *display = spec->display != NULL ? spec->display : "vnc";
   const char *listen = spec->graphics_listen != NULL ? spec->graphics_listen : "127.0.0.1";
   xmlNode *g, *l;
 
   g = kd_el (devices, "graphics");
-  kd_attr (g, "type", display);
-  if (g_str_equal (display, "dbus"))
-    {
-      kd_attr (g, "p2p", "yes");
-      return;
-    }
+  kd_attr (g, "type", type);
   kd_attr (g, "port", "-1");
   kd_attr (g, "autoport", "yes");
   kd_attr (g, "listen", listen);
+  if (spec->graphics_passwd != NULL)
+    kd_attr (g, "passwd", spec->graphics_passwd);
   l = kd_el (g, "listen");
   kd_attr (l, "type", "address");
   kd_attr (l, "address", listen);
+}
+
+/* VNC is always the first display (index 0: what the console gateway
+ * opens); a SPICE desktop has SPICE beside it for native viewers. */
+static void
+kd_hv_add_graphics (xmlNode              *devices,
+                    const KdHvDomainSpec *spec)
+{
+  const char *display = spec->display != NULL ? spec->display : "vnc";
+  xmlNode *g;
+
+  if (g_str_equal (display, "dbus"))
+    {
+      g = kd_el (devices, "graphics");
+      kd_attr (g, "type", display);
+      kd_attr (g, "p2p", "yes");
+      return;
+    }
+  kd_hv_add_one_graphics (devices, spec, "vnc");
+  if (g_str_equal (display, "spice"))
+    kd_hv_add_one_graphics (devices, spec, "spice");
 }
 
 static void

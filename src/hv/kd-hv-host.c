@@ -26,11 +26,14 @@ struct _KdHvHost {
   virConnectPtr        conn;
   guint                generation; /* bumped on every connect */
   int                  lifecycle_id;
+  int                  graphics_id;
   gboolean             close_cb_registered;
   gboolean             simulated;
   KdHvHostClosedFunc   closed_func;
   KdHvDomainEventFunc  event_func;
   gpointer             user_data;
+  KdHvGraphicsEventFunc graphics_func;
+  gpointer             graphics_data;
 };
 
 /*
@@ -200,6 +203,7 @@ kd_hv_host_new (const char            *name,
                               ? options->storage_pool_path : "/var/lib/kvmdesk/images");
   host->context = g_main_context_ref_thread_default ();
   host->lifecycle_id = -1;
+  host->graphics_id = -1;
   host->simulated = g_str_has_prefix (uri, "test:");
   g_mutex_init (&host->lock);
   return host;
@@ -301,6 +305,13 @@ typedef struct {
   char            *domain_name;  /* event */
   KdHvDomainState  state;
   char            *detail;
+  /* graphics event */
+  gboolean         is_graphics;
+  KdHvGraphicsPhase phase;
+  gboolean         remote_is_unix;
+  char            *remote_node;
+  char            *remote_service;
+  char            *auth_scheme;
 } KdHvHostDispatch;
 
 static void
@@ -312,6 +323,9 @@ kd_hv_host_dispatch_free (gpointer data)
   g_free (d->reason);
   g_free (d->domain_name);
   g_free (d->detail);
+  g_free (d->remote_node);
+  g_free (d->remote_service);
+  g_free (d->auth_scheme);
   g_free (d);
 }
 
@@ -322,10 +336,13 @@ kd_hv_host_dispatch_cb (gpointer data)
   KdHvHost *host = d->host;
   KdHvHostClosedFunc closed;
   KdHvDomainEventFunc event;
-  gpointer user_data;
+  KdHvGraphicsEventFunc graphics;
+  gpointer user_data, graphics_data;
   virConnectPtr dead = NULL;
 
   g_mutex_lock (&host->lock);
+  graphics = host->graphics_func;
+  graphics_data = host->graphics_data;
   closed = host->closed_func;
   event = host->event_func;
   user_data = host->user_data;
@@ -338,7 +355,20 @@ kd_hv_host_dispatch_cb (gpointer data)
   if (dead != NULL)
     virConnectClose (dead);
 
-  if (d->is_close && closed != NULL)
+  if (d->is_graphics)
+    {
+      KdHvGraphicsEvent ev = {
+        .domain_name = d->domain_name,
+        .phase = d->phase,
+        .remote_is_unix = d->remote_is_unix,
+        .remote_node = d->remote_node,
+        .remote_service = d->remote_service,
+        .auth_scheme = d->auth_scheme,
+      };
+      if (graphics != NULL)
+        graphics (host, &ev, graphics_data);
+    }
+  else if (d->is_close && closed != NULL)
     closed (host, d->reason, user_data);
   else if (!d->is_close && event != NULL)
     event (host, d->domain_name, d->state, d->detail, user_data);
@@ -471,6 +501,90 @@ kd_hv_host_lifecycle_cb (virConnectPtr  conn,
   return 0;
 }
 
+static int
+kd_hv_host_graphics_cb (virConnectPtr                    conn,
+                        virDomainPtr                     dom,
+                        int                              phase,
+                        const virDomainEventGraphicsAddress *local,
+                        const virDomainEventGraphicsAddress *remote,
+                        const char                      *auth_scheme,
+                        const virDomainEventGraphicsSubject *subject,
+                        void                            *opaque)
+{
+  KdHvHostLink *link = opaque;
+  KdHvHost *host = kd_hv_host_link_get (link);
+  KdHvHostDispatch *d;
+
+  if (host == NULL)
+    return 0;
+  d = g_new0 (KdHvHostDispatch, 1);
+  d->host = host;
+  d->generation = link->generation;
+  d->is_graphics = TRUE;
+  d->domain_name = g_strdup (virDomainGetName (dom));
+  switch (phase)
+    {
+    case VIR_DOMAIN_EVENT_GRAPHICS_CONNECT:    d->phase = KD_HV_GRAPHICS_CONNECT; break;
+    case VIR_DOMAIN_EVENT_GRAPHICS_INITIALIZE: d->phase = KD_HV_GRAPHICS_INITIALIZE; break;
+    default:                                   d->phase = KD_HV_GRAPHICS_DISCONNECT; break;
+    }
+  if (remote != NULL)
+    {
+      d->remote_is_unix = remote->family == VIR_DOMAIN_EVENT_GRAPHICS_ADDRESS_UNIX;
+      d->remote_node = g_strdup (remote->node);
+      d->remote_service = g_strdup (remote->service);
+    }
+  d->auth_scheme = g_strdup (auth_scheme);
+  kd_hv_host_dispatch (d);
+  return 0;
+}
+
+/**
+ * kd_hv_host_set_graphics_callback:
+ * Graphics events (viewers connecting to and leaving VNC/SPICE displays)
+ * of every domain go to @func on the host's main context.
+ */
+void
+kd_hv_host_set_graphics_callback (KdHvHost              *host,
+                                  KdHvGraphicsEventFunc  func,
+                                  gpointer               user_data)
+{
+  g_mutex_lock (&host->lock);
+  host->graphics_func = func;
+  host->graphics_data = user_data;
+  g_mutex_unlock (&host->lock);
+}
+
+/**
+ * kd_hv_host_is_local:
+ * A libvirtd on this machine, reached through a local socket: the
+ * qemu:///system form, or qemu+unix:// without a host.
+ */
+gboolean
+kd_hv_host_is_local (KdHvHost *host)
+{
+  g_autofree char *hostname = kd_hv_host_uri_hostname (host);
+  const char *plus = strchr (host->uri, '+');
+  const char *colon = strchr (host->uri, ':');
+
+  if (hostname != NULL || host->simulated)
+    return FALSE;
+  if (plus == NULL || (colon != NULL && plus > colon))
+    return TRUE;
+  return g_str_has_prefix (plus, "+unix:");
+}
+
+char *
+kd_hv_host_uri_hostname (KdHvHost *host)
+{
+  g_autoptr(GUri) uri = g_uri_parse (host->uri, G_URI_FLAGS_NON_DNS | G_URI_FLAGS_PARSE_RELAXED, NULL);
+  const char *h = uri ? g_uri_get_host (uri) : NULL;
+
+  if (h == NULL || *h == '\0')
+    return NULL;
+  return g_strdup (h);
+}
+
 /* ---- connection ------------------------------------------------------- */
 
 /* Takes the connection out of @host and deregisters our callbacks; the
@@ -486,6 +600,9 @@ kd_hv_host_drop_connection_locked (KdHvHost      *host,
     return;
   if (host->lifecycle_id >= 0)
     virConnectDomainEventDeregisterAny (conn, host->lifecycle_id);
+  if (host->graphics_id >= 0)
+    virConnectDomainEventDeregisterAny (conn, host->graphics_id);
+  host->graphics_id = -1;
   if (host->close_cb_registered)
     virConnectUnregisterCloseCallback (conn, kd_hv_host_close_cb);
   virResetLastError ();
@@ -601,6 +718,21 @@ kd_hv_host_connect (KdHvHost  *host,
       if (stale != NULL)
         virConnectClose (stale);
       return FALSE;
+    }
+  /* Graphics events only where there are real displays; a failure to
+   * register them costs native-viewer tracking, not the host. */
+  if (!host->simulated)
+    {
+      link = kd_hv_host_link_register (host, host->generation);
+      host->graphics_id =
+        virConnectDomainEventRegisterAny (conn, NULL, VIR_DOMAIN_EVENT_ID_GRAPHICS,
+                                          VIR_DOMAIN_EVENT_CALLBACK (kd_hv_host_graphics_cb),
+                                          link, kd_hv_host_link_unref);
+      if (host->graphics_id < 0)
+        {
+          kd_hv_host_link_unref (link);
+          virResetLastError ();
+        }
     }
   g_mutex_unlock (&host->lock);
   return TRUE;

@@ -75,6 +75,27 @@ typedef void (*KdHvDomainEventFunc) (KdHvHost        *host,
                                      const char      *detail,
                                      gpointer         user_data);
 
+/* A viewer's connection to a domain's VNC/SPICE display changed
+ * (libvirt's graphics event). */
+typedef enum {
+  KD_HV_GRAPHICS_CONNECT,      /* TCP connected, not authenticated yet */
+  KD_HV_GRAPHICS_INITIALIZE,   /* authenticated: a viewer is in */
+  KD_HV_GRAPHICS_DISCONNECT,
+} KdHvGraphicsPhase;
+
+typedef struct {
+  const char        *domain_name;
+  KdHvGraphicsPhase  phase;
+  gboolean           remote_is_unix; /* a client through a socket FD, e.g. our gateway */
+  const char        *remote_node;    /* client address */
+  const char        *remote_service; /* client port */
+  const char        *auth_scheme;    /* "none", "vnc", ... */
+} KdHvGraphicsEvent;
+
+typedef void (*KdHvGraphicsEventFunc) (KdHvHost                *host,
+                                       const KdHvGraphicsEvent *event,
+                                       gpointer                 user_data);
+
 KdHvHost   *kd_hv_host_new       (const char             *name,
                                   const char             *uri,
                                   const KdHvHostOptions  *options);
@@ -95,6 +116,16 @@ void        kd_hv_host_disconnect (KdHvHost *host);
 gboolean    kd_hv_host_is_connected (KdHvHost *host);
 /* TRUE for libvirt's test:// driver: no real guests, no volume upload. */
 gboolean    kd_hv_host_is_simulated (KdHvHost *host);
+/* TRUE when the URI names a libvirtd on this machine reached through a
+ * local socket (no host part; unix transport): sockets can be passed. */
+gboolean    kd_hv_host_is_local (KdHvHost *host);
+/* The host part of the URI ("hv2" of qemu+ssh://root@hv2/system), or
+ * NULL for a local one. */
+char       *kd_hv_host_uri_hostname (KdHvHost *host);
+/* Called on the main context for graphics events; set before connecting. */
+void        kd_hv_host_set_graphics_callback (KdHvHost              *host,
+                                              KdHvGraphicsEventFunc  func,
+                                              gpointer               user_data);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (KdHvHost, kd_hv_host_unref)
 
@@ -237,6 +268,8 @@ typedef struct {
   const char *firmware;        /* "bios" | "uefi" */
   const char *display;         /* "vnc" | "spice" | "dbus" */
   const char *graphics_listen; /* "127.0.0.1" */
+  const char *graphics_passwd; /* NULL: none; a secret nobody is told, so that
+                                * reaching the port is not enough */
   const char *network;         /* "none" | "user" | NAME | "bridge:NAME" */
   /* <metadata><kvmdesk:desktop xmlns:kvmdesk=NS> */
   const char *instance_id;     /* the kvmdesk installation */
@@ -278,6 +311,33 @@ gboolean kd_hv_domain_poweroff (KdHvHost    *host,
 int      kd_hv_domain_open_graphics (KdHvHost    *host,
                                      const char  *name,
                                      GError     **error);
+/* Where a running domain's display listens. */
+typedef struct {
+  char   *type;      /* "vnc" | "spice" */
+  char   *listen;    /* the listen address in its XML, may be NULL */
+  gint64  port;
+  gint64  tls_port;  /* SPICE; -1 when none */
+} KdHvGraphics;
+
+void          kd_hv_graphics_free (KdHvGraphics *g);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (KdHvGraphics, kd_hv_graphics_free)
+KdHvGraphics *kd_hv_domain_graphics_get (KdHvHost    *host,
+                                         const char  *name,
+                                         const char  *type,
+                                         GError     **error);
+/* Live only; @valid_to in seconds since the epoch (0: no expiry);
+ * connected viewers stay. */
+gboolean      kd_hv_domain_graphics_set_password (KdHvHost    *host,
+                                                  const char  *name,
+                                                  const char  *type,
+                                                  const char  *password,
+                                                  gint64       valid_to,
+                                                  GError     **error);
+/* The guest's address from its agent, else from DHCP leases. */
+char         *kd_hv_domain_guest_address (KdHvHost    *host,
+                                          const char  *name,
+                                          GError     **error);
+
 /* ACPI reboot, else a hard reset; the domain must be running. */
 gboolean kd_hv_domain_reboot   (KdHvHost    *host,
                                 const char  *name,

@@ -249,6 +249,16 @@ static const KdMigration migrations[] = {
     "CREATE INDEX image_edits_host ON image_edits (host_id);"
     "CREATE INDEX image_edits_desktop ON image_edits (desktop_id);"
   },
+  {
+    5, "consoles: host display access, pool console mode, RDP, console counters",
+    "ALTER TABLE hosts ADD COLUMN graphics_listen TEXT NOT NULL DEFAULT '127.0.0.1';"
+    "ALTER TABLE hosts ADD COLUMN console_access TEXT NOT NULL DEFAULT 'auto';"
+    "ALTER TABLE templates ADD COLUMN rdp_port INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE pools ADD COLUMN console_mode TEXT NOT NULL DEFAULT 'takeover';"
+    "ALTER TABLE desktops ADD COLUMN console_connections INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE desktops ADD COLUMN console_bytes_in INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE desktops ADD COLUMN console_bytes_out INTEGER NOT NULL DEFAULT 0;"
+  },
 };
 
 /**

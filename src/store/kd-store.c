@@ -1354,7 +1354,7 @@ kd_store_group_delete (KdStore  *s,
 
 /* ---- hosts ----------------------------------------------------------- */
 
-#define HOST_COLS "id, name, uri, created_at"
+#define HOST_COLS "id, name, uri, created_at, graphics_listen, console_access"
 
 void
 kd_host_row_free (KdHostRow *row)
@@ -1363,6 +1363,8 @@ kd_host_row_free (KdHostRow *row)
     return;
   g_free (row->name);
   g_free (row->uri);
+  g_free (row->graphics_listen);
+  g_free (row->console_access);
   g_free (row);
 }
 
@@ -1375,6 +1377,8 @@ read_host (sqlite3_stmt *st)
   row->name = col_text (st, 1);
   row->uri = col_text (st, 2);
   row->created_at = sqlite3_column_int64 (st, 3);
+  row->graphics_listen = col_text (st, 4);
+  row->console_access = col_text (st, 5);
   return row;
 }
 
@@ -1394,12 +1398,15 @@ kd_store_host_insert (KdStore    *s,
 
   g_return_val_if_fail (s != NULL && row != NULL, FALSE);
 
-  st = stmt_get (s, "INSERT INTO hosts (name, uri, created_at) VALUES (?1, ?2, ?3)", error);
+  st = stmt_get (s, "INSERT INTO hosts (name, uri, created_at, graphics_listen, console_access) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5)", error);
   if (st == NULL)
     return FALSE;
   bind_text (st, 1, row->name);
   bind_text (st, 2, row->uri);
   sqlite3_bind_int64 (st, 3, now);
+  bind_text (st, 4, row->graphics_listen ? row->graphics_listen : "127.0.0.1");
+  bind_text (st, 5, row->console_access ? row->console_access : "auto");
   if (sqlite3_step (st) != SQLITE_DONE)
     {
       set_write_error (s, "host", row->name, NULL, error);
@@ -2319,7 +2326,8 @@ kd_store_image_volume_delete (KdStore  *s,
 
 /* ---- templates ------------------------------------------------------- */
 
-#define TEMPLATE_COLS "id, name, vcpus, memory_mib, disk_gib, display, network, firmware, created_at"
+#define TEMPLATE_COLS "id, name, vcpus, memory_mib, disk_gib, display, network, firmware, created_at, " \
+                      "rdp_port"
 
 void
 kd_template_row_free (KdTemplateRow *row)
@@ -2347,6 +2355,7 @@ read_template (sqlite3_stmt *st)
   row->network = col_text (st, 6);
   row->firmware = col_text (st, 7);
   row->created_at = sqlite3_column_int64 (st, 8);
+  row->rdp_port = sqlite3_column_int64 (st, 9);
   return row;
 }
 
@@ -2367,7 +2376,8 @@ kd_store_template_insert (KdStore        *s,
   g_return_val_if_fail (s != NULL && row != NULL, FALSE);
 
   st = stmt_get (s, "INSERT INTO templates (name, vcpus, memory_mib, disk_gib, display, network, "
-                    "firmware, created_at) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8)", error);
+                    "firmware, created_at, rdp_port) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                 error);
   if (st == NULL)
     return FALSE;
   bind_text (st, 1, row->name);
@@ -2378,6 +2388,7 @@ kd_store_template_insert (KdStore        *s,
   bind_text (st, 6, row->network);
   bind_text (st, 7, row->firmware);
   sqlite3_bind_int64 (st, 8, now);
+  sqlite3_bind_int64 (st, 9, row->rdp_port);
   if (sqlite3_step (st) != SQLITE_DONE)
     {
       set_write_error (s, "template", row->name, NULL, error);
@@ -2449,7 +2460,8 @@ kd_store_template_delete (KdStore  *s,
 #define DESKTOP_COLS "id, name, domain, uuid, host_id, image_id, template_id, overlay_volume, " \
                      "overlay_path, state, state_reason, created_at, updated_at, pool_id, " \
                      "user_id, assigned_at, connected_since, last_seen, disconnected_at, " \
-                     "needs_reset, image_version"
+                     "needs_reset, image_version, console_connections, console_bytes_in, " \
+                     "console_bytes_out"
 
 void
 kd_desktop_row_free (KdDesktopRow *row)
@@ -2493,6 +2505,9 @@ read_desktop (sqlite3_stmt *st)
   row->disconnected_at = sqlite3_column_int64 (st, 18);
   row->needs_reset = sqlite3_column_int (st, 19) != 0;
   row->image_version = sqlite3_column_int64 (st, 20);
+  row->console_connections = sqlite3_column_int64 (st, 21);
+  row->console_bytes_in = sqlite3_column_int64 (st, 22);
+  row->console_bytes_out = sqlite3_column_int64 (st, 23);
   return row;
 }
 
@@ -2728,6 +2743,42 @@ kd_store_desktop_list_by_user (KdStore  *s,
 }
 
 /**
+ * kd_store_desktop_add_console_stats:
+ * Adds @connections, @bytes_in and @bytes_out to the desktop's console
+ * counters in one statement (the rest of the row is untouched, so it
+ * cannot undo a concurrent state change). A missing desktop is not an
+ * error: it was deleted while a viewer was still attached.
+ */
+gboolean
+kd_store_desktop_add_console_stats (KdStore  *s,
+                                    gint64    desktop_id,
+                                    gint64    connections,
+                                    gint64    bytes_in,
+                                    gint64    bytes_out,
+                                    GError  **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+
+  g_return_val_if_fail (s != NULL, FALSE);
+
+  st = stmt_get (s, "UPDATE desktops SET console_connections = console_connections + ?2, "
+                    "console_bytes_in = console_bytes_in + ?3, "
+                    "console_bytes_out = console_bytes_out + ?4 WHERE id = ?1", error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, desktop_id);
+  sqlite3_bind_int64 (st, 2, connections);
+  sqlite3_bind_int64 (st, 3, bytes_in);
+  sqlite3_bind_int64 (st, 4, bytes_out);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      set_failed_named (s, "cannot count the console of", "desktop", "desktops", desktop_id, error);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+/**
  * kd_store_desktop_assign:
  * @desktop_id: the desktop
  * @user_id: who gets it
@@ -2821,7 +2872,7 @@ kd_store_desktop_delete (KdStore  *s,
 /* ---- pools ----------------------------------------------------------- */
 
 #define POOL_COLS "id, name, image_id, template_id, mode, size, warm, idle_timeout, " \
-                  "disconnect_timeout, maintenance, created_at, updated_at"
+                  "disconnect_timeout, maintenance, created_at, updated_at, console_mode"
 
 void
 kd_pool_row_free (KdPoolRow *row)
@@ -2830,6 +2881,7 @@ kd_pool_row_free (KdPoolRow *row)
     return;
   g_free (row->name);
   g_free (row->mode);
+  g_free (row->console_mode);
   g_free (row);
 }
 
@@ -2850,10 +2902,11 @@ read_pool (sqlite3_stmt *st)
   row->maintenance = sqlite3_column_int (st, 9) != 0;
   row->created_at = sqlite3_column_int64 (st, 10);
   row->updated_at = sqlite3_column_int64 (st, 11);
+  row->console_mode = col_text (st, 12);
   return row;
 }
 
-/* Binds name … maintenance to ?2 … ?10. */
+/* Binds name … maintenance to ?2 … ?10, console_mode to ?12. */
 static void
 bind_pool (sqlite3_stmt    *st,
            const KdPoolRow *row)
@@ -2867,6 +2920,7 @@ bind_pool (sqlite3_stmt    *st,
   sqlite3_bind_int64 (st, 8, row->idle_timeout);
   sqlite3_bind_int64 (st, 9, row->disconnect_timeout);
   sqlite3_bind_int (st, 10, row->maintenance ? 1 : 0);
+  bind_text (st, 12, row->console_mode ? row->console_mode : "takeover");
 }
 
 /* After a failed INSERT or UPDATE of a pool: say which reference is
@@ -2910,8 +2964,9 @@ kd_store_pool_insert (KdStore    *s,
   g_return_val_if_fail (s != NULL && row != NULL, FALSE);
 
   st = stmt_get (s, "INSERT INTO pools (name, image_id, template_id, mode, size, warm, "
-                    "idle_timeout, disconnect_timeout, maintenance, created_at, updated_at) "
-                    "VALUES (?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?1, ?1)", error);
+                    "idle_timeout, disconnect_timeout, maintenance, created_at, updated_at, "
+                    "console_mode) VALUES (?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?1, ?1, ?12)",
+                 error);
   if (st == NULL)
     return FALSE;
   sqlite3_bind_int64 (st, 1, now);
@@ -2948,7 +3003,7 @@ kd_store_pool_update (KdStore    *s,
 
   st = stmt_get (s, "UPDATE pools SET name = ?2, image_id = ?3, template_id = ?4, mode = ?5, "
                     "size = ?6, warm = ?7, idle_timeout = ?8, disconnect_timeout = ?9, "
-                    "maintenance = ?10, updated_at = ?11 WHERE id = ?1", error);
+                    "maintenance = ?10, updated_at = ?11, console_mode = ?12 WHERE id = ?1", error);
   if (st == NULL)
     return FALSE;
   sqlite3_bind_int64 (st, 1, row->id);

@@ -89,6 +89,9 @@ typedef struct {
   char   *name;
   char   *uri;
   gint64  created_at;
+  /* schema v5 */
+  char   *graphics_listen; /* where desktops' VNC/SPICE listen on the host ("127.0.0.1") */
+  char   *console_access;  /* "auto" | "fd" | "tcp": how the gateway reaches a display */
 } KdHostRow;
 
 void       kd_host_row_free (KdHostRow *row);
@@ -209,6 +212,7 @@ typedef struct {
   char   *network;         /* "none" | "user" | NAME | "bridge:NAME" */
   char   *firmware;        /* "bios" | "uefi" */
   gint64  created_at;
+  gint64  rdp_port;        /* schema v5: the guest's RDP port; 0 = no RDP server */
 } KdTemplateRow;
 
 void           kd_template_row_free (KdTemplateRow *row);
@@ -245,6 +249,11 @@ typedef struct {
   gint64  disconnected_at; /* µs the last client left; 0 if none yet */
   gboolean needs_reset;    /* a floating desktop released but not yet reset */
   gint64  image_version;   /* schema v4: the version its overlay is built on (0 on insert = 1) */
+  /* schema v5: console counters, totals over the desktop's life; written
+   * only by kd_store_desktop_add_console_stats() */
+  gint64  console_connections;
+  gint64  console_bytes_in;  /* from viewers to the desktop */
+  gint64  console_bytes_out; /* from the desktop to viewers */
 } KdDesktopRow;
 
 void          kd_desktop_row_free (KdDesktopRow *row);
@@ -264,6 +273,10 @@ GPtrArray    *kd_store_desktop_list_by_user (KdStore *s, gint64 user_id, GError 
 /* Sets user_id and assigned_at only if nobody holds the desktop
  * (UPDATE … WHERE user_id IS NULL); otherwise KD_STORE_ERROR_IN_USE and
  * nothing changes. The guard against handing a desktop out twice. */
+/* schema v5: adds to the console counters of the desktop. */
+gboolean      kd_store_desktop_add_console_stats (KdStore *s, gint64 desktop_id, gint64 connections,
+                                                  gint64 bytes_in, gint64 bytes_out,
+                                                  GError **error);
 gboolean      kd_store_desktop_assign      (KdStore *s, gint64 desktop_id, gint64 user_id,
                                             gint64 now, GError **error);
 
@@ -311,6 +324,7 @@ typedef struct {
   gboolean maintenance;
   gint64   created_at;
   gint64   updated_at;
+  char    *console_mode;       /* schema v5: "takeover" | "share" (NULL on insert = takeover) */
 } KdPoolRow;
 
 void       kd_pool_row_free (KdPoolRow *row);

@@ -11,7 +11,7 @@ from urllib.parse import quote
 from kdtest import DaemonTestCase
 
 DEFAULTS = {"vcpus": 1, "memory_mib": 1024, "disk_gib": 10, "display": "vnc",
-            "network": "none", "firmware": "bios"}
+            "network": "none", "firmware": "bios", "rdp_port": 0}
 
 
 class TemplatesTest(DaemonTestCase):
@@ -66,7 +66,8 @@ class TemplatesTest(DaemonTestCase):
             ("vcpus", 0), ("vcpus", 257), ("vcpus", -1),
             ("memory_mib", 10), ("memory_mib", 63), ("memory_mib", 4194305),
             ("disk_gib", 0), ("disk_gib", 65537),
-            ("display", "x"), ("display", ""), ("display", "spice"), ("display", "dbus"),
+            ("display", "x"), ("display", ""), ("display", "dbus"), ("display", "VNC"),
+            ("rdp_port", -1), ("rdp_port", 65536), ("rdp_port", "3389"),
             ("network", "bridge:"), ("network", ""), ("network", "bridge:bad name"),
             ("firmware", "x"), ("firmware", ""),
             # wrong JSON types

@@ -106,7 +106,10 @@ fixture_setup (Fixture *f, gconstpointer data)
      * connection of the process, and the previous case's may linger. */
     g_autofree char *node = g_build_filename (KD_TEST_DATA, "integration", "host-small.xml", NULL);
     g_autofree char *uri = g_strdup_printf ("test://%s", node);
-    kd_broker_host_add_async (f->broker, "sim", uri, "test", on_host, f);
+    {
+      KdHostRow spec = { .name = (char *) "sim", .uri = uri };
+      kd_broker_host_add_async (f->broker, &spec, "test", on_host, f);
+    }
   }
   run (f, 1);
 

@@ -73,7 +73,7 @@ test_parse_usage_errors (void)
     { "", "no command given" },
     { "bogus", "unknown command 'bogus'" },
     { "desktop", "'desktop' needs a command: create, list, mine, show, get, release, start, "
-                 "shutdown, reboot, poweroff, reset, heartbeat, delete" },
+                 "shutdown, reboot, poweroff, reset, heartbeat, delete, vv, rdp" },
     { "pool", "'pool' needs a command: add, list, show, set, remove" },
     { "pool add p --image i --template t --size 1",
       "'pool add' needs --mode floating|persistent" },

@@ -62,7 +62,7 @@ spec_from_json (JsonObject     *obj,
 {
   static const char *const known[] = {
     "name", "uuid", "title", "domain_type", "arch", "machine", "vcpus", "memory_mib",
-    "disk_path", "disk_format", "firmware", "display", "graphics_listen", "network",
+    "disk_path", "disk_format", "firmware", "display", "graphics_listen", "graphics_passwd", "network",
     "instance_id", "desktop_id", "desktop_name", NULL,
   };
   g_autoptr(GList) members = json_object_get_members (obj);
@@ -84,6 +84,7 @@ spec_from_json (JsonObject     *obj,
   spec->firmware = member_string (obj, "firmware");
   spec->display = member_string (obj, "display");
   spec->graphics_listen = member_string (obj, "graphics_listen");
+  spec->graphics_passwd = member_string (obj, "graphics_passwd");
   spec->network = member_string (obj, "network");
   spec->instance_id = member_string (obj, "instance_id");
   spec->desktop_id = member_string (obj, "desktop_id");
