@@ -166,9 +166,14 @@ const scenarios = {
       async () => /Connected/.test(await page.locator("#console-state").textContent()), STEP_TIMEOUT);
     await page.getByRole("button", { name: "Close" }).click();
     await page.locator("#console").waitFor({ state: "hidden" });
-    const vv = await page.locator(`[data-desktop="${name}"] a`, { hasText: "Download .vv" }).getAttribute("href");
+    // Download .vv: a plain link the session cookie authenticates.
+    const link = page.locator(`[data-desktop="${name}"] a`, { hasText: "Download .vv" });
+    const vv = await link.getAttribute("href");
+    const [download] = await Promise.all([page.waitForEvent("download"), link.click()]);
+    const vvFile = path.join(cfg.out, "downloaded.vv");
+    await download.saveAs(vvFile);
     checkProblems();
-    return { desktop: name, vv_href: vv };
+    return { desktop: name, vv_href: vv, vv_file: vvFile, vv_name: download.suggestedFilename() };
   },
 
   // (b) another user: no such desktop in his view, and forged requests refused.
@@ -216,7 +221,7 @@ const scenarios = {
     await waitFor("the event stream to be live",
       async () => (await page.locator("#events-live").textContent()) === "live", STEP_TIMEOUT);
     const hosts = await page.locator("#hosts [data-host]").evaluateAll((els) => els.map((e) => e.dataset.host));
-    const pools = await page.locator("#ops-pools-table tbody th").allTextContents();
+    const pools = await page.locator("#ops-pools-table tbody th").evaluateAll((els) => els.map((e) => e.firstChild.textContent));
     const desktops = await page.locator("#ops-desktops-table tbody th").allTextContents();
     const meters = await page.locator("#hosts [role=meter]").count();
     await shot(page, "operator-1280");

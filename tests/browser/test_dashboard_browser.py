@@ -159,6 +159,13 @@ class DashboardBrowser(unittest.TestCase):
         self.assertEqual(desk["user"], "alice")
         self.assertEqual(desk["pool"], self.pool)
         self.assertEqual(res["vv_href"], "/api/v1/desktops/%s/console.vv" % name)
+        # The link gave a remote-viewer file for this desktop (not an error page).
+        self.assertEqual(res["vv_name"], "%s.vv" % name)
+        with open(res["vv_file"]) as f:
+            vv = f.read()
+        self.assertIn("\n[virt-viewer]\n", "\n" + vv, vv[:200])
+        self.assertIn("password=", vv)
+        os.unlink(res["vv_file"])                 # it holds a (short-lived) password
         # The keys reached the guest: its VGA text memory shows them after the prompt.
         rows = e2elib.wait_for_prompt(desk["domain"], typed=TYPED, timeout=30)
         row = e2elib.prompt_row(rows)

@@ -9,6 +9,14 @@ import { h, clear, badge, bytes, when, timeOnly, meter, sizeMeters, facts, table
 
 const $ = (id) => document.getElementById(id);
 const REFRESH_MS = 15000;
+
+// "1 viewer: browser alice · 6.3 KiB sent" from the desktop's console member.
+function viewers(c) {
+  if (!c) return "";
+  const list = (c.viewers || []).map((v) => `${v.kind}${v.user ? ` ${v.user}` : ""}`);
+  const who = list.length ? `${list.length} viewer${list.length > 1 ? "s" : ""}: ${list.join(", ")}` : "no viewer";
+  return c.bytes_out ? `${who} · ${bytes(c.bytes_out)} sent` : who;
+}
 const MAX_EVENTS = 200;
 
 export class OperatorView {
@@ -82,6 +90,8 @@ export class OperatorView {
           ["Acceleration", accel],
           ["CPUs", `${x.cpus || "?"}${x.arch ? ` (${x.arch})` : ""}`],
           ["Desktops", String(x.desktops ?? 0)],
+          x.console_path ? ["Consoles", x.console_path === "fd" ? "through libvirt (no TCP port)"
+            : x.console_path === "tcp" ? `over TCP (${x.graphics_listen || "?"})` : x.console_path] : null,
           x.last_error ? ["Problem", x.last_error] : null,
         ]),
         meter("Memory in use", x.memory_bytes - x.free_memory_bytes, x.memory_bytes),
@@ -93,9 +103,7 @@ export class OperatorView {
   // -- pools ---------------------------------------------------------------------------
   renderPools(pools) {
     table($("ops-pools-table"), "Pools", [
-      { label: "Pool", get: (p) => p.name },
-      { label: "Mode", get: (p) => p.mode },
-      { label: "Image", get: (p) => p.image || "—" },
+      { label: "Pool", get: (p) => [p.name, h("span", { class: "sub" }, `${p.mode} · ${p.image || "no image"}`)] },
       { label: "Size", num: true, get: (p) => String(p.size) },
       { label: "Warm", num: true, get: (p) => String(p.warm) },
       { label: "Total", num: true, get: (p) => String(p.desktops.total) },
@@ -106,26 +114,28 @@ export class OperatorView {
         : p.desktops.error ? h("span", { class: "badge bad" }, `${p.desktops.error} in error`)
           : p.desktops.provisioning ? h("span", { class: "badge info" }, `${p.desktops.provisioning} provisioning`)
             : h("span", { class: "badge ok" }, "open") },
-      { label: "Entitled", get: (p) => [...(p.users || []), ...(p.groups || []).map((g) => `@${g}`)].join(", ") || "—" },
+      { label: "Entitled", wrap: true, get: (p) => [...(p.users || []), ...(p.groups || []).map((g) => `@${g}`)].join(", ") || "—" },
     ], pools, "No pool yet.");
   }
 
   // -- desktops ------------------------------------------------------------------------
   renderDesktops(desktops) {
+    const on = (d) => ["running", "assigned", "connected", "disconnected"].includes(d.state);
     table($("ops-desktops-table"), "Desktops", [
       { label: "Desktop", get: (d) => d.name },
-      { label: "State", get: (d) => [badge(d.state), d.busy ? " …" : "",
+      { label: "State", wrap: true, get: (d) => [badge(d.state), d.busy ? " …" : "",
+        d.session && d.session.connected ? h("span", { class: "sub" }, `since ${when(d.session.connected_since)}`) : null,
         d.state === "error" && d.state_reason ? h("div", { class: "small error" }, d.state_reason) : null] },
       { label: "User", get: (d) => d.user || "—" },
       { label: "Pool", get: (d) => d.pool || "—" },
-      { label: "Host", get: (d) => d.host || "—" },
-      { label: "Image", get: (d) => d.image ? `${d.image} v${d.image_version}` : "—" },
-      { label: "Connected since", get: (d) => d.session && d.session.connected ? when(d.session.connected_since) : "—" },
-      { label: "Console", get: (d) => h("button", {
-        type: "button", class: "small secondary",
-        disabled: !["running", "assigned", "connected", "disconnected"].includes(d.state),
-        onclick: () => this.app.console.open(d.name), "aria-label": `Open the console of ${d.name}`,
-      }, "Open") },
+      { label: "Host and image", get: (d) => [d.host || "—",
+        d.image ? h("span", { class: "sub" }, `${d.image} v${d.image_version}`) : null] },
+      { label: "Console", wrap: true, get: (d) => [
+        h("button", {
+          type: "button", class: "small secondary", disabled: !on(d),
+          onclick: () => this.app.console.open(d.name), "aria-label": `Open the console of ${d.name}`,
+        }, "Open"),
+        h("span", { class: "sub" }, viewers(d.console))] },
     ], desktops, "No desktop yet.");
   }
 
@@ -163,7 +173,7 @@ export class OperatorView {
     table(details.querySelector(".versions table"), `Versions of ${name}`, [
       { label: "Version", get: (v) => `v${v.version}${v.current ? " (current)" : ""}` },
       { label: "Size", num: true, get: (v) => bytes(v.file_size) },
-      { label: "Note", get: (v) => v.note || "—" },
+      { label: "Note", wrap: true, get: (v) => v.note || "—" },
       { label: "By", get: (v) => v.actor || "—" },
       { label: "Created", get: (v) => when(v.created_at) },
     ], versions, "No versions.");

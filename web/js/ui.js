@@ -93,7 +93,7 @@ export function facts(pairs) {
   return h("dl", { class: "facts" }, pairs.filter(Boolean).flatMap(([k, v]) => [h("dt", {}, k), h("dd", {}, v)]));
 }
 
-/** A table: cols = [{label, get(row) -> node|text, num}] */
+/** A table: cols = [{label, get(row) -> node|text, num, wrap}]; cells stay on one line unless wrap. */
 export function table(el, caption, cols, rows, emptyText) {
   clear(el);
   if (caption) el.append(h("caption", { class: "visually-hidden" }, caption));
@@ -104,6 +104,6 @@ export function table(el, caption, cols, rows, emptyText) {
   for (const r of rows)
     body.append(h("tr", {}, cols.map((c, i) => (i === 0
       ? h("th", { scope: "row" }, c.get(r))
-      : h("td", { class: c.num ? "num" : null }, c.get(r))))));
+      : h("td", { class: [c.num ? "num" : "", c.wrap ? "wrap" : ""].join(" ").trim() || null }, c.get(r))))));
   el.append(body);
 }

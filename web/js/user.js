@@ -119,10 +119,13 @@ export class UserView {
           type: "button", class: "small", disabled: !on || d.state === "error",
           dataset: { key: key("connect") }, onclick: () => this.app.console.open(d.name),
         }, "Connect"),
-        h("a", {
+        // A plain link (the cookie authenticates a GET); the file carries a
+        // short-lived password, so it is offered only while the desktop runs.
+        on ? h("a", {
           class: "button small secondary", href: `/api/v1/desktops/${api.enc(d.name)}/console.vv`,
           download: `${d.name}.vv`, dataset: { key: key("vv") },
-        }, "Download .vv"),
+          title: "A connection file for remote-viewer (virt-viewer); it works for two minutes",
+        }, "Download .vv") : null,
         // Only the actions that make sense in this state.
         d.state === "stopped" ? act("start", "Start", "secondary", true) : null,
         on ? act("reboot", "Reboot", "secondary", true) : null,
