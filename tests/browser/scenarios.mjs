@@ -200,6 +200,15 @@ const scenarios = {
     const sentence = await page.locator("#console-state").textContent();
     const canvases = await page.locator("#console-screen canvas").count();
     await shot(page, "other-user-console-refused");
+    await page.getByRole("button", { name: "Close" }).click();
+    // A full pool: the answer's sentence is shown, not a code.
+    let full = null;
+    if (cfg.full_pool) {
+      await page.locator(`[data-pool-card="${cfg.full_pool}"]`).getByRole("button", { name: "Get desktop" }).click();
+      await page.locator("#alert").waitFor();
+      full = await page.locator("#alert-text").textContent();
+      await shot(page, "other-user-pool-full");
+    }
     // A WebSocket with a made-up ticket never opens.
     const ws = await page.evaluate(() => new Promise((resolve) => {
       const s = new WebSocket(`ws://${location.host}/api/v1/console?ticket=${"A".repeat(43)}`, ["binary"]);
@@ -207,8 +216,8 @@ const scenarios = {
       s.onerror = () => resolve("error");
       s.onclose = () => resolve("closed");
     }));
-    checkProblems([/404|401|Not Found|Unauthorized|WebSocket/i]);
-    return { mine, listed, forged, sentence, canvases, ws };
+    checkProblems([/404|401|409|Not Found|Unauthorized|Conflict|WebSocket/i]);
+    return { mine, listed, forged, sentence, canvases, ws, full };
   },
 
   // (c) the operator view lists hosts, pools, desktops; a live event arrives.

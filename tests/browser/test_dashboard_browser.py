@@ -143,11 +143,12 @@ class DashboardBrowser(unittest.TestCase):
             self.seen_domains.add(d["domain"])
         return d
 
-    def user_desktop(self, user):
-        """The name of @user's desktop in the pool, allocated through the API if needed."""
+    def user_desktop(self, user, pool=None):
+        """The name of @user's desktop in @pool (default: the class's), allocated
+        through the API if needed."""
         c = kdtest.Client(self.daemon, user, USERS[user])
         c.login()
-        d = c.request("POST", "/api/v1/pools/%s/desktop" % self.pool)
+        d = c.request("POST", "/api/v1/pools/%s/desktop" % (pool or self.pool))
         self.seen_domains.add(d["domain"])
         return d["name"]
 
@@ -190,7 +191,13 @@ class DashboardBrowser(unittest.TestCase):
 
     def test_b_another_user_cannot_open_it(self):
         name = self.user_desktop("alice")
-        res = self.run_scenario("other-user", desktop=name)
+        # A pool of one, already taken by alice: bob's "Get desktop" must say so.
+        full = "small-" + self.daemon.suffix
+        self.daemon.request("POST", "/api/v1/pools", {"name": full, "image": self.image,
+                                                      "template": self.template, "size": 1,
+                                                      "groups": [self.group]}, expect=201)
+        self.user_desktop("alice", full)
+        res = self.run_scenario("other-user", desktop=name, full_pool=full)
         self.assertEqual(res["listed"], 0, "bob's page lists alice's desktop")
         self.assertEqual(res["mine"], 0, "bob has no desktop, but his page shows %d" % res["mine"])
         self.assertEqual(res["forged"]["status"], 404, res["forged"])
@@ -198,6 +205,9 @@ class DashboardBrowser(unittest.TestCase):
         self.assertIn("no desktop", res["sentence"].lower(), res["sentence"])
         self.assertEqual(res["canvases"], 0, "a screen was shown for somebody else's desktop")
         self.assertIn(res["ws"], ("error", "closed"))
+        self.assertIn(full, res["full"] or "", "no sentence about the full pool: %r" % res["full"])
+        self.assertNotIn("409", res["full"])
+        self.assertNotIn("busy", res["full"].split())
         # Nothing of it reached alice's desktop: it still has no console session.
         self.assertFalse(self.desktop(name)["session"]["connected"])
 

@@ -61,10 +61,14 @@ class App {
     $("status").textContent = message;
   }
 
-  /** Runs an action, shows its failure as a sentence; returns its result or undefined. */
-  async attempt(fn) {
+  /**
+   * Runs @fn and shows its failure as a sentence; returns its result or
+   * undefined. An action a person started clears the last error first; a
+   * background refresh (background = true) leaves it for him to read.
+   */
+  async attempt(fn, background = false) {
     try {
-      this.clearError();
+      if (!background) this.clearError();
       return await fn();
     } catch (e) {
       if (e instanceof api.ApiError && e.status === 401) {

@@ -64,7 +64,7 @@ export class OperatorView {
       const [hosts, pools, desktops, images, templates, users, groups] = await Promise.all(
         ["/hosts", "/pools", "/desktops", "/images", "/templates", "/users", "/groups"].map((p) => api.get(p)));
       return { hosts, pools, desktops, images, templates, users, groups };
-    });
+    }, true);
     if (!got) return;
     this.renderHosts(got.hosts);
     this.renderPools(got.pools);
@@ -206,7 +206,7 @@ export class OperatorView {
 
   // -- events --------------------------------------------------------------------------
   async loadEvents() {
-    const events = await this.app.attempt(() => api.get("/events?limit=50"));
+    const events = await this.app.attempt(() => api.get("/events?limit=50"), true);
     if (!events) return;
     const list = $("events");
     clear(list);
