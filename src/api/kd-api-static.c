@@ -144,7 +144,7 @@ kd_static_resolve (const char *root, const char *rel)
 
   if (real == NULL)
     return NULL;
-  if (strncmp (real, root, n) != 0 || (real[n] != '/' && real[n] != '\0'))
+  if (strncmp (real, root, n) != 0 || (real[n] != '/' && real[n] != '\0' && root[n - 1] != '/'))
     {
       g_message ("web file '%s' leads out of web_dir '%s' (to '%s'): refused", joined, root, real);
       return NULL;
