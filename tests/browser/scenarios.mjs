@@ -11,7 +11,7 @@
 // Prints one JSON line of results on stdout ("RESULT {...}") and exits 0, or
 // prints why and exits 1. Screenshots go to config.out.
 //
-// Scenarios: user-console, other-user, operator, keyboard-login, screenshots.
+// Scenarios: user-console, ctrl-alt-del, other-user, operator, keyboard-login, screenshots.
 
 import { chromium } from "playwright-core";
 import fs from "node:fs";
@@ -91,6 +91,34 @@ async function blueShare(page) {
       if (d[i + 2] >= 0x80 && d[i] < 0x40 && d[i + 1] < 0x40) blue++;
     return blue / (d.length / 4);
   });
+}
+
+// Bright (glyph) pixels in the prompt row's cells after "kvmdesk> " on the canvas:
+// the row is the one that is mostly VGA blue, cells are 9x16 (text mode 720x400).
+async function typedPixels(page, n) {
+  return page.evaluate((count) => {
+    const c = document.querySelector("#console-screen canvas");
+    if (!c || c.width < 16) return -1;
+    const d = c.getContext("2d").getImageData(0, 0, c.width, c.height).data;
+    const px = (x, y) => 4 * (y * c.width + x);
+    let row = -1;
+    for (let r = Math.floor(c.height / 16) - 1; r >= 0 && row < 0; r--) {
+      let blue = 0;
+      for (let x = 0; x < c.width; x++) {
+        const i = px(x, r * 16 + 8);
+        if (d[i + 2] >= 0x80 && d[i] < 0x40 && d[i + 1] < 0x40) blue++;
+      }
+      if (blue > c.width / 2) row = r;
+    }
+    if (row < 0) return -1;
+    let light = 0;
+    for (let y = row * 16; y < row * 16 + 12; y++)
+      for (let x = 9 * 9; x < 9 * (9 + count); x++) {
+        const i = px(x, y);
+        if (d[i] > 0xa0 && d[i + 1] > 0xa0 && d[i + 2] > 0xa0) light++;
+      }
+    return light;
+  }, n);
 }
 
 function savePng(dataUrl, name) {
@@ -174,6 +202,27 @@ const scenarios = {
     await download.saveAs(vvFile);
     checkProblems();
     return { desktop: name, vv_href: vv, vv_file: vvFile, vv_name: download.suggestedFilename() };
+  },
+
+  // (a, continued) the Ctrl+Alt+Del button reaches the guest (its BIOS reboots).
+  async "ctrl-alt-del"(browser) {
+    const [user, password] = Object.entries(cfg.users)[0];
+    const page = await newPage(browser);
+    await login(page, user, password);
+    const card = page.locator(`[data-desktop="${cfg.desktop}"]`);
+    await card.getByRole("button", { name: "Connect" }).click();
+    await waitFor("the console to connect",
+      async () => /Connected/.test(await page.locator("#console-state").textContent()), STEP_TIMEOUT);
+    await waitFor("the prompt on the console canvas", async () => (await blueShare(page)) > 0.005, BOOT_TIMEOUT);
+    const typedBefore = await typedPixels(page, cfg.text.length);
+    if (typedBefore <= 0) fail(`the typed text is not on the canvas before Ctrl+Alt+Del (${typedBefore})`);
+    await page.getByRole("button", { name: "Ctrl+Alt+Del" }).click();
+    // The guest reboots: a fresh prompt, with nothing typed after it.
+    await waitFor("a fresh prompt after Ctrl+Alt+Del",
+      async () => (await typedPixels(page, cfg.text.length)) === 0, BOOT_TIMEOUT);
+    await shot(page, "console-1280-after-ctrl-alt-del");
+    checkProblems();
+    return { desktop: cfg.desktop, typedBefore };
   },
 
   // (b) another user: no such desktop in his view, and forged requests refused.

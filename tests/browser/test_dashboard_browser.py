@@ -10,7 +10,8 @@ outside the browser:
  a. alice logs in through the page, gets a desktop from the pool, opens its
     console (noVNC through the gateway) and types; the text is in the guest's VGA
     text memory on the prompt row (read through QEMU's monitor), and the canvas
-    changed on that row and not above it; Reconnect (a fresh ticket) works;
+    changed on that row and not above it; Reconnect (a fresh ticket) works; the
+    .vv link downloads a remote-viewer file; Ctrl+Alt+Del reboots the guest;
  b. bob, in his own browser context, sees no such desktop, a forged ticket
     request for it is refused (404 with a sentence), the page's console shows
     that sentence and no screen, and a made-up WebSocket ticket never opens;
@@ -188,6 +189,11 @@ class DashboardBrowser(unittest.TestCase):
         # Rows above the prompt are the same (the banner did not move).
         for y in range(0, row * e2elib.CELL_H):
             self.assertEqual(before.rows[y], after.rows[y], "canvas row %d changed" % y)
+        # The console's Ctrl+Alt+Del button reaches the guest: its BIOS reboots it,
+        # and the fresh prompt no longer shows what was typed.
+        self.run_scenario("ctrl-alt-del", desktop=name)
+        rows = e2elib.wait_for_prompt(desk["domain"], typed="", timeout=60)
+        self.assertEqual(e2elib.banner_uuid(rows), desk["uuid"].lower())
 
     def test_b_another_user_cannot_open_it(self):
         name = self.user_desktop("alice")
