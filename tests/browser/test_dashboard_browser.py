@@ -14,7 +14,8 @@ outside the browser:
     .vv link downloads a remote-viewer file; Ctrl+Alt+Del reboots the guest;
  b. bob, in his own browser context, sees no such desktop, a forged ticket
     request for it is refused (404 with a sentence), the page's console shows
-    that sentence and no screen, and a made-up WebSocket ticket never opens;
+    that sentence and no screen, and a made-up WebSocket ticket never opens; his
+    "Get desktop" on a full pool shows the API's sentence naming the pool;
  c. the operator view lists the host (with its bars), the pool and the desktops,
     and an event made elsewhere shows in the live feed within seconds;
  d. carol logs in and gets a desktop with the keyboard only, every Tab stop

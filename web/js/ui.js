@@ -104,6 +104,7 @@ export function table(el, caption, cols, rows, emptyText) {
   for (const r of rows)
     body.append(h("tr", {}, cols.map((c, i) => (i === 0
       ? h("th", { scope: "row" }, c.get(r))
-      : h("td", { class: [c.num ? "num" : "", c.wrap ? "wrap" : ""].join(" ").trim() || null }, c.get(r))))));
+      : h("td", { class: [c.num ? "num" : "", c.wrap ? "wrap" : ""].join(" ").trim() || null,
+                  "data-label": c.label }, h("div", {}, c.get(r)))))));
   el.append(body);
 }
