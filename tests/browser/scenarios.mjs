@@ -166,6 +166,8 @@ const scenarios = {
     await shot(page, "user-1280-desktops");
     await page.locator(`[data-desktop="${name}"]`).getByRole("button", { name: "Connect" }).click();
     await page.locator("#console").waitFor();
+    if (!(await page.evaluate(() => document.getElementById("main").inert)))
+      fail("the page behind the console still takes focus");
     await waitFor("the console to connect",
       async () => /Connected/.test(await page.locator("#console-state").textContent()), STEP_TIMEOUT);
     // The test desktop's prompt row is VGA blue: wait until it is drawn.
@@ -194,6 +196,9 @@ const scenarios = {
       async () => /Connected/.test(await page.locator("#console-state").textContent()), STEP_TIMEOUT);
     await page.getByRole("button", { name: "Close" }).click();
     await page.locator("#console").waitFor({ state: "hidden" });
+    // The focus is back where the console was opened from.
+    const back = await page.evaluate(() => document.activeElement && document.activeElement.dataset.key);
+    if (back !== `${name}:connect`) fail(`after Close the focus is on '${back}', not on the Connect button`);
     // Download .vv: a plain link the session cookie authenticates.
     const link = page.locator(`[data-desktop="${name}"] a`, { hasText: "Download .vv" });
     const vv = await link.getAttribute("href");

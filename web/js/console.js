@@ -60,6 +60,9 @@ export class Console {
     $("console-title").textContent = `Console: ${name}`;
     $("console").hidden = false;
     document.body.style.overflow = "hidden";
+    // The page behind the console takes no focus and no clicks while it is open.
+    for (const id of ["topbar", "main", "alert", "status"]) $(id).inert = true;
+    $("console-close").focus();
     await this.connect();
   }
 
@@ -168,6 +171,12 @@ export class Console {
     $("console-screen").replaceChildren();
     $("console").hidden = true;
     document.body.style.overflow = "";
-    if (this.returnFocus && document.contains(this.returnFocus)) this.returnFocus.focus();
+    for (const id of ["topbar", "main", "alert", "status"]) $(id).inert = false;
+    // Back to the button that opened it (lists are re-rendered meanwhile:
+    // find its successor by its key).
+    let back = this.returnFocus;
+    if (back && !document.contains(back) && back.dataset && back.dataset.key)
+      back = document.querySelector(`[data-key="${CSS.escape(back.dataset.key)}"]`);
+    if (back && document.contains(back)) back.focus();
   }
 }
