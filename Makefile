@@ -3,10 +3,11 @@
 #
 #   make / make build     configure BUILD_DIR (once) and build it with ninja
 #   make deps             install the Debian packages (scripts/install-deps.sh, needs root)
+#                         and noVNC + playwright-core from package-lock.json (scripts/npm-deps.sh)
 #   make libvirt          start and check the local libvirtd (scripts/libvirt-up.sh)
 #   make demo             deps + build + libvirt + scripts/demo.sh
-#   make check            deps + build + libvirt + unit tests (parallel), then integration
-#                         and e2e tests (one at a time)
+#   make check            deps + build + libvirt + unit tests (parallel), then integration,
+#                         e2e and browser tests (one at a time)
 #   make install PREFIX=/usr/local [DESTDIR=...]   build in INSTALL_BUILD_DIR and install
 #   make clean            remove BUILD_DIR and INSTALL_BUILD_DIR
 #
@@ -51,6 +52,7 @@ configure:
 
 deps:
 	scripts/install-deps.sh
+	scripts/npm-deps.sh
 
 libvirt:
 	scripts/libvirt-up.sh
@@ -59,8 +61,9 @@ libvirt:
 setup-deps:
 ifneq ($(KD_SKIP_SETUP),1)
 	scripts/install-deps.sh
+	scripts/npm-deps.sh
 else
-	@echo "KD_SKIP_SETUP=1: skipping scripts/install-deps.sh"
+	@echo "KD_SKIP_SETUP=1: skipping scripts/install-deps.sh and scripts/npm-deps.sh"
 endif
 
 setup-libvirt:
@@ -74,14 +77,14 @@ demo: setup-deps build setup-libvirt
 	@test -f scripts/demo.sh || { echo "make demo: scripts/demo.sh is missing" >&2; exit 1; }
 	BUILD_DIR=$(BUILD_DIR) bash scripts/demo.sh
 
-# Unit tests run in parallel; integration and e2e tests share one libvirtd and run one at a
-# time. Both runs always happen, so one report shows every failure; the target fails if
+# Unit tests run in parallel; integration, e2e and browser tests share one libvirtd and run
+# one at a time. Both runs always happen, so one report shows every failure; the target fails if
 # either run failed.
 check: clear-test-logs setup-deps build setup-libvirt
 	@status=0; \
 	echo "== unit tests (parallel)"; \
 	$(MESON) test -C $(BUILD_DIR) --suite unit --print-errorlogs --logbase $(UNIT_LOGBASE) || status=1; \
-	echo "== integration and e2e tests (serial)"; \
+	echo "== integration, e2e and browser tests (serial)"; \
 	$(MESON) test -C $(BUILD_DIR) --no-suite unit --print-errorlogs --num-processes 1 --logbase $(SERIAL_LOGBASE) || status=1; \
 	exit $$status
 

@@ -17,9 +17,10 @@ STATE=$PWD/demo-state
 KVMDESKD=$BUILD_DIR/src/daemon/kvmdeskd
 KVMDESK=$PWD/$BUILD_DIR/src/cli/kvmdesk
 IMAGE=$BUILD_DIR/data/images/test-desktop.qcow2
+WEB_DIR=$PWD/$BUILD_DIR/web            # web/ + noVNC, assembled by the build
 URL=http://$LISTEN
 
-for f in "$KVMDESKD" "$KVMDESK" "$IMAGE"; do
+for f in "$KVMDESKD" "$KVMDESK" "$IMAGE" "$WEB_DIR/index.html"; do
   [ -e "$f" ] || { echo "demo: $f is missing: run 'make' first" >&2; exit 1; }
 done
 
@@ -51,7 +52,7 @@ fi
 
 echo "demo: starting kvmdeskd on $URL (state in $STATE, log in $STATE/kvmdeskd.log)"
 KVMDESK_ADMIN_PASSWORD=$PASSWORD "$KVMDESKD" --state-dir "$STATE" --listen "$LISTEN" \
-  --config "$STATE/kvmdeskd.conf" > >(tee -a "$STATE/kvmdeskd.log") 2>&1 &
+  --config "$STATE/kvmdeskd.conf" --web-dir "$WEB_DIR" > >(tee -a "$STATE/kvmdeskd.log") 2>&1 &
 DAEMON=$!
 trap 'kill $DAEMON 2>/dev/null; wait $DAEMON 2>/dev/null' EXIT INT TERM
 
@@ -102,6 +103,7 @@ vnc=$(virsh -c qemu:///system domdisplay "$domain" 2>/dev/null || echo "(not run
 cat <<EOF
 
 kvmdesk demo is running.
+  dashboard:   $URL/   (log in as admin for the operator view, as demo for the user view)
   API:         $URL/api/v1   (health: $URL/healthz)
   logins:      admin / $PASSWORD   (operator)
                demo / $DEMO_PASSWORD   (user, group 'staff')

@@ -24,7 +24,18 @@ PACKAGE_GROUPS=(
   "a real local libvirtd + QEMU for the end-to-end tests and the demo|libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils"
   "QEMU UI modules (D-Bus display for kvmdesk-display) and UEFI firmware for templates|qemu-system-gui ovmf"
   "test harness (Python unittest) and HTTP checks in scripts|python3 curl"
+  "browser tests: the real browser playwright-core drives (tests/browser)|chromium"
 )
+
+# Node.js and npm fetch noVNC and playwright-core (scripts/npm-deps.sh). A machine may have
+# them from elsewhere (NodeSource, nvm): Debian's are installed only when the commands are
+# missing.
+if ! command -v node >/dev/null 2>&1; then
+  PACKAGE_GROUPS+=("noVNC and playwright-core from npm (package-lock.json)|nodejs")
+fi
+if ! command -v npm >/dev/null 2>&1; then
+  PACKAGE_GROUPS+=("noVNC and playwright-core from npm (package-lock.json)|npm")
+fi
 
 die() { echo "install-deps: $*" >&2; exit 1; }
 

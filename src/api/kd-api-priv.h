@@ -97,6 +97,9 @@ void kd_api_stream_init   (KdApiServer *server);
 void kd_api_stream_fini   (KdApiServer *server);
 void kd_api_events_stream (KdApiRequest *req);
 
+/* the web dashboard's files (kd-api-static.c) */
+void kd_api_static (KdApiRequest *req);
+
 /* routing (kd-api-routes.c) */
 void kd_api_route (KdApiRequest *req);
 /* Called before the body is read; may answer at once (auth, uploads). */

@@ -1024,6 +1024,11 @@ kd_api_route (KdApiRequest *req)
       kd_api_healthz (req);
       return;
     }
+  if (req->n_segs == 0 || (!g_str_equal (req->segs[0], "api") && !g_str_equal (req->segs[0], "healthz")))
+    {
+      kd_api_static (req);              /* the web dashboard */
+      return;
+    }
   if (req->n_segs < 3 || !g_str_equal (req->segs[0], "api") || !g_str_equal (req->segs[1], "v1"))
     {
       kd_api_respond_errorf (req, 404, "not_found", "no such endpoint '%s %.200s'", req->method, req->path);

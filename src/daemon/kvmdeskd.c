@@ -1,7 +1,7 @@
 /*
  * kvmdeskd: the kvmdesk broker daemon.
  *
- *   kvmdeskd --state-dir DIR --listen ADDR:PORT [--config FILE]
+ *   kvmdeskd --state-dir DIR --listen ADDR:PORT [--config FILE] [--web-dir DIR]
  *
  * Reads its settings (defaults < config file < flags), opens the database
  * in the state directory, creates the first admin account, connects the
@@ -102,11 +102,13 @@ main (int argc, char **argv)
   g_autofree char *opt_listen = NULL;
   g_autofree char *opt_config = NULL;
   g_autofree char *opt_log = NULL;
+  g_autofree char *opt_web = NULL;
   gboolean opt_version = FALSE;
   GOptionEntry entries[] = {
     { "state-dir", 's', 0, G_OPTION_ARG_FILENAME, &opt_state, "State directory (database, uploads)", "DIR" },
     { "listen", 'l', 0, G_OPTION_ARG_STRING, &opt_listen, "Address to serve the API on (port 0: any free port)", "ADDR:PORT" },
     { "config", 'c', 0, G_OPTION_ARG_FILENAME, &opt_config, "Configuration file (INI)", "FILE" },
+    { "web-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt_web, "Static files of the web dashboard", "DIR" },
     { "log-level", 0, 0, G_OPTION_ARG_STRING, &opt_log, "error, warning, info or debug", "LEVEL" },
     { "version", 0, 0, G_OPTION_ARG_NONE, &opt_version, "Print the version and exit", NULL },
     { NULL }
@@ -158,6 +160,11 @@ main (int argc, char **argv)
     {
       g_free (config->listen);
       config->listen = g_strdup (opt_listen);
+    }
+  if (opt_web)
+    {
+      g_free (config->web_dir);
+      config->web_dir = g_canonicalize_filename (opt_web, NULL);
     }
   if (opt_log)
     {
@@ -213,6 +220,14 @@ main (int argc, char **argv)
     }
   g_message ("kvmdeskd %s listening on http://%s (state in %s, instance %s)", KD_VERSION,
              kd_api_server_get_address (api), config->state_dir, kd_store_get_instance_id (store));
+  {
+    g_autofree char *index = g_build_filename (config->web_dir, "index.html", NULL);
+    if (g_file_test (index, G_FILE_TEST_IS_REGULAR))
+      g_message ("web dashboard: http://%s/ (files in %s)", kd_api_server_get_address (api),
+                 config->web_dir);
+    else
+      g_message ("no web dashboard: '%s' is missing (set [daemon] web_dir or --web-dir)", index);
+  }
 
   g_unix_signal_add (SIGTERM, kd_on_signal, loop);
   g_unix_signal_add (SIGINT, kd_on_signal, loop);

@@ -5,7 +5,7 @@ and a free loopback port, logs in, and speaks to the REST API with urllib, or
 runs the real `kvmdesk` CLI. Nothing here is mocked: tests talk to the
 daemon a user would run.
 
-Environment: KD_BUILD_DIR, KD_SOURCE_DIR (set by meson), KD_REQUIRE_E2E.
+Environment: KD_BUILD_DIR, KD_SOURCE_DIR, KD_WEB_DIR (set by meson), KD_REQUIRE_E2E.
 """
 
 import json
@@ -29,6 +29,8 @@ SOURCE_DIR = os.environ.get("KD_SOURCE_DIR") or os.path.join(
 KVMDESKD = os.path.join(BUILD_DIR, "src", "daemon", "kvmdeskd")
 KVMDESK = os.path.join(BUILD_DIR, "src", "cli", "kvmdesk")
 TEST_IMAGE = os.path.join(BUILD_DIR, "data", "images", "test-desktop.qcow2")
+# The web dashboard as the build assembles it (web/ + noVNC, see meson.build).
+WEB_DIR = os.environ.get("KD_WEB_DIR") or os.path.join(BUILD_DIR, "web")
 ADMIN_PASSWORD = "kd-test-admin-pw"
 TEST_DATA = os.environ.get("KD_TEST_DATA") or os.path.join(SOURCE_DIR, "tests", "data")
 QEMU_IMG = shutil.which("qemu-img")
@@ -67,7 +69,7 @@ class Daemon:
         self.pool = "kdt-" + self.suffix
         self.pool_path = os.path.join(self.tmp, "pool")
         with open(self.config_path, "w") as f:
-            f.write("[daemon]\nlog_level = debug\n")
+            f.write("[daemon]\nlog_level = debug\nweb_dir = %s\n" % os.path.abspath(WEB_DIR))
             f.write("[libvirt]\nstorage_pool = %s\nstorage_pool_path = %s\n"
                     "domain_prefix = %s\nshutdown_timeout = 3\nreconnect_min = 1\n"
                     "reconnect_max = 2\nkeepalive_interval = 1\nkeepalive_count = 3\n"
