@@ -16,6 +16,8 @@
 #define KD_API_MHD_MEMORY_LIMIT    (128 * 1024)  /* bytes per connection */
 #define KD_API_SESSION_COOKIE      "kvmdesk_session"
 #define KD_API_PASSWORD_MIN        8             /* bytes */
+/* GnuTLS priorities for HTTPS: the system's defaults, TLS 1.2 and 1.3 only. */
+#define KD_API_TLS_PRIORITIES      "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 typedef struct _KdApiRequest KdApiRequest;
 typedef struct _KdApiConsole KdApiConsole;
@@ -29,6 +31,10 @@ struct _KdApiServer {
   guint                   timer_id;
   guint                   idle_id;
   char                   *address;
+  gboolean                tls;            /* serving HTTPS */
+  char                   *base_url;       /* "https://127.0.0.1:8443" */
+  char                   *tls_cert_pem;   /* kept while MHD runs */
+  char                   *tls_key_pem;
   char                   *upload_dir;
   char                   *dummy_hash;     /* verified for unknown users */
   struct _KdGatewayTickets *tickets;      /* console tickets */
@@ -101,6 +107,10 @@ void kd_api_events_stream (KdApiRequest *req);
 void kd_api_route (KdApiRequest *req);
 /* Called before the body is read; may answer at once (auth, uploads). */
 gboolean kd_api_route_precheck (KdApiRequest *req);
+
+/* HTTPS certificate and key, checked with GnuTLS (kd-api-tls.c) */
+gboolean kd_api_tls_load (const char *cert_path, const char *key_path, char **out_cert,
+                          char **out_key, char **out_warning, GError **error);
 
 /* auth (kd-api-auth.c) */
 char *kd_api_token_new  (char **out_hash);

@@ -506,6 +506,16 @@ kd_api_server_epoll_cb (gint fd, GIOCondition cond, gpointer data)
   return G_SOURCE_CONTINUE;
 }
 
+/* Whether @addr (an IP address) is a loopback address: plain HTTP there
+ * stays on this machine. */
+static gboolean
+kd_api_address_is_loopback (const char *addr)
+{
+  g_autoptr(GInetAddress) ia = g_inet_address_new_from_string (addr);
+
+  return ia != NULL && g_inet_address_get_is_loopback (ia);
+}
+
 static int
 kd_api_listen_socket (const char *addr, guint16 port, char **out_address, GError **error)
 {
@@ -598,24 +608,57 @@ kd_api_server_new (KdBroker *broker, KdConfig *config, GError **error)
   if (fd < 0)
     return NULL;
 
-  s->mhd = MHD_start_daemon (MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG,
-                             0, NULL, NULL, kd_api_access, s,
-                             MHD_OPTION_EXTERNAL_LOGGER, kd_api_mhd_log, s,
-                             MHD_OPTION_LISTEN_SOCKET, fd,
-                             MHD_OPTION_CONNECTION_LIMIT, (unsigned int) config->connection_limit,
-                             MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) config->per_ip_connection_limit,
-                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) config->connection_timeout,
-                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) KD_API_MHD_MEMORY_LIMIT,
-                             MHD_OPTION_NOTIFY_COMPLETED, kd_api_completed, s,
-                             MHD_OPTION_UNESCAPE_CALLBACK, kd_api_unescape, s,
-                             MHD_OPTION_END);
-  if (s->mhd == NULL)
+  if (kd_config_tls_enabled (config))
     {
-      close (fd);
-      g_set_error (error, KD_ERROR, KD_ERROR_FAILED, "cannot start the HTTP server on %s",
-                   s->address);
-      return NULL;
+      g_autofree char *warning = NULL;
+
+      if (MHD_is_feature_supported (MHD_FEATURE_TLS) != MHD_YES)
+        {
+          close (fd);
+          g_set_error (error, KD_ERROR, KD_ERROR_FAILED,
+                       "this libmicrohttpd was built without TLS: kvmdeskd cannot serve HTTPS");
+          return NULL;
+        }
+      if (!kd_api_tls_load (config->tls_cert, config->tls_key, &s->tls_cert_pem,
+                            &s->tls_key_pem, &warning, error))
+        {
+          close (fd);
+          return NULL;
+        }
+      if (warning)
+        g_warning ("%s", warning);
+      s->tls = TRUE;
     }
+  else if (!kd_api_address_is_loopback (addr))
+    g_warning ("listening on %s without TLS: passwords and session cookies cross the network "
+               "in clear text; set tls_cert and tls_key (docs/operator-guide.md, HTTPS)",
+               s->address);
+  s->base_url = g_strdup_printf ("%s://%s", s->tls ? "https" : "http", s->address);
+
+  {
+    /* Without TLS the list ends at once. */
+    struct MHD_OptionItem tls_opts[] = {
+      { s->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, s->tls_cert_pem },
+      { MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key_pem },
+      { MHD_OPTION_HTTPS_PRIORITIES, 0, (void *) KD_API_TLS_PRIORITIES },
+      { MHD_OPTION_END, 0, NULL },
+    };
+    unsigned int flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
+
+    if (s->tls)
+      flags |= MHD_USE_TLS;
+    s->mhd = MHD_start_daemon (flags, 0, NULL, NULL, kd_api_access, s,
+                               MHD_OPTION_EXTERNAL_LOGGER, kd_api_mhd_log, s,
+                               MHD_OPTION_LISTEN_SOCKET, fd,
+                               MHD_OPTION_CONNECTION_LIMIT, (unsigned int) config->connection_limit,
+                               MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) config->per_ip_connection_limit,
+                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) config->connection_timeout,
+                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) KD_API_MHD_MEMORY_LIMIT,
+                               MHD_OPTION_NOTIFY_COMPLETED, kd_api_completed, s,
+                               MHD_OPTION_UNESCAPE_CALLBACK, kd_api_unescape, s,
+                               MHD_OPTION_ARRAY, tls_opts,
+                               MHD_OPTION_END);
+  }
   info = MHD_get_daemon_info (s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
   if (info == NULL)
     {
@@ -668,6 +711,11 @@ kd_api_server_free (KdApiServer *s)
   g_hash_table_destroy (s->login_failures);
   g_hash_table_destroy (s->requests);
   g_free (s->address);
+  g_free (s->base_url);
+  g_free (s->tls_cert_pem);
+  if (s->tls_key_pem)
+    explicit_bzero (s->tls_key_pem, strlen (s->tls_key_pem));
+  g_free (s->tls_key_pem);
   g_free (s->upload_dir);
   g_free (s->dummy_hash);
   g_free (s);
@@ -677,4 +725,10 @@ const char *
 kd_api_server_get_address (KdApiServer *s)
 {
   return s->address;
+}
+
+const char *
+kd_api_server_get_base_url (KdApiServer *s)
+{
+  return s->base_url;
 }
