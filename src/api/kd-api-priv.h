@@ -16,12 +16,12 @@
 #define KD_API_MHD_MEMORY_LIMIT    (128 * 1024)  /* bytes per connection */
 #define KD_API_SESSION_COOKIE      "kvmdesk_session"
 #define KD_API_PASSWORD_MIN        8             /* bytes */
-/* GnuTLS priorities for HTTPS: the system's defaults, TLS 1.2 and 1.3 only. */
-#define KD_API_TLS_PRIORITIES      "NORMAL:-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
+
 
 typedef struct _KdApiRequest KdApiRequest;
 typedef struct _KdApiConsole KdApiConsole;
 typedef struct _KdApiStreams KdApiStreams;   /* kd-api-stream.c */
+typedef struct _KdApiTlsFront KdApiTlsFront; /* kd-api-tls-front.c */
 
 struct _KdApiServer {
   KdBroker               *broker;
@@ -35,6 +35,7 @@ struct _KdApiServer {
   char                   *base_url;       /* "https://127.0.0.1:8443" */
   char                   *tls_cert_pem;   /* kept while MHD runs */
   char                   *tls_key_pem;
+  KdApiTlsFront          *tls_front;      /* accepts HTTPS, feeds MHD */
   char                   *upload_dir;
   char                   *dummy_hash;     /* verified for unknown users */
   struct _KdGatewayTickets *tickets;      /* console tickets */
@@ -111,6 +112,11 @@ gboolean kd_api_route_precheck (KdApiRequest *req);
 /* HTTPS certificate and key, checked with GnuTLS (kd-api-tls.c) */
 gboolean kd_api_tls_load (const char *cert_path, const char *key_path, char **out_cert,
                           char **out_key, char **out_warning, GError **error);
+
+/* HTTPS in front of MHD (kd-api-tls-front.c) */
+KdApiTlsFront *kd_api_tls_front_new (KdApiServer *server, int listen_fd, const char *cert_pem,
+                                     const char *key_pem, GError **error);
+void           kd_api_tls_front_free (KdApiTlsFront *front);
 
 /* auth (kd-api-auth.c) */
 char *kd_api_token_new  (char **out_hash);

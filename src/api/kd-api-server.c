@@ -612,13 +612,6 @@ kd_api_server_new (KdBroker *broker, KdConfig *config, GError **error)
     {
       g_autofree char *warning = NULL;
 
-      if (MHD_is_feature_supported (MHD_FEATURE_TLS) != MHD_YES)
-        {
-          close (fd);
-          g_set_error (error, KD_ERROR, KD_ERROR_FAILED,
-                       "this libmicrohttpd was built without TLS: kvmdeskd cannot serve HTTPS");
-          return NULL;
-        }
       if (!kd_api_tls_load (config->tls_cert, config->tls_key, &s->tls_cert_pem,
                             &s->tls_key_pem, &warning, error))
         {
@@ -635,29 +628,26 @@ kd_api_server_new (KdBroker *broker, KdConfig *config, GError **error)
                s->address);
   s->base_url = g_strdup_printf ("%s://%s", s->tls ? "https" : "http", s->address);
 
+  /* With TLS, kd-api-tls-front.c accepts on the socket and hands MHD
+   * plain connections (MHD_add_connection); see the top of that file. */
   {
-    /* Without TLS the list ends at once. */
-    struct MHD_OptionItem tls_opts[] = {
-      { s->tls ? MHD_OPTION_HTTPS_MEM_CERT : MHD_OPTION_END, 0, s->tls_cert_pem },
-      { MHD_OPTION_HTTPS_MEM_KEY, 0, s->tls_key_pem },
-      { MHD_OPTION_HTTPS_PRIORITIES, 0, (void *) KD_API_TLS_PRIORITIES },
-      { MHD_OPTION_END, 0, NULL },
-    };
-    unsigned int flags = MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG;
-
-    if (s->tls)
-      flags |= MHD_USE_TLS;
-    s->mhd = MHD_start_daemon (flags, 0, NULL, NULL, kd_api_access, s,
-                               MHD_OPTION_EXTERNAL_LOGGER, kd_api_mhd_log, s,
-                               MHD_OPTION_LISTEN_SOCKET, fd,
-                               MHD_OPTION_CONNECTION_LIMIT, (unsigned int) config->connection_limit,
-                               MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) config->per_ip_connection_limit,
-                               MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) config->connection_timeout,
-                               MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) KD_API_MHD_MEMORY_LIMIT,
-                               MHD_OPTION_NOTIFY_COMPLETED, kd_api_completed, s,
-                               MHD_OPTION_UNESCAPE_CALLBACK, kd_api_unescape, s,
-                               MHD_OPTION_ARRAY, tls_opts,
-                               MHD_OPTION_END);
+  /* The listen socket, unless the TLS front accepts on it. */
+  struct MHD_OptionItem listen_opts[] = {
+    { s->tls ? MHD_OPTION_END : MHD_OPTION_LISTEN_SOCKET, fd, NULL },
+    { MHD_OPTION_END, 0, NULL },
+  };
+  s->mhd = MHD_start_daemon (MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE |
+                             MHD_USE_ERROR_LOG | (s->tls ? MHD_USE_NO_LISTEN_SOCKET : 0),
+                             0, NULL, NULL, kd_api_access, s,
+                             MHD_OPTION_EXTERNAL_LOGGER, kd_api_mhd_log, s,
+                             MHD_OPTION_ARRAY, listen_opts,
+                             MHD_OPTION_CONNECTION_LIMIT, (unsigned int) config->connection_limit,
+                             MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) config->per_ip_connection_limit,
+                             MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) config->connection_timeout,
+                             MHD_OPTION_CONNECTION_MEMORY_LIMIT, (size_t) KD_API_MHD_MEMORY_LIMIT,
+                             MHD_OPTION_NOTIFY_COMPLETED, kd_api_completed, s,
+                             MHD_OPTION_UNESCAPE_CALLBACK, kd_api_unescape, s,
+                             MHD_OPTION_END);
   }
   info = MHD_get_daemon_info (s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
   if (info == NULL)
@@ -671,6 +661,15 @@ kd_api_server_new (KdBroker *broker, KdConfig *config, GError **error)
   kd_api_server_update_timer (s);
   kd_api_stream_init (s);
   kd_api_consoles_init (s);
+  if (s->tls)
+    {
+      s->tls_front = kd_api_tls_front_new (s, fd, s->tls_cert_pem, s->tls_key_pem, error);
+      if (s->tls_front == NULL)
+        {
+          close (fd);
+          return NULL;
+        }
+    }
   return g_steal_pointer (&s);
 }
 
@@ -693,6 +692,7 @@ kd_api_server_free (KdApiServer *s)
       /* Suspended requests must be resumed before MHD can stop. */
       GHashTableIter iter;
       gpointer key;
+      g_clear_pointer (&s->tls_front, kd_api_tls_front_free);
       kd_api_consoles_fini (s);
       kd_api_stream_fini (s);
       g_hash_table_iter_init (&iter, s->requests);

@@ -382,6 +382,7 @@ perform (KdCliHttp *http, struct curl_slist *headers, JsonNode **answer, GError 
           return FALSE;
         case CURLE_GOT_NOTHING:
         case CURLE_WEIRD_SERVER_REPLY:
+        case CURLE_RECV_ERROR:
           if (plain)
             {
               g_set_error (error, KD_CLI_HTTP_ERROR, KD_CLI_HTTP_ERROR_CONNECT,

@@ -35,6 +35,7 @@ def cookie_attrs(set_cookie):
 
 class TlsServing(PoolTestCase):
     daemon_tls = True
+    daemon_config = PoolTestCase.daemon_config + "[api]\nconnection_timeout = 3\n"
 
     @classmethod
     def setUpClass(cls):
@@ -149,6 +150,40 @@ class TlsServing(PoolTestCase):
         status, _, body = http_exchange(self.daemon.url, "GET", "/healthz",
                                         context=self.daemon.ssl_context)
         self.assertEqual(status, 200, body)
+
+    def test_silent_client_is_dropped(self):
+        """A client that never starts its handshake is closed after
+        connection_timeout (3 s here), and a half handshake costs nothing more."""
+        host, port = self.daemon.address
+        socks = [socket.create_connection((host, port), timeout=10) for _ in range(5)]
+        socks[0].sendall(b"\x16\x03\x01\x00\x50")          # a TLS record header, no body
+        started = time.monotonic()
+        try:
+            for s in socks:
+                self.assertEqual(s.recv(100), b"")
+            self.assertLess(time.monotonic() - started, 8)
+        finally:
+            for s in socks:
+                s.close()
+        status, _, body = http_exchange(self.daemon.url, "GET", "/healthz",
+                                        context=self.daemon.ssl_context)
+        self.assertEqual(status, 200, body)
+
+    def test_big_upload_and_early_answer(self):
+        """Bodies much larger than the TLS pump's buffers cross it whole, and an
+        answer sent before the body was read (413) reaches the client."""
+        name = self.unique("big")
+        path = kdtest.make_image(os.path.join(self.daemon.tmp, name + ".img"), "raw", "8M")
+        self.daemon.request("PUT", "/api/v1/images/%s?host=%s" % (name, self.host),
+                            raw=kdtest.read_bytes(path), expect=201)
+        self.addCleanup(self.daemon.status_of, "DELETE", "/api/v1/images/" + name)
+        image = self.api("GET", "/api/v1/images/" + name)
+        self.assertEqual(image["name"], name)
+        status, err = self.daemon.raw_request("POST", "/api/v1/templates",
+                                              body=b"{" + b" " * 2000000 + b"}",
+                                              headers={"Content-Type": "application/json"})
+        self.assertEqual(status, 413, err)
+        self.assertIsNone(self.daemon.proc.poll(), "kvmdeskd died")
 
     def test_cli_with_and_without_ca_cert(self):
         d = self.daemon
