@@ -10,6 +10,10 @@
  * Bodies are bounded: JSON by max_body_size, image uploads (spooled to a
  * file in the state directory) by max_upload_size; both are checked
  * against Content-Length before a byte is read.
+ *
+ * With tls_cert/tls_key, MHD gets no listen socket: kd-api-tls-front.c
+ * accepts, does TLS, and hands MHD plain connections (MHD_add_connection).
+ * A non-loopback address without TLS is warned about at start.
  */
 #include "kd-api-priv.h"
 
