@@ -5,6 +5,9 @@
  * glib-networking on GnuTLS), and after the handshake hands libmicrohttpd
  * one end of a socketpair with MHD_add_connection(), giving it the client's
  * real address (so its per-address limits and our logs see the client).
+ * Connections are limited in all (connection_limit) and per client address
+ * (per_ip_connection_limit) from accept on, handshakes included, and a
+ * handshake must end within connection_timeout (at most 10 s).
  * Bytes are pumped between the TLS stream and the socketpair with one
  * bounded buffer per direction: a side that cannot take more stops the
  * reads from the other, and each wake-up moves at most one buffer.
@@ -43,7 +46,9 @@ struct _KdApiTlsFront {
   int               listen_fd;
   GSource          *accept_source;
   GHashTable       *links;          /* KdApiTlsLink* set */
+  GHashTable       *per_address;    /* client IP text -> number of its links */
   guint             max_links;
+  guint             max_per_address;
   guint             handshake_sec;  /* connection_timeout, at most KD_API_TLS_HANDSHAKE_SEC */
 };
 
@@ -63,6 +68,7 @@ struct _KdApiTlsLink {
   gboolean                tls_eof;       /* the client sent no more */
   gboolean                plain_eof;     /* MHD closed its end */
   gboolean                plain_shut;    /* told MHD the client sent no more */
+  char                   *client;        /* IP text, key in front->per_address */
   struct sockaddr_storage addr;
   socklen_t               addr_len;
   gsize                   up_off, up_len;     /* client -> MHD */
@@ -118,7 +124,15 @@ static void
 kd_api_tls_link_free (KdApiTlsLink *l, gboolean graceful)
 {
   if (l->front)
-    g_hash_table_remove (l->front->links, l);
+    {
+      guint n = GPOINTER_TO_UINT (g_hash_table_lookup (l->front->per_address, l->client));
+      g_hash_table_remove (l->front->links, l);
+      if (n <= 1)
+        g_hash_table_remove (l->front->per_address, l->client);
+      else
+        g_hash_table_insert (l->front->per_address, g_strdup (l->client), GUINT_TO_POINTER (n - 1));
+    }
+  g_free (l->client);
   kd_api_tls_clear_source (&l->tls_in_src);
   kd_api_tls_clear_source (&l->tls_out_src);
   kd_api_tls_clear_source (&l->plain_in_src);
@@ -391,9 +405,19 @@ kd_api_tls_accept_one (KdApiTlsFront *f, int fd, const struct sockaddr_storage *
   GIOStream *tls;
   KdApiTlsLink *l;
 
-  if (g_hash_table_size (f->links) >= f->max_links)
+  g_autoptr(GSocketAddress) sa = g_socket_address_new_from_native ((gpointer) addr, len);
+  g_autofree char *client = NULL;
+  guint n;
+
+  if (G_IS_INET_SOCKET_ADDRESS (sa))
+    client = g_inet_address_to_string (g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (sa)));
+  else
+    client = g_strdup ("?");
+  n = GPOINTER_TO_UINT (g_hash_table_lookup (f->per_address, client));
+  if (g_hash_table_size (f->links) >= f->max_links || n >= f->max_per_address)
     {
-      g_debug ("TLS connection refused: %u connections", f->max_links);
+      g_debug ("TLS connection from %s refused: %u connections in all, %u from it",
+               client, g_hash_table_size (f->links), n);
       close (fd);
       return;
     }
@@ -419,7 +443,9 @@ kd_api_tls_accept_one (KdApiTlsFront *f, int fd, const struct sockaddr_storage *
   l->cancel = g_cancellable_new ();
   memcpy (&l->addr, addr, len);
   l->addr_len = len;
+  l->client = g_strdup (client);
   g_hash_table_add (f->links, l);
+  g_hash_table_insert (f->per_address, g_steal_pointer (&client), GUINT_TO_POINTER (n + 1));
   l->handshake_timer = g_timeout_add_seconds (f->handshake_sec, kd_api_tls_handshake_timeout, l);
   g_tls_connection_handshake_async (G_TLS_CONNECTION (tls), G_PRIORITY_DEFAULT, l->cancel,
                                     kd_api_tls_handshaked, l);
@@ -482,7 +508,9 @@ kd_api_tls_front_new (KdApiServer *server, int listen_fd, const char *cert_pem,
   f->cert = cert;
   f->listen_fd = listen_fd;
   f->links = g_hash_table_new (NULL, NULL);
+  f->per_address = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   f->max_links = (guint) server->config->connection_limit;
+  f->max_per_address = (guint) server->config->per_ip_connection_limit;
   f->handshake_sec = (guint) MIN (server->config->connection_timeout, KD_API_TLS_HANDSHAKE_SEC);
   f->accept_source = g_unix_fd_source_new (listen_fd, G_IO_IN);
   g_source_set_callback (f->accept_source, (GSourceFunc) (GCallback) kd_api_tls_accept_cb, f, NULL);
@@ -510,6 +538,7 @@ kd_api_tls_front_free (KdApiTlsFront *f)
       kd_api_tls_link_free (l, FALSE);
     }
   g_hash_table_destroy (f->links);
+  g_hash_table_destroy (f->per_address);
   g_object_unref (f->cert);
   g_free (f);
 }

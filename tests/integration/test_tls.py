@@ -35,7 +35,8 @@ def cookie_attrs(set_cookie):
 
 class TlsServing(PoolTestCase):
     daemon_tls = True
-    daemon_config = PoolTestCase.daemon_config + "[api]\nconnection_timeout = 3\n"
+    daemon_config = (PoolTestCase.daemon_config +
+                     "[api]\nconnection_timeout = 3\nper_ip_connection_limit = 8\n")
 
     @classmethod
     def setUpClass(cls):
@@ -168,6 +169,34 @@ class TlsServing(PoolTestCase):
         status, _, body = http_exchange(self.daemon.url, "GET", "/healthz",
                                         context=self.daemon.ssl_context)
         self.assertEqual(status, 200, body)
+
+    def test_per_address_limit_counts_handshakes(self):
+        """Connections that have not finished their handshake count against
+        per_ip_connection_limit (8 here): the ninth is closed at once."""
+        host, port = self.daemon.address
+        socks = [socket.create_connection((host, port), timeout=10) for _ in range(8)]
+        try:
+            time.sleep(0.3)
+            extra = socket.create_connection((host, port), timeout=10)
+            started = time.monotonic()
+            try:
+                self.assertEqual(extra.recv(100), b"")
+            except ConnectionResetError:
+                pass
+            finally:
+                extra.close()
+            self.assertLess(time.monotonic() - started, 1.5, "not refused at once")
+        finally:
+            for s in socks:
+                s.close()
+        # Once they are gone, clients are served again.
+        def healthy():
+            try:
+                return http_exchange(self.daemon.url, "GET", "/healthz",
+                                     context=self.daemon.ssl_context)[0] == 200
+            except OSError:
+                return False
+        kdtest.wait_until(healthy, timeout=5, what="healthz after the silent clients left")
 
     def test_big_upload_and_early_answer(self):
         """Bodies much larger than the TLS pump's buffers cross it whole, and an
