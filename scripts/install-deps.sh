@@ -24,7 +24,7 @@ PACKAGE_GROUPS=(
   "a real local libvirtd + QEMU for the end-to-end tests and the demo|libvirt-daemon-system libvirt-clients qemu-system-x86 qemu-utils"
   "QEMU UI modules (D-Bus display for kvmdesk-display) and UEFI firmware for templates|qemu-system-gui ovmf"
   "test harness (Python unittest) and HTTP checks in scripts|python3 curl"
-  "HTTPS: GnuTLS headers (certificate checks) and openssl for self-signed certificates (demo, tests); GIO TLS is above|libgnutls28-dev openssl"
+  "HTTPS: GnuTLS (kvmdeskd terminates TLS itself) and openssl for self-signed certificates (demo, tests)|libgnutls28-dev openssl"
 )
 
 die() { echo "install-deps: $*" >&2; exit 1; }

@@ -12,7 +12,8 @@
  * against Content-Length before a byte is read.
  *
  * With tls_cert/tls_key, MHD gets no listen socket: kd-api-tls-front.c
- * accepts, does TLS, and hands MHD plain connections (MHD_add_connection).
+ * accepts, does TLS (GnuTLS, non-blocking), and hands MHD plain
+ * connections (MHD_add_connection).
  * A non-loopback address without TLS is warned about at start.
  */
 #include "kd-api-priv.h"

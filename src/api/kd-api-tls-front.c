@@ -1,14 +1,15 @@
 /*
  * kd-api-tls-front.c: HTTPS in front of libmicrohttpd.
  *
- * kvmdeskd accepts TLS connections itself (GIO's GTlsServerConnection, from
- * glib-networking on GnuTLS), and after the handshake hands libmicrohttpd
- * one end of a socketpair with MHD_add_connection(), giving it the client's
- * real address (so its per-address limits and our logs see the client).
- * Connections are limited in all (connection_limit) and per client address
+ * kvmdeskd accepts TLS connections itself and drives GnuTLS without
+ * blocking on the main loop (handshake, records, close), and after the
+ * handshake hands libmicrohttpd one end of a socketpair with
+ * MHD_add_connection(), giving it the client's real address (so its
+ * per-address limits and our logs see the client). Connections are
+ * limited in all (connection_limit) and per client address
  * (per_ip_connection_limit) from accept on, handshakes included, and a
  * handshake must end within connection_timeout (at most 10 s).
- * Bytes are pumped between the TLS stream and the socketpair with one
+ * Bytes are pumped between the TLS session and the socketpair with one
  * bounded buffer per direction: a side that cannot take more stops the
  * reads from the other, and each wake-up moves at most one buffer.
  *
@@ -16,8 +17,10 @@
  * upgraded TLS connection (the console WebSocket) through an 8-byte
  * emergency buffer, because the 101 answer's write buffer still holds the
  * whole connection pool when the upgrade happens (fixed upstream in
- * 0.9.77). A 1.1 MB screen took 6 s instead of 0.1 s. See
- * docs/decisions.md.
+ * 0.9.77). A 1.1 MB screen took 6 s instead of 0.1 s. Why not GIO's
+ * GTlsServerConnection: glib-networking runs each handshake in a worker
+ * thread, so clients that stall their handshakes occupy the shared pool
+ * (60 of them delayed another client by 11 s). See docs/decisions.md.
  *
  * Upgraded connections need nothing special here: the socketpair is what
  * MHD hands to the console gateway, and this pump keeps carrying it.
@@ -29,55 +32,59 @@
 
 #include <errno.h>
 #include <glib-unix.h>
+#include <gnutls/gnutls.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
 
 #define KD_API_TLS_BUF_SIZE          (32 * 1024)  /* bytes per direction per connection */
 #define KD_API_TLS_HANDSHAKE_SEC     10           /* seconds for a TLS handshake, at most */
-#define KD_API_TLS_CLOSE_SEC         2            /* seconds for a close_notify */
 #define KD_API_TLS_ACCEPT_BATCH      16           /* connections accepted per wake-up */
+/* Appended to the system's GnuTLS priorities: TLS 1.2 and 1.3 only. */
+#define KD_API_TLS_PRIORITY_APPEND   "-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
 typedef struct _KdApiTlsLink KdApiTlsLink;
 
 struct _KdApiTlsFront {
-  KdApiServer      *server;
-  GTlsCertificate  *cert;
-  int               listen_fd;
-  GSource          *accept_source;
-  GHashTable       *links;          /* KdApiTlsLink* set */
-  GHashTable       *per_address;    /* client IP text -> number of its links */
-  guint             max_links;
-  guint             max_per_address;
-  guint             handshake_sec;  /* connection_timeout, at most KD_API_TLS_HANDSHAKE_SEC */
+  KdApiServer                       *server;
+  gnutls_certificate_credentials_t   creds;
+  int                                listen_fd;
+  GSource                           *accept_source;
+  GHashTable                        *links;          /* KdApiTlsLink* set */
+  GHashTable                        *per_address;    /* client IP text -> number of links */
+  guint                              max_links;
+  guint                              max_per_address;
+  guint                              handshake_sec;
 };
 
 struct _KdApiTlsLink {
-  KdApiTlsFront          *front;
-  GIOStream              *tls;
-  GSocket                *sock;          /* under tls */
-  GPollableInputStream   *tls_in;
-  GPollableOutputStream  *tls_out;
-  GCancellable           *cancel;
-  int                     plain_fd;      /* our end of the socketpair; -1 before MHD has it */
-  guint                   handshake_timer;
-  GSource                *tls_in_src;
-  GSource                *tls_out_src;
-  GSource                *plain_in_src;
-  GSource                *plain_out_src;
-  gboolean                tls_eof;       /* the client sent no more */
-  gboolean                plain_eof;     /* MHD closed its end */
-  gboolean                plain_shut;    /* told MHD the client sent no more */
-  char                   *client;        /* IP text, key in front->per_address */
+  KdApiTlsFront     *front;
+  gnutls_session_t   sess;
+  int                fd;              /* the client's TCP socket */
+  int                plain_fd;        /* our end of the socketpair; -1 until MHD has it */
+  char              *client;          /* IP text, key in front->per_address */
   struct sockaddr_storage addr;
-  socklen_t               addr_len;
-  gsize                   up_off, up_len;     /* client -> MHD */
-  gsize                   down_off, down_len; /* MHD -> client */
-  guint8                  up[KD_API_TLS_BUF_SIZE];
-  guint8                  down[KD_API_TLS_BUF_SIZE];
+  socklen_t          addr_len;
+  gboolean           handshaken;
+  guint              handshake_timer; /* also bounds the last flush after MHD closed */
+  GSource           *fd_src;          /* watch on fd with fd_cond */
+  GIOCondition       fd_cond;
+  GSource           *plain_src;       /* watch on plain_fd with plain_cond */
+  GIOCondition       plain_cond;
+  guint              pending_idle;    /* GnuTLS holds decrypted bytes: read them soon */
+  GIOCondition       recv_wants;      /* what the last record recv waited for */
+  GIOCondition       send_wants;      /* what the last record send waited for */
+  gboolean           tls_eof;         /* the client sent no more */
+  gboolean           plain_eof;       /* MHD closed its end */
+  gboolean           plain_shut;      /* told MHD the client sent no more */
+  gsize              up_off, up_len;      /* client -> MHD */
+  gsize              down_off, down_len;  /* MHD -> client */
+  guint8             up[KD_API_TLS_BUF_SIZE];
+  guint8             down[KD_API_TLS_BUF_SIZE];
 };
 
-static void kd_api_tls_link_update (KdApiTlsLink *l);
+static void     kd_api_tls_link_update (KdApiTlsLink *l);
+static gboolean kd_api_tls_handshake_timeout (gpointer data);
 
 static void
 kd_api_tls_clear_source (GSource **src)
@@ -90,36 +97,8 @@ kd_api_tls_clear_source (GSource **src)
     }
 }
 
-typedef struct {
-  GCancellable *cancel;
-  guint         timer;
-} KdApiTlsClosing;
-
-static void
-kd_api_tls_closed (GObject *src, GAsyncResult *res, gpointer data)
-{
-  KdApiTlsClosing *c = data;
-
-  g_io_stream_close_finish (G_IO_STREAM (src), res, NULL);
-  if (c->timer)
-    g_source_remove (c->timer);
-  g_object_unref (c->cancel);
-  g_free (c);
-  g_object_unref (src);
-}
-
-static gboolean
-kd_api_tls_close_timeout (gpointer data)
-{
-  KdApiTlsClosing *c = data;
-
-  c->timer = 0;
-  g_cancellable_cancel (c->cancel);
-  return G_SOURCE_REMOVE;
-}
-
-/* Ends the link. @graceful: send the client a close_notify first (bounded
- * by KD_API_TLS_CLOSE_SEC). */
+/* Ends the link. @graceful: try once, without waiting, to send the
+ * client a close_notify. */
 static void
 kd_api_tls_link_free (KdApiTlsLink *l, gboolean graceful)
 {
@@ -132,74 +111,143 @@ kd_api_tls_link_free (KdApiTlsLink *l, gboolean graceful)
       else
         g_hash_table_insert (l->front->per_address, g_strdup (l->client), GUINT_TO_POINTER (n - 1));
     }
-  g_free (l->client);
-  kd_api_tls_clear_source (&l->tls_in_src);
-  kd_api_tls_clear_source (&l->tls_out_src);
-  kd_api_tls_clear_source (&l->plain_in_src);
-  kd_api_tls_clear_source (&l->plain_out_src);
+  kd_api_tls_clear_source (&l->fd_src);
+  kd_api_tls_clear_source (&l->plain_src);
+  if (l->pending_idle)
+    g_source_remove (l->pending_idle);
   if (l->handshake_timer)
     g_source_remove (l->handshake_timer);
-  g_cancellable_cancel (l->cancel);
+  if (graceful && l->handshaken)
+    gnutls_bye (l->sess, GNUTLS_SHUT_WR);
+  gnutls_deinit (l->sess);
+  close (l->fd);
   if (l->plain_fd >= 0)
     close (l->plain_fd);
-  if (graceful)
-    {
-      KdApiTlsClosing *c = g_new0 (KdApiTlsClosing, 1);
-
-      c->cancel = g_cancellable_new ();
-      c->timer = g_timeout_add_seconds (KD_API_TLS_CLOSE_SEC, kd_api_tls_close_timeout, c);
-      g_io_stream_close_async (l->tls, G_PRIORITY_DEFAULT, c->cancel, kd_api_tls_closed, c);
-    }
-  else
-    {
-      /* No close_notify: closing the socket under it cannot wait. */
-      g_socket_close (l->sock, NULL);
-      g_object_unref (l->tls);
-    }
-  g_object_unref (l->sock);
-  g_object_unref (l->cancel);
+  g_free (l->client);
   g_free (l);
 }
 
-static gboolean
-kd_api_tls_is_would_block (const GError *e)
+static GIOCondition
+kd_api_tls_direction (KdApiTlsLink *l)
 {
-  return g_error_matches (e, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
+  return gnutls_record_get_direction (l->sess) ? G_IO_OUT : G_IO_IN;
 }
 
-/* Moves what it can without waiting: returns FALSE when the link failed
- * (and was freed). */
+/* The handshake is done: give MHD its end of a socketpair. */
 static gboolean
-kd_api_tls_link_flush (KdApiTlsLink *l)
+kd_api_tls_link_connect (KdApiTlsLink *l)
 {
-  g_autoptr(GError) e = NULL;
+  KdApiServer *s = l->front->server;
+  int sv[2];
 
-  if (l->up_len > 0)
+  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
     {
-      ssize_t w = send (l->plain_fd, l->up + l->up_off, l->up_len, MSG_NOSIGNAL | MSG_DONTWAIT);
-      if (w > 0)
+      g_warning ("cannot make a socketpair for a TLS connection: %s", g_strerror (errno));
+      return FALSE;
+    }
+  /* MHD owns sv[1] from here on, also when it refuses it (limits). */
+  if (MHD_add_connection (s->mhd, sv[1], (const struct sockaddr *) &l->addr, l->addr_len) != MHD_YES)
+    {
+      close (sv[0]);
+      return FALSE;
+    }
+  l->plain_fd = sv[0];
+  kd_api_server_kick (s);
+  return TRUE;
+}
+
+/* Moves what it can without waiting, at most one buffer each way.
+ * Returns FALSE when the link failed (and was freed). */
+static gboolean
+kd_api_tls_link_step (KdApiTlsLink *l)
+{
+  ssize_t n;
+
+  if (!l->handshaken)
+    {
+      int r = gnutls_handshake (l->sess);
+
+      if (r == GNUTLS_E_AGAIN || r == GNUTLS_E_INTERRUPTED)
+        return TRUE;
+      if (r < 0)
         {
-          l->up_off += w;
-          l->up_len -= w;
+          g_debug ("TLS handshake with %s failed: %s", l->client, gnutls_strerror (r));
+          kd_api_tls_link_free (l, FALSE);
+          return FALSE;
         }
-      else if (w < 0 && errno != EAGAIN && errno != EINTR)
+      l->handshaken = TRUE;
+      g_source_remove (l->handshake_timer);
+      l->handshake_timer = 0;
+      if (!kd_api_tls_link_connect (l))
         {
+          kd_api_tls_link_free (l, TRUE);
+          return FALSE;
+        }
+    }
+
+  /* client -> MHD */
+  if (l->up_len == 0 && !l->tls_eof)
+    {
+      n = gnutls_record_recv (l->sess, l->up, sizeof l->up);
+      if (n > 0)
+        {
+          l->up_off = 0;
+          l->up_len = n;
+          l->recv_wants = G_IO_IN;
+        }
+      else if (n == 0 || n == GNUTLS_E_PREMATURE_TERMINATION)
+        l->tls_eof = TRUE;
+      else if (n == GNUTLS_E_AGAIN)
+        l->recv_wants = kd_api_tls_direction (l);
+      else if (n != GNUTLS_E_INTERRUPTED && gnutls_error_is_fatal (n))
+        {
+          g_debug ("TLS connection from %s: %s", l->client, gnutls_strerror (n));
           kd_api_tls_link_free (l, FALSE);
           return FALSE;
         }
     }
+  if (l->up_len > 0)
+    {
+      n = send (l->plain_fd, l->up + l->up_off, l->up_len, MSG_NOSIGNAL | MSG_DONTWAIT);
+      if (n > 0)
+        {
+          l->up_off += n;
+          l->up_len -= n;
+        }
+      else if (n < 0 && errno != EAGAIN && errno != EINTR)
+        {
+          kd_api_tls_link_free (l, TRUE);
+          return FALSE;
+        }
+    }
+
+  /* MHD -> client */
+  if (l->down_len == 0 && !l->plain_eof)
+    {
+      n = recv (l->plain_fd, l->down, sizeof l->down, MSG_DONTWAIT);
+      if (n > 0)
+        {
+          l->down_off = 0;
+          l->down_len = n;
+        }
+      else if (n == 0 || (errno != EAGAIN && errno != EINTR))
+        l->plain_eof = TRUE;
+    }
   if (l->down_len > 0)
     {
-      gssize w = g_pollable_output_stream_write_nonblocking (l->tls_out, l->down + l->down_off,
-                                                             l->down_len, NULL, &e);
-      if (w > 0)
+      /* After GNUTLS_E_AGAIN the same data is offered again, as GnuTLS wants. */
+      n = gnutls_record_send (l->sess, l->down + l->down_off, l->down_len);
+      if (n > 0)
         {
-          l->down_off += w;
-          l->down_len -= w;
+          l->down_off += n;
+          l->down_len -= n;
+          l->send_wants = G_IO_OUT;
         }
-      else if (w < 0 && !kd_api_tls_is_would_block (e))
+      else if (n == GNUTLS_E_AGAIN)
+        l->send_wants = kd_api_tls_direction (l);
+      else if (n != GNUTLS_E_INTERRUPTED)
         {
-          g_debug ("TLS connection: %s", e->message);
+          g_debug ("TLS connection from %s: %s", l->client, gnutls_strerror (n));
           kd_api_tls_link_free (l, FALSE);
           return FALSE;
         }
@@ -208,90 +256,55 @@ kd_api_tls_link_flush (KdApiTlsLink *l)
 }
 
 static gboolean
-kd_api_tls_in_cb (GObject *stream, gpointer data)
+kd_api_tls_fd_cb (gint fd, GIOCondition cond, gpointer data)
 {
   KdApiTlsLink *l = data;
-  g_autoptr(GError) e = NULL;
-  gssize n;
 
-  g_clear_pointer (&l->tls_in_src, g_source_unref);
-  n = g_pollable_input_stream_read_nonblocking (l->tls_in, l->up, sizeof l->up, NULL, &e);
-  if (n > 0)
-    {
-      l->up_off = 0;
-      l->up_len = n;
-    }
-  else if (n == 0)
-    l->tls_eof = TRUE;
-  else if (!kd_api_tls_is_would_block (e))
-    {
-      g_debug ("TLS connection: %s", e->message);
-      kd_api_tls_link_free (l, FALSE);
-      return G_SOURCE_REMOVE;
-    }
-  if (kd_api_tls_link_flush (l))
+  if (kd_api_tls_link_step (l))
     kd_api_tls_link_update (l);
-  return G_SOURCE_REMOVE;
+  return G_SOURCE_CONTINUE;
 }
 
 static gboolean
-kd_api_tls_out_cb (GObject *stream, gpointer data)
+kd_api_tls_pending_cb (gpointer data)
 {
   KdApiTlsLink *l = data;
 
-  g_clear_pointer (&l->tls_out_src, g_source_unref);
-  if (kd_api_tls_link_flush (l))
+  l->pending_idle = 0;
+  if (kd_api_tls_link_step (l))
     kd_api_tls_link_update (l);
   return G_SOURCE_REMOVE;
 }
 
-static gboolean
-kd_api_tls_plain_in_cb (gint fd, GIOCondition cond, gpointer data)
+/* (Re)creates *@src to watch @fd for @cond (none: no watch). */
+static void
+kd_api_tls_watch (KdApiTlsLink *l, GSource **src, GIOCondition *have, int fd, GIOCondition cond)
 {
-  KdApiTlsLink *l = data;
-  ssize_t n;
-
-  g_clear_pointer (&l->plain_in_src, g_source_unref);
-  n = recv (l->plain_fd, l->down, sizeof l->down, MSG_DONTWAIT);
-  if (n > 0)
-    {
-      l->down_off = 0;
-      l->down_len = n;
-    }
-  else if (n == 0 || (errno != EAGAIN && errno != EINTR))
-    l->plain_eof = TRUE;
-  if (kd_api_tls_link_flush (l))
-    kd_api_tls_link_update (l);
-  return G_SOURCE_REMOVE;
-}
-
-static gboolean
-kd_api_tls_plain_out_cb (gint fd, GIOCondition cond, gpointer data)
-{
-  KdApiTlsLink *l = data;
-
-  g_clear_pointer (&l->plain_out_src, g_source_unref);
-  if (kd_api_tls_link_flush (l))
-    kd_api_tls_link_update (l);
-  return G_SOURCE_REMOVE;
-}
-
-static GSource *
-kd_api_tls_watch_fd (int fd, GIOCondition cond, GUnixFDSourceFunc cb, gpointer data)
-{
-  GSource *src = g_unix_fd_source_new (fd, cond | G_IO_HUP | G_IO_ERR);
-
-  g_source_set_callback (src, (GSourceFunc) (GCallback) cb, data, NULL);
-  g_source_attach (src, NULL);
-  return src;
+  if (*src && *have == cond)
+    return;
+  kd_api_tls_clear_source (src);
+  *have = cond;
+  if (cond == 0)
+    return;
+  *src = g_unix_fd_source_new (fd, cond);
+  g_source_set_callback (*src, (GSourceFunc) (GCallback) kd_api_tls_fd_cb, l, NULL);
+  g_source_attach (*src, NULL);
 }
 
 /* Watches what the buffers allow: read a side only when the buffer toward
  * the other side is empty (back-pressure), write a side only when there
- * is something for it. Ends the link when both directions are done. */
+ * is something for it. Ends the link when MHD is done with it. */
 static void
 kd_api_tls_link_update (KdApiTlsLink *l)
 {
+  GIOCondition fd_cond = 0, plain_cond = 0;
+  gboolean want_recv;
+
+  if (!l->handshaken)
+    {
+      kd_api_tls_watch (l, &l->fd_src, &l->fd_cond, l->fd, kd_api_tls_direction (l));
+      return;
+    }
   if (l->tls_eof && l->up_len == 0 && !l->plain_shut)
     {
       shutdown (l->plain_fd, SHUT_WR);
@@ -302,87 +315,24 @@ kd_api_tls_link_update (KdApiTlsLink *l)
       kd_api_tls_link_free (l, TRUE);
       return;
     }
-
-  if (!l->tls_eof && l->up_len == 0)
-    {
-      if (l->tls_in_src == NULL)
-        {
-          l->tls_in_src = g_pollable_input_stream_create_source (l->tls_in, l->cancel);
-          g_source_set_callback (l->tls_in_src, (GSourceFunc) (GCallback) kd_api_tls_in_cb, l, NULL);
-          g_source_attach (l->tls_in_src, NULL);
-        }
-    }
-  else
-    kd_api_tls_clear_source (&l->tls_in_src);
-
-  if (l->up_len > 0)
-    {
-      if (l->plain_out_src == NULL)
-        l->plain_out_src = kd_api_tls_watch_fd (l->plain_fd, G_IO_OUT, kd_api_tls_plain_out_cb, l);
-    }
-  else
-    kd_api_tls_clear_source (&l->plain_out_src);
-
-  if (!l->plain_eof && l->down_len == 0)
-    {
-      if (l->plain_in_src == NULL)
-        l->plain_in_src = kd_api_tls_watch_fd (l->plain_fd, G_IO_IN, kd_api_tls_plain_in_cb, l);
-    }
-  else
-    kd_api_tls_clear_source (&l->plain_in_src);
-
+  /* MHD is done but the client does not take the rest: not for ever. */
+  if (l->plain_eof && l->handshake_timer == 0)
+    l->handshake_timer = g_timeout_add_seconds (l->front->handshake_sec,
+                                                kd_api_tls_handshake_timeout, l);
+  want_recv = l->up_len == 0 && !l->tls_eof;
+  if (want_recv)
+    fd_cond |= l->recv_wants;
   if (l->down_len > 0)
-    {
-      if (l->tls_out_src == NULL)
-        {
-          l->tls_out_src = g_pollable_output_stream_create_source (l->tls_out, l->cancel);
-          g_source_set_callback (l->tls_out_src, (GSourceFunc) (GCallback) kd_api_tls_out_cb, l, NULL);
-          g_source_attach (l->tls_out_src, NULL);
-        }
-    }
-  else
-    kd_api_tls_clear_source (&l->tls_out_src);
-}
-
-static void
-kd_api_tls_handshaked (GObject *src, GAsyncResult *res, gpointer data)
-{
-  KdApiTlsLink *l = data;
-  KdApiServer *s;
-  g_autoptr(GError) e = NULL;
-  int sv[2];
-
-  if (!g_tls_connection_handshake_finish (G_TLS_CONNECTION (src), res, &e))
-    {
-      if (!g_error_matches (e, G_IO_ERROR, G_IO_ERROR_CANCELLED))
-        {
-          g_debug ("TLS handshake failed: %s", e->message);
-          kd_api_tls_link_free (l, FALSE);
-        }
-      /* cancelled: the link is being freed by whoever cancelled */
-      return;
-    }
-  g_source_remove (l->handshake_timer);
-  l->handshake_timer = 0;
-  s = l->front->server;
-  if (socketpair (AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0, sv) < 0)
-    {
-      g_warning ("cannot make a socketpair for a TLS connection: %s", g_strerror (errno));
-      kd_api_tls_link_free (l, FALSE);
-      return;
-    }
-  /* MHD owns sv[1] from here on, also when it refuses it (limits). */
-  if (MHD_add_connection (s->mhd, sv[1], (const struct sockaddr *) &l->addr, l->addr_len) != MHD_YES)
-    {
-      close (sv[0]);
-      kd_api_tls_link_free (l, FALSE);
-      return;
-    }
-  l->plain_fd = sv[0];
-  l->tls_in = G_POLLABLE_INPUT_STREAM (g_io_stream_get_input_stream (l->tls));
-  l->tls_out = G_POLLABLE_OUTPUT_STREAM (g_io_stream_get_output_stream (l->tls));
-  kd_api_server_kick (s);
-  kd_api_tls_link_update (l);
+    fd_cond |= l->send_wants;
+  if (l->up_len > 0)
+    plain_cond |= G_IO_OUT;
+  if (l->down_len == 0 && !l->plain_eof)
+    plain_cond |= G_IO_IN;
+  /* Records GnuTLS has already decrypted do not make the socket readable. */
+  if (want_recv && l->pending_idle == 0 && gnutls_record_check_pending (l->sess) > 0)
+    l->pending_idle = g_idle_add (kd_api_tls_pending_cb, l);
+  kd_api_tls_watch (l, &l->fd_src, &l->fd_cond, l->fd, fd_cond);
+  kd_api_tls_watch (l, &l->plain_src, &l->plain_cond, l->plain_fd, plain_cond);
 }
 
 static gboolean
@@ -391,7 +341,8 @@ kd_api_tls_handshake_timeout (gpointer data)
   KdApiTlsLink *l = data;
 
   l->handshake_timer = 0;
-  g_debug ("TLS handshake timed out");
+  g_debug ("TLS connection with %s timed out (%s)", l->client,
+           l->handshaken ? "the client does not read" : "handshake");
   kd_api_tls_link_free (l, FALSE);
   return G_SOURCE_REMOVE;
 }
@@ -399,17 +350,13 @@ kd_api_tls_handshake_timeout (gpointer data)
 static void
 kd_api_tls_accept_one (KdApiTlsFront *f, int fd, const struct sockaddr_storage *addr, socklen_t len)
 {
-  g_autoptr(GError) e = NULL;
-  g_autoptr(GSocket) sock = NULL;
-  g_autoptr(GSocketConnection) conn = NULL;
-  GIOStream *tls;
-  KdApiTlsLink *l;
-
   g_autoptr(GSocketAddress) sa = g_socket_address_new_from_native ((gpointer) addr, len);
   g_autofree char *client = NULL;
+  KdApiTlsLink *l;
   guint n;
+  int r;
 
-  if (G_IS_INET_SOCKET_ADDRESS (sa))
+  if (sa != NULL && G_IS_INET_SOCKET_ADDRESS (sa))
     client = g_inet_address_to_string (g_inet_socket_address_get_address (G_INET_SOCKET_ADDRESS (sa)));
   else
     client = g_strdup ("?");
@@ -421,34 +368,33 @@ kd_api_tls_accept_one (KdApiTlsFront *f, int fd, const struct sockaddr_storage *
       close (fd);
       return;
     }
-  sock = g_socket_new_from_fd (fd, &e);
-  if (sock == NULL)
+  l = g_new0 (KdApiTlsLink, 1);
+  if ((r = gnutls_init (&l->sess, GNUTLS_SERVER | GNUTLS_NONBLOCK)) < 0 ||
+      (r = gnutls_set_default_priority_append (l->sess, KD_API_TLS_PRIORITY_APPEND, NULL, 0)) < 0 ||
+      (r = gnutls_credentials_set (l->sess, GNUTLS_CRD_CERTIFICATE, f->creds)) < 0)
     {
+      g_warning ("cannot serve a TLS connection: %s", gnutls_strerror (r));
+      if (l->sess)
+        gnutls_deinit (l->sess);
+      g_free (l);
       close (fd);
       return;
     }
-  conn = g_socket_connection_factory_create_connection (sock);
-  tls = g_tls_server_connection_new (G_IO_STREAM (conn), f->cert, &e);
-  if (tls == NULL)
-    {
-      g_warning ("cannot serve a TLS connection: %s", e->message);
-      return;
-    }
-  g_tls_connection_set_require_close_notify (G_TLS_CONNECTION (tls), FALSE);
-  l = g_new0 (KdApiTlsLink, 1);
+  gnutls_certificate_server_set_request (l->sess, GNUTLS_CERT_IGNORE);
+  gnutls_transport_set_int (l->sess, fd);
   l->front = f;
-  l->tls = tls;
-  l->sock = g_object_ref (sock);
+  l->fd = fd;
   l->plain_fd = -1;
-  l->cancel = g_cancellable_new ();
+  l->recv_wants = G_IO_IN;
+  l->send_wants = G_IO_OUT;
   memcpy (&l->addr, addr, len);
   l->addr_len = len;
   l->client = g_strdup (client);
   g_hash_table_add (f->links, l);
   g_hash_table_insert (f->per_address, g_steal_pointer (&client), GUINT_TO_POINTER (n + 1));
   l->handshake_timer = g_timeout_add_seconds (f->handshake_sec, kd_api_tls_handshake_timeout, l);
-  g_tls_connection_handshake_async (G_TLS_CONNECTION (tls), G_PRIORITY_DEFAULT, l->cancel,
-                                    kd_api_tls_handshaked, l);
+  if (kd_api_tls_link_step (l))
+    kd_api_tls_link_update (l);
 }
 
 static gboolean
@@ -471,41 +417,36 @@ kd_api_tls_accept_cb (gint fd, GIOCondition cond, gpointer data)
 
 /**
  * kd_api_tls_front_new:
- * @listen_fd: the bound, listening socket (owned from now on)
+ * @listen_fd: the bound, listening socket (owned from now on on success)
  * @cert_pem: the certificate (chain) checked by kd_api_tls_load()
  * @key_pem: its key
  *
- * Returns: the TLS front accepting on @listen_fd, or %NULL when GLib has
- * no TLS backend or refuses the pair.
+ * Returns: the TLS front accepting on @listen_fd, or %NULL when GnuTLS
+ * refuses the pair.
  */
 KdApiTlsFront *
 kd_api_tls_front_new (KdApiServer *server, int listen_fd, const char *cert_pem,
                       const char *key_pem, GError **error)
 {
-  g_autoptr(GError) local = NULL;
-  g_autofree char *both = NULL;
-  GTlsCertificate *cert;
+  gnutls_certificate_credentials_t creds = NULL;
+  gnutls_datum_t c = { (unsigned char *) cert_pem, (unsigned int) strlen (cert_pem) };
+  gnutls_datum_t k = { (unsigned char *) key_pem, (unsigned int) strlen (key_pem) };
   KdApiTlsFront *f;
+  int r;
 
-  if (!g_tls_backend_supports_tls (g_tls_backend_get_default ()))
-    {
-      g_set_error (error, KD_ERROR, KD_ERROR_FAILED,
-                   "GLib has no TLS backend: install glib-networking to serve HTTPS");
-      return NULL;
-    }
-  both = g_strconcat (cert_pem, "\n", key_pem, NULL);
-  cert = g_tls_certificate_new_from_pem (both, -1, &local);
-  explicit_bzero (both, strlen (both));
-  if (cert == NULL)
+  if ((r = gnutls_certificate_allocate_credentials (&creds)) < 0 ||
+      (r = gnutls_certificate_set_x509_key_mem (creds, &c, &k, GNUTLS_X509_FMT_PEM)) < 0)
     {
       g_set_error (error, KD_ERROR, KD_ERROR_INVALID,
                    "the TLS certificate '%s' and key '%s' cannot be used: %s",
-                   server->config->tls_cert, server->config->tls_key, local->message);
+                   server->config->tls_cert, server->config->tls_key, gnutls_strerror (r));
+      if (creds)
+        gnutls_certificate_free_credentials (creds);
       return NULL;
     }
   f = g_new0 (KdApiTlsFront, 1);
   f->server = server;
-  f->cert = cert;
+  f->creds = creds;
   f->listen_fd = listen_fd;
   f->links = g_hash_table_new (NULL, NULL);
   f->per_address = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
@@ -539,6 +480,6 @@ kd_api_tls_front_free (KdApiTlsFront *f)
     }
   g_hash_table_destroy (f->links);
   g_hash_table_destroy (f->per_address);
-  g_object_unref (f->cert);
+  gnutls_certificate_free_credentials (f->creds);
   g_free (f);
 }

@@ -249,6 +249,31 @@ class TlsServing(PoolTestCase):
         self.assertIsNone(d.proc.poll(), "kvmdeskd died")
 
 
+class StalledHandshakes(unittest.TestCase):
+    """Clients that start a handshake and stall hold nothing another client
+    needs: with 40 of them (and connection_timeout 10 s), a new client is
+    served at once."""
+
+    def test_others_are_served(self):
+        d = Daemon(tls=True, config="[api]\nconnection_timeout = 10\n")
+        self.addCleanup(d.cleanup)
+        d.start(login=False)
+        host, port = d.address
+        socks = []
+        self.addCleanup(lambda: [s.close() for s in socks])
+        for _ in range(40):
+            s = socket.create_connection((host, port), timeout=10)
+            s.sendall(b"\x16\x03\x01\x00\x50")       # a ClientHello record header, no body
+            socks.append(s)
+        time.sleep(0.3)
+        for _ in range(3):
+            started = time.monotonic()
+            status, _, body = http_exchange(d.url, "GET", "/healthz", context=d.ssl_context,
+                                            timeout=20)
+            self.assertEqual(status, 200, body)
+            self.assertLess(time.monotonic() - started, 2.0)
+
+
 class PlainHttp(unittest.TestCase):
     """Without a certificate: http, no Secure cookie (loopback and tests)."""
 
