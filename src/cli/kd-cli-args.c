@@ -497,7 +497,8 @@ print_global_options (FILE *out)
            "\nGlobal options (before or after the command):\n"
            "  --url URL     kvmdeskd address; default: $KVMDESK_URL, the URL of the last\n"
            "                login, or " "http://127.0.0.1:8080" "\n"
-           "  --ca-cert FILE  trust the kvmdeskd certificate (or CA) in this PEM file for\n"
+           "  --ca-cert FILE\n"
+           "                trust the kvmdeskd certificate (or its CA) in this PEM file for\n"
            "                https:// URLs, e.g. a self-signed one; default: $KVMDESK_CA_CERT\n"
            "  --json        print the server's JSON instead of tables\n"
            "  -h, --help    show help (kvmdesk COMMAND --help for one command)\n");
