@@ -17,7 +17,6 @@
 #define KD_API_SESSION_COOKIE      "kvmdesk_session"
 #define KD_API_PASSWORD_MIN        8             /* bytes */
 
-
 typedef struct _KdApiRequest KdApiRequest;
 typedef struct _KdApiConsole KdApiConsole;
 typedef struct _KdApiStreams KdApiStreams;   /* kd-api-stream.c */
@@ -33,7 +32,7 @@ struct _KdApiServer {
   char                   *address;
   gboolean                tls;            /* serving HTTPS */
   char                   *base_url;       /* "https://127.0.0.1:8443" */
-  char                   *tls_cert_pem;   /* kept while MHD runs */
+  char                   *tls_cert_pem;   /* read at start, freed once the front has them */
   char                   *tls_key_pem;
   KdApiTlsFront          *tls_front;      /* accepts HTTPS, feeds MHD */
   char                   *upload_dir;

@@ -587,6 +587,11 @@ kd_api_server_new (KdBroker *broker, KdConfig *config, GError **error)
   g_autofree char *addr = NULL;
   guint16 port;
   const union MHD_DaemonInfo *info;
+  /* The listen socket for MHD, unless the TLS front accepts on it. */
+  struct MHD_OptionItem listen_opts[] = {
+    { MHD_OPTION_END, 0, NULL },
+    { MHD_OPTION_END, 0, NULL },
+  };
   int fd;
 
   s->broker = broker;
@@ -635,12 +640,8 @@ kd_api_server_new (KdBroker *broker, KdConfig *config, GError **error)
 
   /* With TLS, kd-api-tls-front.c accepts on the socket and hands MHD
    * plain connections (MHD_add_connection); see the top of that file. */
-  {
-  /* The listen socket, unless the TLS front accepts on it. */
-  struct MHD_OptionItem listen_opts[] = {
-    { s->tls ? MHD_OPTION_END : MHD_OPTION_LISTEN_SOCKET, fd, NULL },
-    { MHD_OPTION_END, 0, NULL },
-  };
+  listen_opts[0].option = s->tls ? MHD_OPTION_END : MHD_OPTION_LISTEN_SOCKET;
+  listen_opts[0].value = fd;
   s->mhd = MHD_start_daemon (MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE |
                              MHD_USE_ERROR_LOG | (s->tls ? MHD_USE_NO_LISTEN_SOCKET : 0),
                              0, NULL, NULL, kd_api_access, s,
@@ -653,7 +654,13 @@ kd_api_server_new (KdBroker *broker, KdConfig *config, GError **error)
                              MHD_OPTION_NOTIFY_COMPLETED, kd_api_completed, s,
                              MHD_OPTION_UNESCAPE_CALLBACK, kd_api_unescape, s,
                              MHD_OPTION_END);
-  }
+  if (s->mhd == NULL)
+    {
+      close (fd);
+      g_set_error (error, KD_ERROR, KD_ERROR_FAILED, "cannot start the HTTP server on %s",
+                   s->address);
+      return NULL;
+    }
   info = MHD_get_daemon_info (s->mhd, MHD_DAEMON_INFO_EPOLL_FD);
   if (info == NULL)
     {
@@ -669,6 +676,9 @@ kd_api_server_new (KdBroker *broker, KdConfig *config, GError **error)
   if (s->tls)
     {
       s->tls_front = kd_api_tls_front_new (s, fd, s->tls_cert_pem, s->tls_key_pem, error);
+      explicit_bzero (s->tls_key_pem, strlen (s->tls_key_pem));
+      g_clear_pointer (&s->tls_key_pem, g_free);
+      g_clear_pointer (&s->tls_cert_pem, g_free);
       if (s->tls_front == NULL)
         {
           close (fd);
