@@ -40,6 +40,7 @@
 #define KD_API_TLS_BUF_SIZE          (32 * 1024)  /* bytes per direction per connection */
 #define KD_API_TLS_HANDSHAKE_SEC     10           /* seconds for a TLS handshake, at most */
 #define KD_API_TLS_ACCEPT_BATCH      16           /* connections accepted per wake-up */
+#define KD_API_TLS_ACCEPT_PAUSE_MS   100          /* no accept for this long when out of fds */
 /* Appended to the system's GnuTLS priorities: TLS 1.2 and 1.3 only. */
 #define KD_API_TLS_PRIORITY_APPEND   "-VERS-ALL:+VERS-TLS1.3:+VERS-TLS1.2"
 
@@ -49,7 +50,9 @@ struct _KdApiTlsFront {
   KdApiServer                       *server;
   gnutls_certificate_credentials_t   creds;
   int                                listen_fd;
-  GSource                           *accept_source;
+  GSource                           *accept_source;  /* NULL while paused */
+  guint                              accept_pause;
+  gint64                             accept_warned;  /* µs, monotonic */
   GHashTable                        *links;          /* KdApiTlsLink* set */
   GHashTable                        *per_address;    /* client IP text -> number of links */
   guint                              max_links;
@@ -397,6 +400,26 @@ kd_api_tls_accept_one (KdApiTlsFront *f, int fd, const struct sockaddr_storage *
     kd_api_tls_link_update (l);
 }
 
+static gboolean kd_api_tls_accept_cb (gint fd, GIOCondition cond, gpointer data);
+
+static void
+kd_api_tls_watch_listen (KdApiTlsFront *f)
+{
+  f->accept_source = g_unix_fd_source_new (f->listen_fd, G_IO_IN);
+  g_source_set_callback (f->accept_source, (GSourceFunc) (GCallback) kd_api_tls_accept_cb, f, NULL);
+  g_source_attach (f->accept_source, NULL);
+}
+
+static gboolean
+kd_api_tls_accept_resume (gpointer data)
+{
+  KdApiTlsFront *f = data;
+
+  f->accept_pause = 0;
+  kd_api_tls_watch_listen (f);
+  return G_SOURCE_REMOVE;
+}
+
 static gboolean
 kd_api_tls_accept_cb (gint fd, GIOCondition cond, gpointer data)
 {
@@ -409,7 +432,26 @@ kd_api_tls_accept_cb (gint fd, GIOCondition cond, gpointer data)
       int c = accept4 (f->listen_fd, (struct sockaddr *) &addr, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
       if (c < 0)
-        break;
+        {
+          if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)
+            {
+              gint64 now = g_get_monotonic_time ();
+
+              /* The socket stays readable: wait instead of spinning, and
+               * say so once a minute at most. */
+              if (f->accept_warned == 0 || now - f->accept_warned > 60 * G_USEC_PER_SEC)
+                {
+                  g_warning ("cannot accept HTTPS connections: %s (retrying every %d ms)",
+                             g_strerror (errno), KD_API_TLS_ACCEPT_PAUSE_MS);
+                  f->accept_warned = now;
+                }
+              g_clear_pointer (&f->accept_source, g_source_unref);
+              f->accept_pause = g_timeout_add (KD_API_TLS_ACCEPT_PAUSE_MS,
+                                               kd_api_tls_accept_resume, f);
+              return G_SOURCE_REMOVE;
+            }
+          break;
+        }
       kd_api_tls_accept_one (f, c, &addr, len);
     }
   return G_SOURCE_CONTINUE;
@@ -453,9 +495,7 @@ kd_api_tls_front_new (KdApiServer *server, int listen_fd, const char *cert_pem,
   f->max_links = (guint) server->config->connection_limit;
   f->max_per_address = (guint) server->config->per_ip_connection_limit;
   f->handshake_sec = (guint) MIN (server->config->connection_timeout, KD_API_TLS_HANDSHAKE_SEC);
-  f->accept_source = g_unix_fd_source_new (listen_fd, G_IO_IN);
-  g_source_set_callback (f->accept_source, (GSourceFunc) (GCallback) kd_api_tls_accept_cb, f, NULL);
-  g_source_attach (f->accept_source, NULL);
+  kd_api_tls_watch_listen (f);
   return f;
 }
 
@@ -467,8 +507,9 @@ kd_api_tls_front_free (KdApiTlsFront *f)
 
   if (f == NULL)
     return;
-  g_source_destroy (f->accept_source);
-  g_source_unref (f->accept_source);
+  kd_api_tls_clear_source (&f->accept_source);
+  if (f->accept_pause)
+    g_source_remove (f->accept_pause);
   close (f->listen_fd);
   g_hash_table_iter_init (&iter, f->links);
   while (g_hash_table_iter_next (&iter, &key, NULL))
