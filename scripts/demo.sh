@@ -8,6 +8,10 @@
 #
 # Running it again reuses the state: what exists already is kept (the password too).
 # Expects `make` to have built BUILD_DIR and scripts/libvirt-up.sh to have run.
+#
+# KD_DEMO_TLS=1 serves HTTPS: a self-signed certificate for 127.0.0.1 and localhost (and the
+# KD_DEMO_LISTEN address) is made once with openssl in demo-state/tls/ and reused; the CLI
+# trusts it through KVMDESK_CA_CERT. Without it the demo serves plain HTTP on loopback.
 set -euo pipefail
 
 cd "$(dirname "$0")/.."
@@ -18,7 +22,12 @@ KVMDESKD=$BUILD_DIR/src/daemon/kvmdeskd
 KVMDESK=$PWD/$BUILD_DIR/src/cli/kvmdesk
 IMAGE=$BUILD_DIR/data/images/test-desktop.qcow2
 WEB_DIR=$PWD/$BUILD_DIR/web            # web/ + noVNC, assembled by the build
-URL=http://$LISTEN
+TLS=${KD_DEMO_TLS:-0}
+SCHEME=http
+[ "$TLS" = 1 ] && SCHEME=https
+URL=$SCHEME://$LISTEN
+CERT=$STATE/tls/cert.pem
+KEY=$STATE/tls/key.pem
 
 for f in "$KVMDESKD" "$KVMDESK" "$IMAGE" "$WEB_DIR/index.html"; do
   [ -e "$f" ] || { echo "demo: $f is missing: run 'make' first" >&2; exit 1; }
@@ -45,19 +54,42 @@ done
 PASSWORD=$(cat "$STATE/admin-password")
 DEMO_PASSWORD=$(cat "$STATE/demo-password")
 
-if curl -fsS -m 2 "$URL/healthz" >/dev/null 2>&1; then
+TLS_ARGS=()
+CURL_TLS=()
+if [ "$TLS" = 1 ]; then
+  if [ ! -s "$CERT" ] || [ ! -s "$KEY" ]; then
+    command -v openssl >/dev/null || { echo "demo: openssl is missing (scripts/install-deps.sh)" >&2; exit 1; }
+    mkdir -p "$STATE/tls"
+    san="IP:127.0.0.1,DNS:localhost"
+    listen_ip=${LISTEN%:*}
+    listen_ip=${listen_ip#[}; listen_ip=${listen_ip%]}
+    case "$listen_ip" in 127.0.0.1|0.0.0.0|::) ;; *) san="$san,IP:$listen_ip" ;; esac
+    ( umask 077
+      openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes -days 825 \
+        -subj "/CN=kvmdesk demo" -addext "subjectAltName=$san" \
+        -keyout "$KEY" -out "$CERT" 2>/dev/null )
+    chmod 0644 "$CERT"
+    echo "demo: made a self-signed certificate for $san in $STATE/tls/"
+  fi
+  TLS_ARGS=(--tls-cert "$CERT" --tls-key "$KEY")
+  CURL_TLS=(--cacert "$CERT")
+  export KVMDESK_CA_CERT=$CERT
+fi
+
+if curl -ksS -m 2 "http://$LISTEN/healthz" >/dev/null 2>&1 || curl -ksS -m 2 "https://$LISTEN/healthz" >/dev/null 2>&1; then
   echo "demo: something already answers on $URL; stop it or set KD_DEMO_LISTEN=127.0.0.1:PORT" >&2
   exit 1
 fi
 
 echo "demo: starting kvmdeskd on $URL (state in $STATE, log in $STATE/kvmdeskd.log)"
 KVMDESK_ADMIN_PASSWORD=$PASSWORD "$KVMDESKD" --state-dir "$STATE" --listen "$LISTEN" \
-  --config "$STATE/kvmdeskd.conf" --web-dir "$WEB_DIR" > >(tee -a "$STATE/kvmdeskd.log") 2>&1 &
+WEB_DIR=$PWD/$BUILD_DIR/web            # web/ + noVNC, assembled by the build
+  --config "$STATE/kvmdeskd.conf" "${TLS_ARGS[@]}" > >(tee -a "$STATE/kvmdeskd.log") 2>&1 &
 DAEMON=$!
 trap 'kill $DAEMON 2>/dev/null; wait $DAEMON 2>/dev/null' EXIT INT TERM
 
 for _ in $(seq 100); do
-  curl -fsS -m 1 "$URL/healthz" >/dev/null 2>&1 && break
+  curl -fsS -m 1 "${CURL_TLS[@]}" "$URL/healthz" >/dev/null 2>&1 && break
   kill -0 $DAEMON 2>/dev/null || { echo "demo: kvmdeskd exited; see $STATE/kvmdeskd.log" >&2; exit 1; }
   sleep 0.1
 done
@@ -107,7 +139,7 @@ kvmdesk demo is running.
   API:         $URL/api/v1   (health: $URL/healthz)
   logins:      admin / $PASSWORD   (operator)
                demo / $DEMO_PASSWORD   (user, group 'staff')
-  CLI:         export KVMDESK_URL=$URL; $KVMDESK login admin
+  CLI:         export KVMDESK_URL=$URL${KVMDESK_CA_CERT:+ KVMDESK_CA_CERT=$KVMDESK_CA_CERT}; $KVMDESK login admin
   host:        local (qemu:///system), acceleration: $accel
   made:        image 'test-desktop', template 'small', desktop 'desktop1' (domain '$domain'),
                floating pool 'office' (size 3, 2 warm desktops booting now) for group 'staff'
@@ -118,4 +150,15 @@ kvmdesk demo is running.
 
 kvmdeskd runs in the foreground: Ctrl-C stops it (desktops keep running; it finds them again).
 EOF
+if [ "$TLS" = 1 ]; then
+  cat <<EOF
+HTTPS with a self-signed certificate ($CERT):
+  CLI:         KVMDESK_CA_CERT=$CERT (or --ca-cert $CERT)
+  curl:        curl --cacert $CERT $URL/healthz
+  browser:     import $CERT as a trusted authority (Chromium: Settings > Privacy and security >
+               Security > Manage certificates > Authorities), or accept the warning once.
+EOF
+else
+  echo "Plain HTTP on loopback; KD_DEMO_TLS=1 make demo serves HTTPS with a self-signed certificate."
+fi
 wait $DAEMON

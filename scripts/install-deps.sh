@@ -25,6 +25,7 @@ PACKAGE_GROUPS=(
   "QEMU UI modules (D-Bus display for kvmdesk-display) and UEFI firmware for templates|qemu-system-gui ovmf"
   "test harness (Python unittest) and HTTP checks in scripts|python3 curl"
   "browser tests: the real browser playwright-core drives (tests/browser)|chromium"
+  "HTTPS: GnuTLS (kvmdeskd terminates TLS itself) and openssl for self-signed certificates (demo, tests)|libgnutls28-dev openssl"
 )
 
 # Node.js and npm fetch noVNC and playwright-core (scripts/npm-deps.sh). A machine may have

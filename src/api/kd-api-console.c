@@ -90,7 +90,19 @@ kd_api_consoles_fini (KdApiServer *s)
   g_clear_pointer (&s->tickets, kd_gateway_tickets_free);
 }
 
-/* POST /desktops/{name}/console: the caller may see the desktop. */
+/* A Host header fit to put in a URL: a name or address and a port. */
+static gboolean
+kd_api_console_host_ok (const char *host)
+{
+  gsize len = host ? strlen (host) : 0;
+
+  return len > 0 && len <= 255 &&
+         strspn (host, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-:[]") == len;
+}
+
+/* POST /desktops/{name}/console: the caller may see the desktop. The url
+ * is absolute, ws:// or wss:// as the broker serves, on the host the
+ * client asked for (so that the Origin check passes from its pages). */
 void
 kd_api_console_ticket (KdApiRequest *req, KdDesktopRow *desk)
 {
@@ -99,7 +111,9 @@ kd_api_console_ticket (KdApiRequest *req, KdDesktopRow *desk)
   g_autoptr(JsonBuilder) b = json_builder_new ();
   g_autofree char *ticket = NULL;
   g_autofree char *url = NULL;
+  g_autofree char *path = NULL;
   g_autofree char *expires = NULL;
+  const char *host;
   gint64 now = kd_time_now ();
 
   ticket = kd_gateway_ticket_issue (s->tickets, req->user_id, desk->id, now, &error);
@@ -108,13 +122,18 @@ kd_api_console_ticket (KdApiRequest *req, KdDesktopRow *desk)
       kd_api_respond_error (req, error);
       return;
     }
-  url = g_strdup_printf ("/api/v1/console?ticket=%s", ticket);
+  host = MHD_lookup_connection_value (req->conn, MHD_HEADER_KIND, "Host");
+  path = g_strdup_printf ("/api/v1/console?ticket=%s", ticket);
+  url = g_strdup_printf ("%s://%s%s", s->tls ? "wss" : "ws",
+                         kd_api_console_host_ok (host) ? host : s->address, path);
   expires = kd_time_format (now + KD_GATEWAY_TICKET_TTL_SEC * G_USEC_PER_SEC);
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "ticket");
   json_builder_add_string_value (b, ticket);
   json_builder_set_member_name (b, "url");
   json_builder_add_string_value (b, url);
+  json_builder_set_member_name (b, "path");
+  json_builder_add_string_value (b, path);
   json_builder_set_member_name (b, "expires_at");
   json_builder_add_string_value (b, expires);
   json_builder_end_object (b);
@@ -295,7 +314,7 @@ kd_api_console_upgrade (KdApiRequest *req)
       kd_api_respond_errorf (req, 400, "invalid", "%s", error->message);
       return;
     }
-  if (!kd_gateway_origin_allowed (kd_api_header (req, "Origin"), kd_api_header (req, "Host"), FALSE))
+  if (!kd_gateway_origin_allowed (kd_api_header (req, "Origin"), kd_api_header (req, "Host"), s->tls))
     {
       g_message ("console from %s refused: Origin '%.200s' is not this broker", req->client,
                  kd_api_header (req, "Origin") ? kd_api_header (req, "Origin") : "(none)");

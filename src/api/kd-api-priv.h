@@ -20,6 +20,7 @@
 typedef struct _KdApiRequest KdApiRequest;
 typedef struct _KdApiConsole KdApiConsole;
 typedef struct _KdApiStreams KdApiStreams;   /* kd-api-stream.c */
+typedef struct _KdApiTlsFront KdApiTlsFront; /* kd-api-tls-front.c */
 
 struct _KdApiServer {
   KdBroker               *broker;
@@ -29,6 +30,11 @@ struct _KdApiServer {
   guint                   timer_id;
   guint                   idle_id;
   char                   *address;
+  gboolean                tls;            /* serving HTTPS */
+  char                   *base_url;       /* "https://127.0.0.1:8443" */
+  char                   *tls_cert_pem;   /* read at start, freed once the front has them */
+  char                   *tls_key_pem;
+  KdApiTlsFront          *tls_front;      /* accepts HTTPS, feeds MHD */
   char                   *upload_dir;
   char                   *dummy_hash;     /* verified for unknown users */
   struct _KdGatewayTickets *tickets;      /* console tickets */
@@ -104,6 +110,15 @@ void kd_api_static (KdApiRequest *req);
 void kd_api_route (KdApiRequest *req);
 /* Called before the body is read; may answer at once (auth, uploads). */
 gboolean kd_api_route_precheck (KdApiRequest *req);
+
+/* HTTPS certificate and key, checked with GnuTLS (kd-api-tls.c) */
+gboolean kd_api_tls_load (const char *cert_path, const char *key_path, char **out_cert,
+                          char **out_key, char **out_warning, GError **error);
+
+/* HTTPS in front of MHD (kd-api-tls-front.c) */
+KdApiTlsFront *kd_api_tls_front_new (KdApiServer *server, int listen_fd, const char *cert_pem,
+                                     const char *key_pem, GError **error);
+void           kd_api_tls_front_free (KdApiTlsFront *front);
 
 /* auth (kd-api-auth.c) */
 char *kd_api_token_new  (char **out_hash);

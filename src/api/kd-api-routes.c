@@ -248,9 +248,9 @@ kd_login_verified (GObject *source, GAsyncResult *res, gpointer data)
   }
   g_info ("user '%s' logged in from %s", j->username, req->client);
   {
-    g_autofree char *cookie = g_strdup_printf ("%s=%s; Path=/; HttpOnly; SameSite=Strict; Max-Age=%"
+    g_autofree char *cookie = g_strdup_printf ("%s=%s; Path=/; HttpOnly; SameSite=Strict%s; Max-Age=%"
                                                G_GINT64_FORMAT, KD_API_SESSION_COOKIE, token,
-                                               s->config->token_ttl);
+                                               s->tls ? "; Secure" : "", s->config->token_ttl);
     kd_api_respond_json_with_cookie (req, 200, json_builder_get_root (b), cookie);
   }
   kd_api_request_unref (req);
@@ -313,7 +313,9 @@ kd_api_logout (KdApiRequest *req)
   kd_store_token_delete (kd_broker_get_store (req->server->broker), req->token_hash, NULL);
   kd_broker_event (req->server->broker, "user", req->user, req->user, "logout", NULL, NULL,
                    "user '%s' logged out", req->user);
-  kd_api_respond_empty_with_cookie (req, 204, KD_API_SESSION_COOKIE "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
+  kd_api_respond_empty_with_cookie (req, 204, req->server->tls
+                                    ? KD_API_SESSION_COOKIE "=; Path=/; HttpOnly; SameSite=Strict; Secure; Max-Age=0"
+                                    : KD_API_SESSION_COOKIE "=; Path=/; HttpOnly; SameSite=Strict; Max-Age=0");
 }
 
 /* ------------------------------------------------------------------ */

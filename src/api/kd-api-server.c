@@ -10,6 +10,11 @@
  * Bodies are bounded: JSON by max_body_size, image uploads (spooled to a
  * file in the state directory) by max_upload_size; both are checked
  * against Content-Length before a byte is read.
+ *
+ * With tls_cert/tls_key, MHD gets no listen socket: kd-api-tls-front.c
+ * accepts, does TLS (GnuTLS, non-blocking), and hands MHD plain
+ * connections (MHD_add_connection).
+ * A non-loopback address without TLS is warned about at start.
  */
 #include "kd-api-priv.h"
 
@@ -507,6 +512,16 @@ kd_api_server_epoll_cb (gint fd, GIOCondition cond, gpointer data)
   return G_SOURCE_CONTINUE;
 }
 
+/* Whether @addr (an IP address) is a loopback address: plain HTTP there
+ * stays on this machine. */
+static gboolean
+kd_api_address_is_loopback (const char *addr)
+{
+  g_autoptr(GInetAddress) ia = g_inet_address_new_from_string (addr);
+
+  return ia != NULL && g_inet_address_get_is_loopback (ia);
+}
+
 static int
 kd_api_listen_socket (const char *addr, guint16 port, char **out_address, GError **error)
 {
@@ -573,6 +588,11 @@ kd_api_server_new (KdBroker *broker, KdConfig *config, GError **error)
   g_autofree char *addr = NULL;
   guint16 port;
   const union MHD_DaemonInfo *info;
+  /* The listen socket for MHD, unless the TLS front accepts on it. */
+  struct MHD_OptionItem listen_opts[] = {
+    { MHD_OPTION_END, 0, NULL },
+    { MHD_OPTION_END, 0, NULL },
+  };
   int fd;
 
   s->broker = broker;
@@ -599,10 +619,35 @@ kd_api_server_new (KdBroker *broker, KdConfig *config, GError **error)
   if (fd < 0)
     return NULL;
 
-  s->mhd = MHD_start_daemon (MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE | MHD_USE_ERROR_LOG,
+  if (kd_config_tls_enabled (config))
+    {
+      g_autofree char *warning = NULL;
+
+      if (!kd_api_tls_load (config->tls_cert, config->tls_key, &s->tls_cert_pem,
+                            &s->tls_key_pem, &warning, error))
+        {
+          close (fd);
+          return NULL;
+        }
+      if (warning)
+        g_warning ("%s", warning);
+      s->tls = TRUE;
+    }
+  else if (!kd_api_address_is_loopback (addr))
+    g_warning ("listening on %s without TLS: passwords and session cookies cross the network "
+               "in clear text; set tls_cert and tls_key (docs/operator-guide.md, HTTPS)",
+               s->address);
+  s->base_url = g_strdup_printf ("%s://%s", s->tls ? "https" : "http", s->address);
+
+  /* With TLS, kd-api-tls-front.c accepts on the socket and hands MHD
+   * plain connections (MHD_add_connection); see the top of that file. */
+  listen_opts[0].option = s->tls ? MHD_OPTION_END : MHD_OPTION_LISTEN_SOCKET;
+  listen_opts[0].value = fd;
+  s->mhd = MHD_start_daemon (MHD_USE_EPOLL | MHD_ALLOW_SUSPEND_RESUME | MHD_ALLOW_UPGRADE |
+                             MHD_USE_ERROR_LOG | (s->tls ? MHD_USE_NO_LISTEN_SOCKET : 0),
                              0, NULL, NULL, kd_api_access, s,
                              MHD_OPTION_EXTERNAL_LOGGER, kd_api_mhd_log, s,
-                             MHD_OPTION_LISTEN_SOCKET, fd,
+                             MHD_OPTION_ARRAY, listen_opts,
                              MHD_OPTION_CONNECTION_LIMIT, (unsigned int) config->connection_limit,
                              MHD_OPTION_PER_IP_CONNECTION_LIMIT, (unsigned int) config->per_ip_connection_limit,
                              MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int) config->connection_timeout,
@@ -629,6 +674,18 @@ kd_api_server_new (KdBroker *broker, KdConfig *config, GError **error)
   kd_api_server_update_timer (s);
   kd_api_stream_init (s);
   kd_api_consoles_init (s);
+  if (s->tls)
+    {
+      s->tls_front = kd_api_tls_front_new (s, fd, s->tls_cert_pem, s->tls_key_pem, error);
+      explicit_bzero (s->tls_key_pem, strlen (s->tls_key_pem));
+      g_clear_pointer (&s->tls_key_pem, g_free);
+      g_clear_pointer (&s->tls_cert_pem, g_free);
+      if (s->tls_front == NULL)
+        {
+          close (fd);
+          return NULL;
+        }
+    }
   return g_steal_pointer (&s);
 }
 
@@ -651,6 +708,7 @@ kd_api_server_free (KdApiServer *s)
       /* Suspended requests must be resumed before MHD can stop. */
       GHashTableIter iter;
       gpointer key;
+      g_clear_pointer (&s->tls_front, kd_api_tls_front_free);
       kd_api_consoles_fini (s);
       kd_api_stream_fini (s);
       g_hash_table_iter_init (&iter, s->requests);
@@ -669,6 +727,11 @@ kd_api_server_free (KdApiServer *s)
   g_hash_table_destroy (s->login_failures);
   g_hash_table_destroy (s->requests);
   g_free (s->address);
+  g_free (s->base_url);
+  g_free (s->tls_cert_pem);
+  if (s->tls_key_pem)
+    explicit_bzero (s->tls_key_pem, strlen (s->tls_key_pem));
+  g_free (s->tls_key_pem);
   g_free (s->upload_dir);
   g_free (s->dummy_hash);
   g_free (s);
@@ -678,4 +741,10 @@ const char *
 kd_api_server_get_address (KdApiServer *s)
 {
   return s->address;
+}
+
+const char *
+kd_api_server_get_base_url (KdApiServer *s)
+{
+  return s->base_url;
 }

@@ -21,6 +21,8 @@ KdApiServer *kd_api_server_new  (KdBroker  *broker,
 void         kd_api_server_free (KdApiServer *server);
 /* "127.0.0.1:8080": the address actually bound (port 0 resolved). */
 const char  *kd_api_server_get_address (KdApiServer *server);
+/* "https://127.0.0.1:8443" or "http://…": how clients reach the server. */
+const char  *kd_api_server_get_base_url (KdApiServer *server);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (KdApiServer, kd_api_server_free)
 

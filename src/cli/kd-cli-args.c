@@ -35,6 +35,7 @@ kd_cli_invocation_free (KdCliInvocation *inv)
   g_hash_table_unref (inv->options);
   g_hash_table_unref (inv->lists);
   g_free (inv->url);
+  g_free (inv->ca_cert);
   g_free (inv);
 }
 
@@ -148,18 +149,20 @@ kd_cli_parse (const KdCliCommand *table, guint n_commands, int argc, char **argv
                 inv->json = TRUE;
               continue;
             }
-          if (g_str_equal (name, "url"))
+          if (g_str_equal (name, "url") || g_str_equal (name, "ca-cert"))
             {
+              char **slot = g_str_equal (name, "url") ? &inv->url : &inv->ca_cert;
+
               if (value == NULL && i + 1 < argc)
                 value = argv[++i];
               if (value == NULL)
                 {
                   g_set_error (error, KD_CLI_ERROR, KD_CLI_ERROR_USAGE,
-                               "option '--url' needs a value");
+                               "option '--%s' needs a value", name);
                   return FALSE;
                 }
-              g_free (inv->url);
-              inv->url = g_strdup (value);
+              g_free (*slot);
+              *slot = g_strdup (value);
               continue;
             }
 
@@ -494,6 +497,9 @@ print_global_options (FILE *out)
            "\nGlobal options (before or after the command):\n"
            "  --url URL     kvmdeskd address; default: $KVMDESK_URL, the URL of the last\n"
            "                login, or " "http://127.0.0.1:8080" "\n"
+           "  --ca-cert FILE\n"
+           "                trust the kvmdeskd certificate (or its CA) in this PEM file for\n"
+           "                https:// URLs, e.g. a self-signed one; default: $KVMDESK_CA_CERT\n"
            "  --json        print the server's JSON instead of tables\n"
            "  -h, --help    show help (kvmdesk COMMAND --help for one command)\n");
 }
@@ -554,6 +560,7 @@ kd_cli_print_help (FILE *out, const KdCliCommand *table, guint n_commands,
     fprintf (out,
              "\nEnvironment:\n"
              "  KVMDESK_URL           kvmdeskd address (see --url)\n"
+             "  KVMDESK_CA_CERT       PEM certificate to trust for https:// (see --ca-cert)\n"
              "  KVMDESK_TOKEN         API token to use instead of the stored one\n"
              "  KVMDESK_PASSWORD      password for 'kvmdesk login'\n"
              "  KVMDESK_NEW_PASSWORD  new password for 'user add' and 'user passwd'\n"

@@ -60,6 +60,7 @@ struct _KdCliInvocation {
   gboolean help;
   gboolean json;
   char *url;                    /* --url, or NULL */
+  char *ca_cert;                /* --ca-cert, or NULL */
   GPtrArray *args;              /* positional arguments (char *) */
   GHashTable *options;          /* name -> last value ("" for a flag) */
   GHashTable *lists;            /* name -> GPtrArray of every value, in order */

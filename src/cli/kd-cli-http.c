@@ -26,6 +26,7 @@ struct _KdCliHttp
 {
   CURL *curl;
   char *base_url;
+  char *ca_cert;
   char *token;
   GByteArray *answer;
   gboolean answer_too_large;
@@ -65,6 +66,7 @@ kd_cli_http_free (KdCliHttp *http)
   if (http->curl != NULL)
     curl_easy_cleanup (http->curl);
   g_free (http->base_url);
+  g_free (http->ca_cert);
   if (http->token != NULL)
     memset (http->token, 0, strlen (http->token));
   g_free (http->token);
@@ -82,6 +84,13 @@ kd_cli_http_set_token (KdCliHttp *http, const char *token)
 {
   g_free (http->token);
   http->token = g_strdup (token);
+}
+
+void
+kd_cli_http_set_ca_cert (KdCliHttp *http, const char *ca_cert)
+{
+  g_free (http->ca_cert);
+  http->ca_cert = ca_cert != NULL && ca_cert[0] != '\0' ? g_strdup (ca_cert) : NULL;
 }
 
 const char *
@@ -293,6 +302,8 @@ prepare (KdCliHttp *http, const char *path, struct curl_slist **headers)
   curl_easy_setopt (http->curl, CURLOPT_TCP_KEEPALIVE, 1L);
   curl_easy_setopt (http->curl, CURLOPT_USERAGENT, "kvmdesk/" KD_VERSION);
   curl_easy_setopt (http->curl, CURLOPT_PROTOCOLS_STR, "http,https");
+  if (http->ca_cert != NULL)
+    curl_easy_setopt (http->curl, CURLOPT_CAINFO, http->ca_cert);
   curl_easy_setopt (http->curl, CURLOPT_WRITEFUNCTION, on_write);
   curl_easy_setopt (http->curl, CURLOPT_WRITEDATA, http);
   if (g_getenv ("KVMDESK_DEBUG") != NULL)
@@ -322,6 +333,7 @@ perform (KdCliHttp *http, struct curl_slist *headers, JsonNode **answer, GError 
     {
       long os_errno = 0;
       const char *why;
+      gboolean plain;
 
       curl_easy_getinfo (http->curl, CURLINFO_OS_ERRNO, &os_errno);
       if (http->read_errno != 0)
@@ -339,13 +351,55 @@ perform (KdCliHttp *http, struct curl_slist *headers, JsonNode **answer, GError 
         }
       why = os_errno != 0 ? g_strerror ((int) os_errno)
             : http->errbuf[0] != '\0' ? http->errbuf : curl_easy_strerror (code);
+      plain = g_str_has_prefix (http->base_url, "http://");
+      switch (code)
+        {
+        case CURLE_PEER_FAILED_VERIFICATION:
+          if (strstr (http->errbuf, "does not match") != NULL)
+            g_set_error (error, KD_CLI_HTTP_ERROR, KD_CLI_HTTP_ERROR_CONNECT,
+                         "the certificate of kvmdeskd at %s is not made out to that host name "
+                         "or address: use one the certificate names in the URL", http->base_url);
+          else if (http->ca_cert != NULL)
+            g_set_error (error, KD_CLI_HTTP_ERROR, KD_CLI_HTTP_ERROR_CONNECT,
+                         "the certificate of kvmdeskd at %s is not vouched for by '%s' "
+                         "(or it expired): give the certificate the server uses with --ca-cert "
+                         "FILE or KVMDESK_CA_CERT", http->base_url, http->ca_cert);
+          else
+            g_set_error (error, KD_CLI_HTTP_ERROR, KD_CLI_HTTP_ERROR_CONNECT,
+                         "the certificate of kvmdeskd at %s is not trusted on this machine "
+                         "(self-signed, expired or from an unknown CA): if you trust it, give it "
+                         "with --ca-cert FILE or KVMDESK_CA_CERT=FILE", http->base_url);
+          return FALSE;
+        case CURLE_SSL_CACERT_BADFILE:
+          g_set_error (error, KD_CLI_HTTP_ERROR, KD_CLI_HTTP_ERROR_LOCAL,
+                       "cannot use '%s' (from --ca-cert or KVMDESK_CA_CERT) to check kvmdeskd's "
+                       "certificate: it is missing, unreadable or not a PEM certificate",
+                       http->ca_cert != NULL ? http->ca_cert : "(system certificates)");
+          return FALSE;
+        case CURLE_SSL_CONNECT_ERROR:
+          g_set_error (error, KD_CLI_HTTP_ERROR, KD_CLI_HTTP_ERROR_CONNECT,
+                       "cannot reach kvmdeskd at %s: the TLS handshake failed (%s); if it "
+                       "serves plain HTTP, use an http:// URL", http->base_url, why);
+          return FALSE;
+        case CURLE_GOT_NOTHING:
+        case CURLE_WEIRD_SERVER_REPLY:
+        case CURLE_RECV_ERROR:
+          if (plain)
+            {
+              g_set_error (error, KD_CLI_HTTP_ERROR, KD_CLI_HTTP_ERROR_CONNECT,
+                           "kvmdeskd at %s did not answer plain HTTP (%s): if it serves HTTPS, "
+                           "use an https:// URL", http->base_url, why);
+              return FALSE;
+            }
+          break;
+        default:
+          break;
+        }
       switch (code)
         {
         case CURLE_COULDNT_CONNECT:
         case CURLE_COULDNT_RESOLVE_HOST:
         case CURLE_COULDNT_RESOLVE_PROXY:
-        case CURLE_SSL_CONNECT_ERROR:
-        case CURLE_PEER_FAILED_VERIFICATION:
         case CURLE_UNSUPPORTED_PROTOCOL:
           g_set_error (error, KD_CLI_HTTP_ERROR, KD_CLI_HTTP_ERROR_CONNECT,
                        "cannot reach kvmdeskd at %s: %s", http->base_url,

@@ -37,6 +37,10 @@ KdCliHttp *kd_cli_http_new       (const char *base_url);
 void       kd_cli_http_free      (KdCliHttp  *http);
 void       kd_cli_http_set_token (KdCliHttp  *http,
                                   const char *token);
+/* @ca_cert: (nullable): a PEM file with the certificates to trust for
+ * https:// instead of the system's (e.g. a self-signed kvmdeskd's). */
+void        kd_cli_http_set_ca_cert  (KdCliHttp  *http,
+                                      const char *ca_cert);
 const char *kd_cli_http_get_base_url (KdCliHttp *http);
 long        kd_cli_http_get_status   (KdCliHttp *http);
 

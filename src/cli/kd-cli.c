@@ -67,6 +67,7 @@ main (int argc, char **argv)
       return KD_CLI_EXIT_USAGE;
     }
   http = kd_cli_http_new (url);
+  kd_cli_http_set_ca_cert (http, inv->ca_cert != NULL ? inv->ca_cert : g_getenv ("KVMDESK_CA_CERT"));
 
   cli.url = url;
   cli.token = kd_cli_resolve_token (g_getenv ("KVMDESK_TOKEN"), stored, url);

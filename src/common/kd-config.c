@@ -27,6 +27,8 @@ static const KdCfgKey kd_cfg_keys[] = {
   S ("daemon", "log_level", log_level),
   S ("daemon", "instance_name", instance_name),
   S ("daemon", "web_dir", web_dir),
+  S ("daemon", "tls_cert", tls_cert),
+  S ("daemon", "tls_key", tls_key),
   I ("api", "token_ttl", token_ttl, 60, 365 * 86400),
   I ("api", "max_body_size", max_body_size, 1024, 64 * 1024 * 1024),
   I ("api", "max_upload_size", max_upload_size, 1024 * 1024, G_GINT64_CONSTANT (16) << 40),
@@ -266,6 +268,16 @@ bad:
 }
 
 /**
+ * kd_config_tls_enabled:
+ * Returns: whether both tls_cert and tls_key are set (kvmdeskd serves HTTPS).
+ */
+gboolean
+kd_config_tls_enabled (const KdConfig *c)
+{
+  return c->tls_cert != NULL && *c->tls_cert != '\0' && c->tls_key != NULL && *c->tls_key != '\0';
+}
+
+/**
  * kd_config_validate:
  * Cross-field checks that single keys cannot express.
  */
@@ -307,6 +319,15 @@ kd_config_validate (KdConfig *c, GError **error)
       g_set_error (error, KD_ERROR, KD_ERROR_INVALID,
                    "domain_prefix '%s' is invalid: 1 to 20 lower-case letters, digits or '-'",
                    c->domain_prefix ? c->domain_prefix : "");
+      return FALSE;
+    }
+  if ((c->tls_cert == NULL || *c->tls_cert == '\0') != (c->tls_key == NULL || *c->tls_key == '\0'))
+    {
+      gboolean has_cert = c->tls_cert != NULL && *c->tls_cert != '\0';
+      g_set_error (error, KD_ERROR, KD_ERROR_INVALID,
+                   "%s '%s' is given without %s: HTTPS needs both the certificate and its key",
+                   has_cert ? "tls_cert" : "tls_key", has_cert ? c->tls_cert : c->tls_key,
+                   has_cert ? "tls_key" : "tls_cert");
       return FALSE;
     }
   if (c->reconnect_min > c->reconnect_max)

@@ -16,6 +16,8 @@ typedef struct {
   char   *log_level;              /* error|warning|info|debug */
   char   *instance_name;          /* shown in the API; default: host name */
   char   *web_dir;                /* static files of the dashboard */
+  char   *tls_cert;               /* PEM certificate (chain) file; NULL/"": plain HTTP */
+  char   *tls_key;                /* PEM private key file of tls_cert */
 
   /* [api] */
   gint64  token_ttl;              /* seconds */
@@ -58,6 +60,7 @@ gboolean  kd_config_parse_listen (const char  *listen,
                                   char       **out_addr,
                                   guint16     *out_port,
                                   GError     **error);
+gboolean  kd_config_tls_enabled (const KdConfig *config);
 void      kd_config_free        (KdConfig *config);
 
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (KdConfig, kd_config_free)

@@ -2,12 +2,14 @@
  * kvmdeskd: the kvmdesk broker daemon.
  *
  *   kvmdeskd --state-dir DIR --listen ADDR:PORT [--config FILE] [--web-dir DIR]
+ *            [--tls-cert CERT.pem --tls-key KEY.pem]
  *
  * Reads its settings (defaults < config file < flags), opens the database
  * in the state directory, creates the first admin account, connects the
  * hosts, serves the REST API, and runs the reconciler. When it is ready it
  * writes the address it listens on to STATE_DIR/listen-address (useful
- * with port 0). SIGTERM/SIGINT stop it cleanly.
+ * with port 0) and the URL to reach it, with its scheme (http or https), to
+ * STATE_DIR/base-url. SIGTERM/SIGINT stop it cleanly.
  */
 #include "api/kd-api.h"
 #include "common/kd-error.h"
@@ -87,12 +89,20 @@ kd_on_reconciled (KdBroker *broker, GPtrArray *orphans, GPtrArray *problems, gpo
 }
 
 static gboolean
-kd_write_address (const char *state_dir, const char *address, GError **error)
+kd_write_state_file (const char *state_dir, const char *name, const char *value, GError **error)
 {
-  g_autofree char *path = g_build_filename (state_dir, "listen-address", NULL);
-  g_autofree char *text = g_strdup_printf ("%s\n", address);
+  g_autofree char *path = g_build_filename (state_dir, name, NULL);
+  g_autofree char *text = g_strdup_printf ("%s\n", value);
 
   return g_file_set_contents_full (path, text, -1, G_FILE_SET_CONTENTS_CONSISTENT, 0644, error);
+}
+
+static void
+kd_remove_state_file (const char *state_dir, const char *name)
+{
+  g_autofree char *path = g_build_filename (state_dir, name, NULL);
+
+  g_unlink (path);
 }
 
 int
@@ -103,12 +113,16 @@ main (int argc, char **argv)
   g_autofree char *opt_config = NULL;
   g_autofree char *opt_log = NULL;
   g_autofree char *opt_web = NULL;
+  g_autofree char *opt_tls_cert = NULL;
+  g_autofree char *opt_tls_key = NULL;
   gboolean opt_version = FALSE;
   GOptionEntry entries[] = {
     { "state-dir", 's', 0, G_OPTION_ARG_FILENAME, &opt_state, "State directory (database, uploads)", "DIR" },
     { "listen", 'l', 0, G_OPTION_ARG_STRING, &opt_listen, "Address to serve the API on (port 0: any free port)", "ADDR:PORT" },
     { "config", 'c', 0, G_OPTION_ARG_FILENAME, &opt_config, "Configuration file (INI)", "FILE" },
     { "web-dir", 0, 0, G_OPTION_ARG_FILENAME, &opt_web, "Static files of the web dashboard", "DIR" },
+    { "tls-cert", 0, 0, G_OPTION_ARG_FILENAME, &opt_tls_cert, "Serve HTTPS with this PEM certificate (with --tls-key)", "FILE" },
+    { "tls-key", 0, 0, G_OPTION_ARG_FILENAME, &opt_tls_key, "PEM private key of --tls-cert", "FILE" },
     { "log-level", 0, 0, G_OPTION_ARG_STRING, &opt_log, "error, warning, info or debug", "LEVEL" },
     { "version", 0, 0, G_OPTION_ARG_NONE, &opt_version, "Print the version and exit", NULL },
     { NULL }
@@ -166,6 +180,16 @@ main (int argc, char **argv)
       g_free (config->web_dir);
       config->web_dir = g_canonicalize_filename (opt_web, NULL);
     }
+  if (opt_tls_cert)
+    {
+      g_free (config->tls_cert);
+      config->tls_cert = *opt_tls_cert ? g_canonicalize_filename (opt_tls_cert, NULL) : g_strdup ("");
+    }
+  if (opt_tls_key)
+    {
+      g_free (config->tls_key);
+      config->tls_key = *opt_tls_key ? g_canonicalize_filename (opt_tls_key, NULL) : g_strdup ("");
+    }
   if (opt_log)
     {
       g_free (config->log_level);
@@ -213,17 +237,19 @@ main (int argc, char **argv)
       return 1;
     }
   kd_broker_start (broker, kd_on_reconciled, NULL);
-  if (!kd_write_address (config->state_dir, kd_api_server_get_address (api), &error))
+  /* base-url first: a client that sees listen-address finds it there. */
+  if (!kd_write_state_file (config->state_dir, "base-url", kd_api_server_get_base_url (api), &error) ||
+      !kd_write_state_file (config->state_dir, "listen-address", kd_api_server_get_address (api), &error))
     {
       fprintf (stderr, "kvmdeskd: %s\n", error->message);
       return 1;
     }
-  g_message ("kvmdeskd %s listening on http://%s (state in %s, instance %s)", KD_VERSION,
-             kd_api_server_get_address (api), config->state_dir, kd_store_get_instance_id (store));
+  g_message ("kvmdeskd %s listening on %s (state in %s, instance %s)", KD_VERSION,
+             kd_api_server_get_base_url (api), config->state_dir, kd_store_get_instance_id (store));
   {
     g_autofree char *index = g_build_filename (config->web_dir, "index.html", NULL);
     if (g_file_test (index, G_FILE_TEST_IS_REGULAR))
-      g_message ("web dashboard: http://%s/ (files in %s)", kd_api_server_get_address (api),
+      g_message ("web dashboard: %s/ (files in %s)", kd_api_server_get_base_url (api),
                  config->web_dir);
     else
       g_message ("no web dashboard: '%s' is missing (set [daemon] web_dir or --web-dir)", index);
@@ -234,9 +260,7 @@ main (int argc, char **argv)
   g_main_loop_run (loop);
 
   g_clear_pointer (&api, kd_api_server_free);
-  {
-    g_autofree char *addr_path = g_build_filename (config->state_dir, "listen-address", NULL);
-    g_unlink (addr_path);
-  }
+  kd_remove_state_file (config->state_dir, "listen-address");
+  kd_remove_state_file (config->state_dir, "base-url");
   return 0;
 }

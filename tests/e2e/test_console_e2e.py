@@ -8,14 +8,18 @@ screen size and libvirt domain name), and its key events must reach the
 test desktop, whose screen then echoes them. The desktop's session record
 goes connected and, when the client leaves, disconnected. Used, forged and
 foreign tickets and a wrong Origin are refused before any byte reaches QEMU.
+The same runs once more over HTTPS (wss://, through libmicrohttpd's TLS
+forwarding of upgraded connections) with a self-signed certificate.
 """
 
 import base64
 import os
 import socket
+import ssl
 import struct
 import time
 import unittest
+import urllib.parse
 
 import e2elib
 import kdtest
@@ -26,9 +30,14 @@ CONFIG = ("[broker]\npolicy_interval = 1\n[api]\nlogin_attempts = 10000\n")
 class WebSocket:
     """A minimal RFC 6455 client: binary frames, masked, as a browser does."""
 
-    def __init__(self, url, path, origin, timeout=20):
-        host, port = url[len("http://"):].rsplit(":", 1)
+    def __init__(self, url, path, origin, timeout=20, context=None):
+        """url: the daemon's http(s):// base URL; an https one is spoken over
+        TLS trusting @context."""
+        scheme, rest = url.split("://", 1)
+        host, port = rest.rsplit(":", 1)
         self.sock = socket.create_connection((host, int(port)), timeout=timeout)
+        if scheme == "https":
+            self.sock = context.wrap_socket(self.sock, server_hostname=host)
         key = base64.b64encode(os.urandom(16)).decode()
         req = ("GET %s HTTP/1.1\r\nHost: %s:%s\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
                "Sec-WebSocket-Key: %s\r\nSec-WebSocket-Version: 13\r\n"
@@ -148,13 +157,15 @@ def read_framebuffer(ws, w, h):
 
 class ConsoleE2E(unittest.TestCase):
 
+    tls = False
+
     def setUp(self):
         e2elib.require_system_libvirt()
         if not os.path.exists(kdtest.TEST_IMAGE):
             if kdtest.require_e2e():
                 self.fail("the test desktop image %s is missing" % kdtest.TEST_IMAGE)
             self.skipTest("the test desktop image %s is missing" % kdtest.TEST_IMAGE)
-        self.daemon = kdtest.Daemon(config=CONFIG)
+        self.daemon = kdtest.Daemon(config=CONFIG, tls=self.tls)
         self.addCleanup(self.cleanup)
         self.daemon.start()
         d = self.daemon
@@ -168,6 +179,7 @@ class ConsoleE2E(unittest.TestCase):
         d.request("POST", "/api/v1/pools", {"name": "office", "image": "td", "template": "t1",
                                             "size": 2, "users": ["alice", "bob"]})
         self.origin = d.url
+        self.assertEqual(d.scheme, "https" if self.tls else "http")
 
     def cleanup(self):
         names = []
@@ -210,18 +222,30 @@ class ConsoleE2E(unittest.TestCase):
         self.assertEqual(status, 404, body)
 
         t = alice.request("POST", "/api/v1/desktops/%s/console" % name)
-        self.assertTrue(t["url"].startswith("/api/v1/console?ticket="), t)
+        ws_scheme = "wss" if self.tls else "ws"
+        host_port = self.daemon.url.split("://", 1)[1]
+        self.assertEqual(t["url"], "%s://%s%s" % (ws_scheme, host_port, t["path"]), t)
+        self.assertTrue(t["path"].startswith("/api/v1/console?ticket="), t)
+        u = urllib.parse.urlsplit(t["url"])
+        path = u.path + "?" + u.query
+        ctx = self.daemon.ssl_context
 
-        # A wrong Origin is refused, and the ticket is not spent on it.
-        ws = WebSocket(self.daemon.url, t["url"], "http://evil.example:1234")
+        # A wrong Origin is refused, and the ticket is not spent on it; so is
+        # this broker's own address with the other scheme.
+        ws = WebSocket(self.daemon.url, path, "http://evil.example:1234", context=ctx)
+        self.assertEqual(ws.status, 403, ws.body)
+        ws.close()
+        other = ("http://" if self.tls else "https://") + host_port
+        ws = WebSocket(self.daemon.url, path, other, context=ctx)
         self.assertEqual(ws.status, 403, ws.body)
         ws.close()
         # A forged ticket.
-        ws = WebSocket(self.daemon.url, "/api/v1/console?ticket=" + "A" * 43, self.origin)
+        ws = WebSocket(self.daemon.url, "/api/v1/console?ticket=" + "A" * 43, self.origin,
+                       context=ctx)
         self.assertEqual(ws.status, 401, ws.body)
         ws.close()
 
-        ws = WebSocket(self.daemon.url, t["url"], self.origin)
+        ws = WebSocket(self.daemon.url, path, self.origin, context=ctx)
         self.addCleanup(ws.close)
         self.assertEqual(ws.status, 101, ws.body)
         self.assertEqual(ws.headers.get("sec-websocket-protocol"), "binary")
@@ -236,7 +260,7 @@ class ConsoleE2E(unittest.TestCase):
         self.assertEqual(struct.unpack("!I", ws.read(4))[0], 0)
         ws.send(b"\x01")                                   # ClientInit, shared
         w, h = struct.unpack("!HH", ws.read(4))
-        ws.read(16)                                        # pixel format
+        bpp = ws.read(16)[0]                               # pixel format: bits per pixel
         name_len = struct.unpack("!I", ws.read(4))[0]
         server_name = ws.read(name_len).decode(errors="replace")
         self.assertEqual((w, h), (720, 400))
@@ -252,7 +276,10 @@ class ConsoleE2E(unittest.TestCase):
         self.assertEqual(e2elib.banner_uuid(rows), desk_uuid(self.daemon, name))
         ws.send(struct.pack("!BxxxBBBBHHHBBBxxx", 0, 32, 24, 0, 1, 255, 255, 255, 16, 8, 0))
         ws.send(struct.pack("!BxHi", 2, 1, 0))            # SetEncodings: raw only
+        started = time.monotonic()
         frame = read_framebuffer(ws, w, h)
+        print("\n  full screen (%d bytes) over %s in %.3f s" % (
+            w * h * 4, self.daemon.scheme, time.monotonic() - started))
         _, shot = e2elib.screenshot(domain, os.path.join(e2elib.OUT_DIR, "console-%s.png" % name))
         self.assertEqual((shot.width, shot.height), (w, h))
         differ = sum(1 for y in range(h) for x in range(w)
@@ -268,13 +295,20 @@ class ConsoleE2E(unittest.TestCase):
         e2elib.wait_for_prompt(domain, typed="kd")
 
         # The used ticket does not open a second console.
-        again = WebSocket(self.daemon.url, t["url"], self.origin)
+        again = WebSocket(self.daemon.url, path, self.origin, context=ctx)
         self.assertEqual(again.status, 401, again.body)
         again.close()
 
         # The client goes away: disconnected.
         ws.close()
         self.wait_state(name, "disconnected")
+
+
+class ConsoleTlsE2E(ConsoleE2E):
+    """The same console over HTTPS: wss:// through libmicrohttpd's TLS
+    forwarding of the upgraded connection, in external-epoll mode."""
+
+    tls = True
 
 
 if __name__ == "__main__":

@@ -181,7 +181,7 @@ class ViewersE2E(unittest.TestCase):
 
     def open_console(self, client, name):
         t = client.request("POST", "/api/v1/desktops/%s/console" % name)
-        ws = WebSocket(self.daemon.url, t["url"], self.origin)
+        ws = WebSocket(self.daemon.url, t["path"], self.origin)
         self.addCleanup(ws.close)
         self.assertEqual(ws.status, 101, ws.body)
         return ws

@@ -14,6 +14,7 @@ import random
 import shutil
 import signal
 import socket
+import ssl
 import string
 import subprocess
 import tempfile
@@ -34,6 +35,7 @@ WEB_DIR = os.environ.get("KD_WEB_DIR") or os.path.join(BUILD_DIR, "web")
 ADMIN_PASSWORD = "kd-test-admin-pw"
 TEST_DATA = os.environ.get("KD_TEST_DATA") or os.path.join(SOURCE_DIR, "tests", "data")
 QEMU_IMG = shutil.which("qemu-img")
+OPENSSL = shutil.which("openssl")
 
 
 def random_suffix(n=6):
@@ -53,13 +55,56 @@ class ApiError(Exception):
         super().__init__("HTTP %d: %s" % (status, msg))
 
 
+def make_tls_pair(directory, name="server", days=30, sans=("IP:127.0.0.1", "DNS:localhost"),
+                  cn="localhost", start=None):
+    """Writes a self-signed certificate and its key (PEM) with openssl;
+    returns (cert path, key path). start: "YYYYMMDDHHMMSSZ" to back-date
+    the certificate (with days, to make an expired one)."""
+    if OPENSSL is None:
+        raise unittest.SkipTest("openssl is not installed")
+    cert = os.path.join(directory, name + "-cert.pem")
+    key = os.path.join(directory, name + "-key.pem")
+    args = [OPENSSL, "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256",
+            "-nodes", "-keyout", key, "-out", cert, "-subj", "/CN=" + cn,
+            "-addext", "subjectAltName=" + ",".join(sans)]
+    if start:
+        # openssl 3.0's req and x509 cannot back-date: self-sign with "openssl ca".
+        subprocess.run([*args, "-days", "1"], check=True, capture_output=True)
+        ca_dir = os.path.join(directory, name + "-ca")
+        os.makedirs(ca_dir, exist_ok=True)
+        open(os.path.join(ca_dir, "index.txt"), "w").close()
+        with open(os.path.join(ca_dir, "serial"), "w") as f:
+            f.write("01\n")
+        cnf = os.path.join(ca_dir, "ca.cnf")
+        with open(cnf, "w") as f:
+            f.write("[ca]\ndefault_ca = d\n[d]\ndatabase = %s/index.txt\nnew_certs_dir = %s\n"
+                    "serial = %s/serial\ndefault_md = sha256\npolicy = p\n"
+                    "[p]\ncommonName = supplied\n[ext]\nsubjectAltName = %s\n"
+                    % (ca_dir, ca_dir, ca_dir, ",".join(sans)))
+        csr = os.path.join(ca_dir, "req.csr")
+        subprocess.run([OPENSSL, "req", "-new", "-key", key, "-subj", "/CN=" + cn, "-out", csr],
+                       check=True, capture_output=True)
+        end = time.strftime("%Y%m%d%H%M%SZ", time.gmtime(
+            time.mktime(time.strptime(start, "%Y%m%d%H%M%SZ")) + days * 86400))
+        subprocess.run([OPENSSL, "ca", "-batch", "-config", cnf, "-selfsign", "-keyfile", key,
+                        "-in", csr, "-out", cert, "-notext", "-startdate", start,
+                        "-enddate", end, "-extensions", "ext", "-extfile", cnf],
+                       check=True, capture_output=True)
+    else:
+        subprocess.run([*args, "-days", str(days)], check=True, capture_output=True)
+    return cert, key
+
+
 class Daemon:
     """A kvmdeskd process with its own state directory.
 
     config: extra INI text appended to the generated configuration.
+    tls: serve HTTPS with a self-signed certificate made for this daemon
+    (127.0.0.1 and localhost); requests then trust it (self.ca_cert).
     """
 
-    def __init__(self, config="", state_dir=None, env=None, admin_password=ADMIN_PASSWORD):
+    def __init__(self, config="", state_dir=None, env=None, admin_password=ADMIN_PASSWORD,
+                 tls=False):
         self.tmp = tempfile.mkdtemp(prefix="kdtest-")
         os.chmod(self.tmp, 0o755)
         self.state_dir = state_dir or os.path.join(self.tmp, "state")
@@ -82,12 +127,36 @@ class Daemon:
         self.url = None
         self.token = None
         self.log_path = os.path.join(self.tmp, "kvmdeskd.log")
+        self.ca_cert = None
+        self.ssl_context = None
+        if tls:
+            cert, key = make_tls_pair(self.tmp)
+            self.use_tls(cert, key)
+
+    def use_tls(self, cert, key):
+        """Serve HTTPS with @cert/@key (added to the configuration) and trust @cert."""
+        with open(self.config_path, "a") as f:
+            f.write("[daemon]\ntls_cert = %s\ntls_key = %s\n" % (cert, key))
+        self.ca_cert = cert
+        self.ssl_context = ssl.create_default_context(cafile=cert)
+
+    @property
+    def scheme(self):
+        return self.url.split("://", 1)[0] if self.url else None
+
+    @property
+    def address(self):
+        """("127.0.0.1", port) of the running daemon."""
+        host, port = self.url.split("://", 1)[1].rsplit(":", 1)
+        return host, int(port)
 
     # -- process ---------------------------------------------------------
     def start(self, timeout=20, login=True, extra_args=()):
         addr_file = os.path.join(self.state_dir, "listen-address")
-        if os.path.exists(addr_file):
-            os.unlink(addr_file)
+        url_file = os.path.join(self.state_dir, "base-url")
+        for stale in (addr_file, url_file):
+            if os.path.exists(stale):
+                os.unlink(stale)
         env = dict(os.environ)
         if self.admin_password is None:
             # The daemon must generate the admin password and print it once.
@@ -111,7 +180,12 @@ class Daemon:
                 with open(addr_file) as f:
                     addr = f.read().strip()
                 if addr:
-                    self.url = "http://" + addr
+                    # base-url (written before listen-address) has the scheme.
+                    try:
+                        with open(url_file) as f:
+                            self.url = f.read().strip() or "http://" + addr
+                    except FileNotFoundError:
+                        self.url = "http://" + addr
                     break
             time.sleep(0.05)
         else:
@@ -216,7 +290,8 @@ class Daemon:
             hdrs["Authorization"] = "Bearer " + self.token
         req = urllib.request.Request(self.url + path, data=data, method=method, headers=hdrs)
         try:
-            with urllib.request.urlopen(req, timeout=timeout) as resp:
+            with urllib.request.urlopen(req, timeout=timeout,
+                                        context=getattr(self, "ssl_context", None)) as resp:
                 status = resp.status
                 payload = resp.read()
         except urllib.error.HTTPError as e:
@@ -247,7 +322,8 @@ class Daemon:
         hdrs = dict(headers or {})
         if self.token:
             hdrs["Authorization"] = "Bearer " + self.token
-        status, _, decoded = http_exchange(self.url, method, path, body, hdrs, timeout)
+        status, _, decoded = http_exchange(self.url, method, path, body, hdrs, timeout,
+                                           context=getattr(self, "ssl_context", None))
         return status, decoded
 
     def raw_request(self, method, path, body=b"", headers=None, auth=True, timeout=60,
@@ -261,7 +337,7 @@ class Daemon:
         answer is read anyway. chunked: send the body with chunked transfer
         encoding and no Content-Length.
         """
-        host, port = self.url[len("http://"):].rsplit(":", 1)
+        host, port = self.url.split("://", 1)[1].rsplit(":", 1)
         hdrs = {"Host": "%s:%s" % (host, port), "Connection": "close"}
         if chunked:
             hdrs["Transfer-Encoding"] = "chunked"
@@ -276,6 +352,8 @@ class Daemon:
         head = "%s %s HTTP/1.1\r\n%s\r\n" % (
             method, path, "".join("%s: %s\r\n" % kv for kv in hdrs.items()))
         sock = socket.create_connection((host, int(port)), timeout=timeout)
+        if self.url.startswith("https://"):
+            sock = self.ssl_context.wrap_socket(sock, server_hostname=host)
         received = b""
         try:
             sock.sendall(head.encode())
@@ -332,6 +410,8 @@ class Daemon:
         e["XDG_CONFIG_HOME"] = cfg
         e["HOME"] = self.tmp
         e["KVMDESK_URL"] = self.url
+        if self.ca_cert:
+            e["KVMDESK_CA_CERT"] = self.ca_cert
         e.update(env or {})
         r = subprocess.run([KVMDESK, *args], env=e, input=input, capture_output=True,
                            text=True, timeout=timeout)
@@ -345,10 +425,11 @@ class DaemonTestCase(unittest.TestCase):
     """A test case with one daemon per test class, cleaned up even on failure."""
 
     daemon_config = ""
+    daemon_tls = False          # serve HTTPS with a self-signed certificate
 
     @classmethod
     def setUpClass(cls):
-        cls.daemon = Daemon(config=cls.daemon_config)
+        cls.daemon = Daemon(config=cls.daemon_config, tls=cls.daemon_tls)
         try:
             cls.daemon.start()
         except Exception:
@@ -442,6 +523,10 @@ class Client:
     def url(self):
         return self.daemon.url
 
+    @property
+    def ssl_context(self):
+        return self.daemon.ssl_context
+
     def login(self, password=None):
         self.login_answer = self.request(
             "POST", "/api/v1/login",
@@ -461,9 +546,10 @@ class Client:
                             auth=False)["token"]
 
 
-def http_exchange(url, method, path, body=None, headers=None, timeout=120):
+def http_exchange(url, method, path, body=None, headers=None, timeout=120, context=None):
     """One request without any authentication added; returns
-    (status, headers as a list of (lowercase name, value), decoded body)."""
+    (status, headers as a list of (lowercase name, value), decoded body).
+    context: the ssl.SSLContext for an https URL."""
     data = None
     hdrs = dict(headers or {})
     if body is not None:
@@ -471,7 +557,7 @@ def http_exchange(url, method, path, body=None, headers=None, timeout=120):
         hdrs.setdefault("Content-Type", "application/json")
     req = urllib.request.Request(url + path, data=data, method=method, headers=hdrs)
     try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
+        with urllib.request.urlopen(req, timeout=timeout, context=context) as resp:
             status, got, payload = resp.status, resp.getheaders(), resp.read()
     except urllib.error.HTTPError as e:
         status, got, payload = e.code, list(e.headers.items()), e.read()

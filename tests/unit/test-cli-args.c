@@ -30,8 +30,9 @@ test_parse_ok (void)
   g_autoptr(KdCliInvocation) inv = NULL;
 
   inv = parse_line ("--json desktop create d1 --image deb --template=small --start "
-                    "--url http://h:1", &error);
+                    "--url http://h:1 --ca-cert=/tmp/ca.pem", &error);
   g_assert_no_error (error);
+  g_assert_cmpstr (inv->ca_cert, ==, "/tmp/ca.pem");
   g_assert_nonnull (inv->command);
   g_assert_cmpstr (inv->command->group, ==, "desktop");
   g_assert_cmpstr (inv->command->verb, ==, "create");
@@ -107,6 +108,7 @@ test_parse_usage_errors (void)
     { "desktop create d1 --image", "option '--image' needs a value (IMAGE)" },
     { "desktop create d1 --start=yes", "option '--start' takes no value" },
     { "host list --url", "option '--url' needs a value" },
+    { "host list --ca-cert", "option '--ca-cert' needs a value" },
     { "host list -x", "unknown option '-x'" },
     { "host list --json=1", "option '--json' takes no value" },
     { "image", "'image' needs a command: import, list, show, delete, edit, publish, "

@@ -34,6 +34,7 @@ test_example_matches_defaults (void)
     "connection_timeout", "login_attempts", "keepalive_interval", "keepalive_count",
     "reconnect_min", "reconnect_max", "storage_pool", "storage_pool_path", "domain_prefix",
     "shutdown_timeout", "worker_threads", "interval", "policy_interval", "stream_keepalive",
+    "tls_cert", "tls_key",
   };
 
   g_assert_true (kd_config_load_file (c, path, &error));
@@ -82,6 +83,13 @@ test_overrides (void)
   g_assert_cmpint (c->shutdown_timeout, ==, 5);
   g_assert_cmpstr (c->domain_prefix, ==, "x1");
   g_assert_true (kd_config_validate (c, &error));
+  g_assert_false (kd_config_tls_enabled (c));
+
+  g_assert_true (kd_config_load_data (c, "[daemon]\ntls_cert = /a/cert.pem\ntls_key = /a/key.pem\n",
+                                      &error));
+  g_assert_true (kd_config_validate (c, &error));
+  g_assert_no_error (error);
+  g_assert_true (kd_config_tls_enabled (c));
 }
 
 typedef struct {
@@ -129,6 +137,10 @@ test_bad_values (void)
     { "[libvirt]\ndomain_prefix = Bad_Prefix\n", "domain_prefix" },
     { "[libvirt]\nstorage_pool = a/b\n", "storage_pool 'a/b'" },
     { "[libvirt]\nreconnect_min = 30\nreconnect_max = 10\n", "reconnect_min" },
+    { "[daemon]\ntls_cert = /etc/kvmdesk/cert.pem\n",
+      "tls_cert '/etc/kvmdesk/cert.pem' is given without tls_key" },
+    { "[daemon]\ntls_key = /etc/kvmdesk/key.pem\n",
+      "tls_key '/etc/kvmdesk/key.pem' is given without tls_cert" },
   };
 
   for (gsize i = 0; i < G_N_ELEMENTS (cases); i++)
