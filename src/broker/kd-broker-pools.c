@@ -515,6 +515,15 @@ kd_broker_pool_get_desktop_async (KdBroker *b, const char *pool_name, gint64 use
           kd_broker_pools_kick (b);
           continue;
         }
+      if (d->user_id == user_id && g_str_equal (d->state, KD_DESKTOP_UNKNOWN))
+        {
+          /* Still his: its host may come back with his session in it. */
+          g_task_return_new_error (task, KD_ERROR, KD_ERROR_UNAVAILABLE,
+                                   "your desktop '%s' in pool '%s' cannot be reached: %s; it is "
+                                   "kept for you until its host is back", d->name, pool->name,
+                                   d->state_reason ? d->state_reason : "its host is down");
+          return;
+        }
       if (d->user_id == user_id)
         {
           /* His own: answered as it is; a stopped one is started. */

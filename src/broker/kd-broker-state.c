@@ -35,6 +35,9 @@ static const KdTransitions kd_transitions[] = {
   { KD_DESKTOP_DELETING, { NULL } },
   { KD_DESKTOP_ERROR, { KD_DESKTOP_STARTING, KD_DESKTOP_RESETTING, KD_DESKTOP_DELETING,
                         KD_DESKTOP_SHUTTING_DOWN, KD_DESKTOP_STOPPED, NULL } },
+  /* Its host came back: the reconciler says what it really is. */
+  { KD_DESKTOP_UNKNOWN, { KD_DESKTOP_STOPPED, KD_DESKTOP_RUNNING, KD_DESKTOP_ASSIGNED,
+                          KD_DESKTOP_CONNECTED, KD_DESKTOP_DISCONNECTED, KD_DESKTOP_DELETING, NULL } },
 };
 
 /**
@@ -50,6 +53,10 @@ kd_desktop_transition_allowed (const char *from, const char *to)
     return FALSE;
   if (g_str_equal (to, KD_DESKTOP_ERROR))
     return TRUE;
+  /* Any settled state may become unknown when its host goes down. */
+  if (g_str_equal (to, KD_DESKTOP_UNKNOWN))
+    return from != NULL && !g_str_equal (from, KD_DESKTOP_DELETING) &&
+           !g_str_equal (from, KD_DESKTOP_PROVISIONING);
   if (from == NULL)
     return g_str_equal (to, KD_DESKTOP_PROVISIONING);
   if (g_str_equal (from, to))

@@ -6,6 +6,7 @@
  * kd_broker_run_job() into a worker thread; this file never blocks.
  */
 #include "kd-broker-priv.h"
+#include "kd-broker-state.h"
 
 #include "common/kd-error.h"
 #include "common/kd-name.h"
@@ -505,6 +506,27 @@ kd_connect_job_run (gpointer data, GCancellable *cancellable)
     }
 }
 
+/* The host is down: what its desktops are is not known until it returns
+ * (then the reconciler compares again). They are not given out and not
+ * deleted meanwhile. Operations in flight set their own state. */
+static void
+kd_broker_host_desktops_unknown (KdBroker *b, KdBrokerHost *h)
+{
+  g_autoptr(GPtrArray) desktops = kd_store_desktop_list_by_host (b->store, h->row->id, NULL);
+
+  for (guint i = 0; desktops != NULL && i < desktops->len; i++)
+    {
+      KdDesktopRow *d = desktops->pdata[i];
+      g_autofree char *reason = NULL;
+
+      if (kd_broker_desktop_is_busy (b, d->id) || g_str_equal (d->state, KD_DESKTOP_UNKNOWN) ||
+          !kd_desktop_transition_allowed (d->state, KD_DESKTOP_UNKNOWN))
+        continue;
+      reason = g_strdup_printf ("host '%s' is down", h->row->name);
+      kd_broker_desktop_set_state (b, d, KD_DESKTOP_UNKNOWN, reason, NULL, "host-down");
+    }
+}
+
 static void
 kd_broker_host_closed (KdHvHost *hv, const char *reason, gpointer user_data)
 {
@@ -518,6 +540,7 @@ kd_broker_host_closed (KdHvHost *hv, const char *reason, gpointer user_data)
   h->state = "down";
   g_free (h->last_error);
   h->last_error = g_strdup_printf ("connection lost: %s", reason);
+  kd_broker_host_desktops_unknown (b, h);
   kd_broker_host_connect (b, h);
 }
 
@@ -583,6 +606,7 @@ kd_broker_host_connected (KdBroker *b, gpointer data)
       h->state = "down";
       g_free (h->last_error);
       h->last_error = g_strdup (j->error->message);
+      kd_broker_host_desktops_unknown (b, h);
       kd_broker_host_schedule_reconnect (b, h);
       return;
     }

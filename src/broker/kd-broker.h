@@ -31,6 +31,7 @@ typedef struct _KdBroker KdBroker;
 #define KD_DESKTOP_RESETTING     "resetting"
 #define KD_DESKTOP_DELETING      "deleting"
 #define KD_DESKTOP_ERROR         "error"
+#define KD_DESKTOP_UNKNOWN       "unknown"   /* its host is down: not given out, not deleted */
 
 /* What the API shows of a host: its row plus live state. */
 typedef struct {

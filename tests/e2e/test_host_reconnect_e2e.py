@@ -164,6 +164,58 @@ class HostReconnectTest(unittest.TestCase):
 
         d.request("DELETE", "/api/v1/hosts/proxied", expect=204)
 
+    def test_desktops_unknown_while_down(self):
+        """Desktops of a host that is down are 'unknown' (not given out, not
+        deleted); when it is back the reconciler restores what they are."""
+        if not os.path.exists(kdtest.TEST_IMAGE):
+            if kdtest.require_e2e():
+                self.fail("the test desktop image %s is missing" % kdtest.TEST_IMAGE)
+            self.skipTest("the test desktop image is missing")
+        d = self.daemon
+        self.addCleanup(self._remove_desktops)
+        uri = "qemu+unix:///system?socket=" + self.proxy.path
+        d.request("POST", "/api/v1/hosts", {"name": "proxied", "uri": uri})
+        with open(kdtest.TEST_IMAGE, "rb") as f:
+            d.request("PUT", "/api/v1/images/td?host=proxied", raw=f.read())
+        d.request("POST", "/api/v1/templates", {"name": "t1", "memory_mib": 96, "disk_gib": 1})
+        d.request("POST", "/api/v1/desktops", {"name": "on", "image": "td", "template": "t1",
+                                               "start": True})
+        d.request("POST", "/api/v1/desktops", {"name": "off", "image": "td", "template": "t1"})
+        self.wait_desktop("on", "running")
+        self.wait_desktop("off", "stopped")
+
+        self.proxy.stop()
+        self.wait_state("proxied", "down")
+        for name in ("on", "off"):
+            desk = self.wait_desktop(name, "unknown")
+            self.assertEqual(desk["state_reason"], "host 'proxied' is down")
+        # The guest itself runs on: only the broker lost sight of it.
+        self.assertEqual(e2elib.domain_state(d.prefix + "-on"), "running")
+
+        self.proxy.start()
+        self.wait_state("proxied", "up")
+        self.wait_desktop("on", "running")
+        self.wait_desktop("off", "stopped")
+        events = d.request("GET", "/api/v1/events?desktop=on&limit=50")
+        states = [e["to_state"] for e in reversed(events) if e["to_state"]]
+        self.assertIn("unknown", states, events)
+        self.assertEqual(states[-1], "running", events)
+
+    def wait_desktop(self, name, state, timeout=60):
+        deadline = time.time() + timeout
+        desk = None
+        while time.time() < deadline:
+            desk = self.daemon.request("GET", "/api/v1/desktops/" + name)
+            if desk["state"] == state:
+                return desk
+            time.sleep(0.2)
+        self.fail("desktop %r did not become %r: %r" % (name, state, desk))
+
+    def _remove_desktops(self):
+        self.daemon.stop()
+        e2elib.remove_domains([self.daemon.prefix + "-on", self.daemon.prefix + "-off"])
+        e2elib.remove_libvirt_objects(self.daemon.prefix, self.daemon.pool)
+
 
 if __name__ == "__main__":
     unittest.main()

@@ -8,7 +8,7 @@
 static const char *all_states[] = {
   KD_DESKTOP_PROVISIONING, KD_DESKTOP_STOPPED, KD_DESKTOP_STARTING, KD_DESKTOP_RUNNING,
   KD_DESKTOP_ASSIGNED, KD_DESKTOP_CONNECTED, KD_DESKTOP_DISCONNECTED, KD_DESKTOP_RESETTING,
-  KD_DESKTOP_SHUTTING_DOWN, KD_DESKTOP_DELETING, KD_DESKTOP_ERROR,
+  KD_DESKTOP_SHUTTING_DOWN, KD_DESKTOP_DELETING, KD_DESKTOP_ERROR, KD_DESKTOP_UNKNOWN,
 };
 
 /* The whole table, written out: "from>to" pairs that are allowed
@@ -29,6 +29,12 @@ static const char *allowed[] = {
   "shutting-down>stopped", "shutting-down>running", "shutting-down>assigned",
   "shutting-down>connected", "shutting-down>disconnected",
   "error>starting", "error>resetting", "error>deleting", "error>shutting-down", "error>stopped",
+  /* a host going down: any settled or moving state but provisioning and deleting */
+  "stopped>unknown", "starting>unknown", "running>unknown", "assigned>unknown", "connected>unknown",
+  "disconnected>unknown", "resetting>unknown", "shutting-down>unknown", "error>unknown",
+  /* the host is back: the reconciler says what it is */
+  "unknown>stopped", "unknown>running", "unknown>assigned", "unknown>connected",
+  "unknown>disconnected", "unknown>deleting",
 };
 
 static void
