@@ -19,6 +19,7 @@
 #include "common/kd-time.h"
 
 #include <unistd.h>
+#include <glib/gstdio.h>
 
 #define KD_GIB (G_GINT64_CONSTANT (1) << 30)
 
@@ -134,6 +135,15 @@ typedef struct {
   gint64          capacity;
   gboolean        start;
   gboolean        existing_disk; /* an edit copy: no overlay to make or undo */
+  /* the image copied to this host first (backing_path NULL until then) */
+  KdHvHost       *copy_from;
+  char           *copy_volume;
+  char           *copy_spool;
+  KdHvImageInfo   copy_info;
+  gint64          copy_vol_id;  /* its image_volumes row, "importing" */
+  gint64          wait_volume_id; /* another create copies it: start when it is there */
+  gboolean        copy_simulated;
+  gboolean        copied;
   KdHvDomainSpec  spec;         /* borrowed strings below */
   char           *domain_type;
   char           *instance_id;
@@ -161,6 +171,12 @@ kd_create_job_free (KdCreateJob *j)
   kd_desktop_row_free (j->row);
   g_free (j->backing_path);
   g_free (j->backing_format);
+  g_clear_pointer (&j->copy_from, kd_hv_host_unref);
+  g_free (j->copy_volume);
+  if (j->copy_spool)
+    g_unlink (j->copy_spool);
+  g_free (j->copy_spool);
+  kd_hv_image_info_clear (&j->copy_info);
   g_free (j->domain_type);
   g_free (j->instance_id);
   g_free (j->desktop_id);
@@ -175,12 +191,39 @@ kd_create_job_free (KdCreateJob *j)
   g_free (j);
 }
 
+/* Worker thread: the image's bytes from the source host into a spool
+ * file, then up into a volume of the same name on this host. */
+static gboolean
+kd_create_copy_image (KdCreateJob *j, GCancellable *cancellable)
+{
+  gint64 size = 0;
+  gboolean simulated_source = FALSE;
+
+  if (!kd_hv_volume_download (j->copy_from, j->copy_volume, j->copy_spool, NULL, NULL, cancellable,
+                              &size, &simulated_source, &j->error))
+    return FALSE;
+  /* A simulated source has no bytes: its copy is a simulated volume too. */
+  j->copy_info.file_size = simulated_source ? MAX (j->copy_info.virtual_size, 1) : size;
+  if (!kd_hv_image_upload (j->hv, j->copy_volume, j->copy_spool, &j->copy_info, NULL, NULL, cancellable,
+                           &j->backing_path, &j->copy_simulated, &j->error))
+    return FALSE;
+  g_unlink (j->copy_spool);
+  j->copied = TRUE;
+  return TRUE;
+}
+
 static void
 kd_create_run (gpointer data, GCancellable *cancellable)
 {
   KdCreateJob *j = data;
   g_autofree char *xml = NULL;
   gboolean made_overlay = FALSE, defined = FALSE;
+
+  if (j->copy_from != NULL && !kd_create_copy_image (j, cancellable))
+    {
+      g_prefix_error (&j->error, "copying the image to host '%s': ", kd_hv_host_get_name (j->hv));
+      return;
+    }
 
   if (j->existing_disk)
     j->overlay_path = g_strdup (j->row->overlay_path);
@@ -231,6 +274,102 @@ fail:
     kd_hv_volume_delete (j->hv, j->row->overlay_volume, TRUE, NULL);
 }
 
+/* Parks @j until the copy of the image to its host (another create's)
+ * is done. */
+static void
+kd_create_wait_for_copy (KdBroker *b, KdCreateJob *j)
+{
+  GPtrArray *list = g_hash_table_lookup (b->copy_waiters, &j->wait_volume_id);
+
+  if (list == NULL)
+    {
+      gint64 *key = g_new (gint64, 1);
+      *key = j->wait_volume_id;
+      list = g_ptr_array_new ();
+      g_hash_table_insert (b->copy_waiters, key, list);
+    }
+  g_ptr_array_add (list, j);
+}
+
+static void kd_create_done (KdBroker *b, gpointer data);
+
+/* The copy @volume_id is over: the creates waiting for it go on with
+ * @path as their backing file, or fail with @error. */
+static void
+kd_create_release_waiters (KdBroker *b, gint64 volume_id, const char *path, const GError *error)
+{
+  GPtrArray *list = NULL;
+  gint64 *key = NULL;
+
+  if (!g_hash_table_steal_extended (b->copy_waiters, &volume_id, (gpointer *) &key, (gpointer *) &list))
+    return;
+  g_free (key);
+  for (guint i = 0; i < list->len; i++)
+    {
+      KdCreateJob *w = list->pdata[i];
+      if (error == NULL)
+        {
+          w->backing_path = g_strdup (path);
+          kd_broker_run_host_job (b, kd_hv_host_get_name (w->hv), kd_create_run, kd_create_done, w,
+                                  (GDestroyNotify) kd_create_job_free);
+        }
+      else
+        {
+          w->error = g_error_new (KD_ERROR, KD_ERROR_UNAVAILABLE,
+                                  "the image could not be copied to host '%s': %s",
+                                  kd_hv_host_get_name (w->hv), error->message);
+          kd_create_done (b, w);
+          kd_create_job_free (w);
+        }
+    }
+  g_ptr_array_unref (list);
+}
+
+/* The copied image's volume row: ready with its path, or gone (so that a
+ * later placement may try again). */
+static void
+kd_create_copy_done (KdBroker *b, KdCreateJob *j)
+{
+  g_autoptr(GPtrArray) vols = kd_store_image_volume_list (b->store, j->row->image_id, NULL);
+  g_autoptr(KdImageRow) img = kd_store_image_get (b->store, j->row->image_id, NULL);
+  const char *host = kd_hv_host_get_name (j->hv);
+
+  for (guint i = 0; vols != NULL && i < vols->len; i++)
+    {
+      KdImageVolumeRow *v = vols->pdata[i];
+      if (v->id != j->copy_vol_id)
+        continue;
+      if (j->copied)
+        {
+          g_free (v->state);
+          v->state = g_strdup ("ready");
+          g_free (v->path);
+          v->path = g_strdup (j->backing_path);
+          v->simulated = j->copy_simulated;
+          kd_store_image_volume_update (b->store, v, NULL);
+          kd_create_release_waiters (b, v->id, v->path, NULL);
+          kd_broker_event (b, "image", img ? img->name : "?", j->actor, "copy", NULL, NULL,
+                           "image '%s' version %" G_GINT64_FORMAT " copied from host '%s' to host '%s'"
+                           " for desktop '%s'%s", img ? img->name : "?", v->version,
+                           kd_hv_host_get_name (j->copy_from), host, j->row->name,
+                           j->copy_simulated ? " (simulated)" : "");
+        }
+      else
+        {
+          kd_store_image_volume_delete (b->store, v->id, NULL);
+          {
+            g_autoptr(GError) why = j->error ? g_error_copy (j->error)
+                                             : g_error_new (KD_ERROR, KD_ERROR_FAILED, "cancelled");
+            kd_create_release_waiters (b, v->id, NULL, why);
+          }
+          kd_broker_event (b, "image", img ? img->name : "?", j->actor, "copy-failed", NULL, NULL,
+                           "image '%s' could not be copied to host '%s': %s", img ? img->name : "?",
+                           host, j->error ? j->error->message : "cancelled");
+        }
+      return;
+    }
+}
+
 static void
 kd_create_done (KdBroker *b, gpointer data)
 {
@@ -239,6 +378,8 @@ kd_create_done (KdBroker *b, gpointer data)
   KdDesktopRow *row = j->row;
 
   kd_broker_busy_clear (b, row->id);
+  if (j->copy_from != NULL)
+    kd_create_copy_done (b, j);
   if (j->error)
     {
       kd_store_desktop_delete (b->store, row->id, NULL);
@@ -261,7 +402,7 @@ kd_create_done (KdBroker *b, gpointer data)
  * image's current version and be up), else the scheduler's choice. */
 static KdBrokerHost *
 kd_broker_pick_host (KdBroker *b, const KdDesktopCreateSpec *cs, KdImageRow *img, KdTemplateRow *tpl,
-                     KdImageVolumeRow **out_vol, GError **error)
+                     KdImageVolumeRow **out_vol, KdImageCopy *out_copy, GError **error)
 {
   g_autoptr(GPtrArray) vols = NULL;
   g_autoptr(KdPoolRow) pool = NULL;
@@ -271,7 +412,7 @@ kd_broker_pick_host (KdBroker *b, const KdDesktopCreateSpec *cs, KdImageRow *img
     {
       if (cs->pool_id != 0)
         pool = kd_store_pool_get (b->store, cs->pool_id, NULL);
-      return kd_broker_place (b, img, tpl, pool, cs->allowed_hosts, out_vol, error);
+      return kd_broker_place (b, img, tpl, pool, cs->allowed_hosts, out_vol, out_copy, error);
     }
   h = kd_broker_host_lookup (b, cs->host, error);
   if (h == NULL || (vols = kd_store_image_volume_list (b->store, img->id, error)) == NULL)
@@ -332,6 +473,9 @@ kd_broker_desktop_create_spec_async (KdBroker *b, const KdDesktopCreateSpec *cs,
   g_autoptr(KdImageRow) img = NULL;
   g_autoptr(KdTemplateRow) tpl = NULL;
   g_autoptr(KdImageVolumeRow) vol = NULL;
+  g_autoptr(KdImageVolumeRow) import_vol = NULL;
+  g_autoptr(KdImageVersionRow) version = NULL;
+  g_auto(KdImageCopy) copy = { 0 };
   g_autoptr(KdDesktopRow) existing = NULL;
   g_autoptr(KdDesktopRow) row = NULL;
   const char *name = cs->name, *image = cs->image, *template_name = cs->template_name;
@@ -368,7 +512,7 @@ kd_broker_desktop_create_spec_async (KdBroker *b, const KdDesktopCreateSpec *cs,
                    tpl->name, tpl->disk_gib, img->name, (double) img->virtual_size / KD_GIB);
       goto fail;
     }
-  h = kd_broker_pick_host (b, cs, img, tpl, &vol, &error);
+  h = kd_broker_pick_host (b, cs, img, tpl, &vol, &copy, &error);
   if (h == NULL)
     goto fail;
   if (g_str_equal (tpl->firmware, "uefi") && !h->capacity.uefi)
@@ -397,8 +541,28 @@ kd_broker_desktop_create_spec_async (KdBroker *b, const KdDesktopCreateSpec *cs,
   row->pool_id = cs->pool_id;
   row->user_id = cs->user_id;
   row->assigned_at = cs->user_id ? kd_time_now () : 0;
+  if (vol == NULL && copy.wait_volume_id == 0)
+    {
+      /* The image goes to the chosen host first: recorded "importing" so
+       * that no other placement starts a second copy there. */
+      version = kd_store_image_version_get (b->store, img->id, img->current_version, &error);
+      if (version == NULL)
+        goto fail;
+      import_vol = g_new0 (KdImageVolumeRow, 1);
+      import_vol->image_id = img->id;
+      import_vol->host_id = h->row->id;
+      import_vol->volume = g_strdup (copy.volume);
+      import_vol->state = g_strdup ("importing");
+      import_vol->version = img->current_version;
+      if (!kd_store_image_volume_insert (b->store, import_vol, &error))
+        goto fail;
+    }
   if (!kd_store_desktop_insert (b->store, row, &error))
-    goto fail;
+    {
+      if (import_vol != NULL)
+        kd_store_image_volume_delete (b->store, import_vol->id, NULL);
+      goto fail;
+    }
   kd_broker_desktop_event (b, row, actor, "create", NULL, KD_DESKTOP_PROVISIONING,
                            "desktop '%s' is being created on host '%s' from image '%s' and template '%s'",
                            name, h->row->name, img->name, tpl->name);
@@ -409,7 +573,24 @@ kd_broker_desktop_create_spec_async (KdBroker *b, const KdDesktopCreateSpec *cs,
   j->actor = g_strdup (actor);
   j->hv = kd_hv_host_ref (h->hv);
   j->row = g_steal_pointer (&row);
-  j->backing_path = g_strdup (vol->path);
+  if (vol != NULL)
+    j->backing_path = g_strdup (vol->path);
+  else if (copy.wait_volume_id != 0)
+    j->wait_volume_id = copy.wait_volume_id;
+  else
+    {
+      j->copy_from = kd_hv_host_ref (copy.source->hv);
+      j->copy_volume = g_strdup (copy.volume);
+      j->copy_spool = g_strdup_printf ("%s/uploads/copy-%s-%s", b->config->state_dir,
+                                       h->row->name, copy.volume);
+      j->copy_info.format = g_strdup (version->format);
+      j->copy_info.virtual_size = version->virtual_size;
+      j->copy_vol_id = import_vol->id;
+      kd_broker_event (b, "image", img->name, actor, "copy", NULL, NULL,
+                       "image '%s' version %" G_GINT64_FORMAT " is being copied from host '%s' to "
+                       "host '%s' for desktop '%s'", img->name, img->current_version,
+                       copy.source->row->name, h->row->name, name);
+    }
   j->backing_format = g_strdup (img->format);
   j->capacity = tpl->disk_gib * KD_GIB;
   j->start = cs->start;
@@ -425,6 +606,11 @@ kd_broker_desktop_create_spec_async (KdBroker *b, const KdDesktopCreateSpec *cs,
   j->firmware = g_strdup (tpl->firmware);
   j->vcpus = tpl->vcpus;
   j->memory_mib = tpl->memory_mib;
+  if (j->wait_volume_id != 0)
+    {
+      kd_create_wait_for_copy (b, j);
+      return;
+    }
   kd_broker_run_host_job (b, h->row->name, kd_create_run, kd_create_done, j,
                           (GDestroyNotify) kd_create_job_free);
   return;
@@ -835,6 +1021,7 @@ kd_broker_desktops_recover (KdBroker *b)
           g_free (v->error);
           v->error = g_strdup ("the import was interrupted by a restart of kvmdeskd; delete the image and import it again");
           kd_store_image_volume_update (b->store, v, NULL);
+          kd_create_release_waiters (b, v->id, v->path, NULL);
           kd_broker_event (b, "image", img ? img->name : "?", NULL, "recover", "importing", "error",
                            "%s", v->error);
         }

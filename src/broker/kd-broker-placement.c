@@ -260,10 +260,25 @@ kd_broker_host_use (KdBroker *b, KdBrokerHost *h, KdBrokerHostUse *out)
  * *@out_vol its image volume; %NULL with KD_ERROR_UNAVAILABLE naming each
  * host and why it refused.
  */
+void
+kd_image_copy_clear (KdImageCopy *copy)
+{
+  g_clear_pointer (&copy->volume, g_free);
+  copy->source = NULL;
+}
+
+static gboolean
+kd_volume_is_current (const KdImageVolumeRow *v, const KdImageRow *img)
+{
+  return v->version == 0 || v->version == img->current_version;
+}
+
 KdBrokerHost *
 kd_broker_place (KdBroker *b, KdImageRow *img, KdTemplateRow *tpl, KdPoolRow *pool,
-                 GArray *allowed, KdImageVolumeRow **out_vol, GError **error)
+                 GArray *allowed, KdImageVolumeRow **out_vol, KdImageCopy *out_copy, GError **error)
 {
+  KdBrokerHost *real_source = NULL, *simulated_source = NULL;
+  const char *real_volume = NULL, *simulated_volume = NULL;
   g_autoptr(GPtrArray) hosts = kd_broker_host_list (b);
   g_autoptr(GHashTable) use = kd_placement_use (b);
   g_autoptr(GPtrArray) vols = kd_store_image_volume_list (b->store, img->id, error);
@@ -279,6 +294,26 @@ kd_broker_place (KdBroker *b, KdImageRow *img, KdTemplateRow *tpl, KdPoolRow *po
   if (vols == NULL)
     return NULL;
   snap = g_new0 (KdSchedHost, MAX (hosts->len, 1));
+  /* Where the current version can be copied from: a host that is up and
+   * holds it (a simulated one only feeds simulated hosts). */
+  for (guint k = 0; k < vols->len; k++)
+    {
+      KdImageVolumeRow *v = vols->pdata[k];
+      KdBrokerHost *src = kd_broker_host_by_id (b, v->host_id);
+      if (src == NULL || !kd_broker_host_is_up (src) || !g_str_equal (v->state, "ready") ||
+          !kd_volume_is_current (v, img))
+        continue;
+      if (kd_hv_host_is_simulated (src->hv) && simulated_source == NULL)
+        {
+          simulated_source = src;
+          simulated_volume = v->volume;
+        }
+      else if (!kd_hv_host_is_simulated (src->hv) && real_source == NULL)
+        {
+          real_source = src;
+          real_volume = v->volume;
+        }
+    }
   for (guint i = 0; i < hosts->len; i++)
     {
       KdBrokerHost *h = hosts->pdata[i];
@@ -308,10 +343,16 @@ kd_broker_place (KdBroker *b, KdImageRow *img, KdTemplateRow *tpl, KdPoolRow *po
       for (guint k = 0; k < vols->len; k++)
         {
           KdImageVolumeRow *v = vols->pdata[k];
-          if (v->host_id == h->row->id && g_str_equal (v->state, "ready") &&
-              (v->version == 0 || v->version == img->current_version))
+          if (v->host_id != h->row->id || !kd_volume_is_current (v, img))
+            continue;
+          if (g_str_equal (v->state, "ready"))
             s->has_image = TRUE;
+          else if (g_str_equal (v->state, "importing"))
+            s->image_importing = TRUE;
         }
+      /* A real host is fed by a real one; a simulated host by either. */
+      s->image_importable = real_source != NULL ||
+                            (simulated_source != NULL && kd_hv_host_is_simulated (h->hv));
       if (allowed != NULL)
         for (guint k = 0; k < allowed->len; k++)
           if (g_array_index (allowed, gint64, k) == h->row->id)
@@ -358,13 +399,41 @@ kd_broker_place (KdBroker *b, KdImageRow *img, KdTemplateRow *tpl, KdPoolRow *po
     {
       KdImageVolumeRow *v = vols->pdata[k];
       KdBrokerHost *h = hosts->pdata[chosen];
-      if (v->host_id == h->row->id && g_str_equal (v->state, "ready") &&
-          (v->version == 0 || v->version == img->current_version))
+      if (v->host_id == h->row->id && g_str_equal (v->state, "ready") && kd_volume_is_current (v, img))
         {
           *out_vol = g_ptr_array_steal_index (vols, k);
           return h;
         }
     }
+  /* Chosen for its room; the image is on its way there, or copied
+   * there first. */
+  for (guint k = 0; k < vols->len; k++)
+    {
+      KdImageVolumeRow *v = vols->pdata[k];
+      KdBrokerHost *h = hosts->pdata[chosen];
+      if (v->host_id == h->row->id && g_str_equal (v->state, "importing") && kd_volume_is_current (v, img))
+        {
+          *out_vol = NULL;
+          if (out_copy != NULL)
+            out_copy->wait_volume_id = v->id;
+          return h;
+        }
+    }
+  {
+    KdBrokerHost *h = hosts->pdata[chosen];
+    gboolean use_real = real_source != NULL;
+
+    if (use_real || (simulated_source != NULL && kd_hv_host_is_simulated (h->hv)))
+      {
+        *out_vol = NULL;
+        if (out_copy != NULL)
+          {
+            out_copy->source = use_real ? real_source : simulated_source;
+            out_copy->volume = g_strdup (use_real ? real_volume : simulated_volume);
+          }
+        return h;
+      }
+  }
   g_set_error (error, KD_ERROR, KD_ERROR_FAILED, "host '%s' lost image '%s' while it was chosen",
                ((KdBrokerHost *) hosts->pdata[chosen])->row->name, img->name);
   return NULL;

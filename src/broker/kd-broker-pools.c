@@ -991,16 +991,18 @@ kd_pool_manage (KdBroker *b, KdPoolRow *pool, gint64 now)
 
       g_autoptr(KdImageVolumeRow) vol = NULL;
       g_autoptr(GError) place_error = NULL;
+      KdImageCopy copy = { 0 };
 
       if (img == NULL || tpl == NULL)
         break;
       /* Nowhere to put it: said once (an event when the reason changes),
        * not once per desktop and tick. */
-      if (kd_broker_place (b, img, tpl, pool, hosts, &vol, &place_error) == NULL)
+      if (kd_broker_place (b, img, tpl, pool, hosts, &vol, &copy, &place_error) == NULL)
         {
           kd_pool_placement_problem (b, pool, place_error->message);
           break;
         }
+      kd_image_copy_clear (&copy);
       kd_pool_placement_problem (b, pool, NULL);
       spec.name = name;
       spec.image = img->name;

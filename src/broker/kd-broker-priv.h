@@ -34,10 +34,24 @@ struct _KdBroker {
   /* kd-broker-placement.c */
   GHashTable            *rr_cursors;   /* pool id (gint64*) -> guint* round-robin position */
   GHashTable            *pool_problems; /* pool id (gint64*) -> last placement refusal */
+  GHashTable            *copy_waiters;  /* image volume id (gint64*) -> GPtrArray of creates
+                                         * waiting for that copy */
 };
 
+/* A copy of an image's current version to the chosen host, first. */
+typedef struct {
+  KdBrokerHost *source;     /* borrowed: a host that holds it */
+  char         *volume;     /* its volume name there (and on the chosen host) */
+  gint64        wait_volume_id; /* instead: a copy to the chosen host is under way */
+} KdImageCopy;
+
+void kd_image_copy_clear (KdImageCopy *copy);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (KdImageCopy, kd_image_copy_clear)
+/* Chooses the host for a new desktop: *@out_vol is its image volume, or
+ * NULL with @out_copy filled when the image must be copied there first. */
 KdBrokerHost *kd_broker_place (KdBroker *broker, KdImageRow *img, KdTemplateRow *tpl, KdPoolRow *pool,
-                               GArray *allowed, KdImageVolumeRow **out_vol, GError **error);
+                               GArray *allowed, KdImageVolumeRow **out_vol, KdImageCopy *out_copy,
+                               GError **error);
 
 void kd_broker_consoles_init (KdBroker *broker);
 void kd_broker_consoles_fini (KdBroker *broker);

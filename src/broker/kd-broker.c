@@ -215,6 +215,8 @@ kd_broker_new (KdConfig *config, KdStore *store)
   kd_broker_consoles_init (b);
   b->rr_cursors = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, g_free);
   b->pool_problems = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, g_free);
+  b->copy_waiters = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free,
+                                           (GDestroyNotify) g_ptr_array_unref);
   b->importing = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   b->report.orphans = g_ptr_array_new_with_free_func ((GDestroyNotify) kd_orphan_free);
   b->report.problems = g_ptr_array_new_with_free_func ((GDestroyNotify) kd_problem_free);
@@ -275,6 +277,7 @@ kd_broker_free (KdBroker *b)
   kd_broker_consoles_fini (b);
   g_hash_table_destroy (b->rr_cursors);
   g_hash_table_destroy (b->pool_problems);
+  g_hash_table_destroy (b->copy_waiters);
   g_hash_table_destroy (b->importing);
   g_ptr_array_unref (b->report.orphans);
   g_ptr_array_unref (b->report.problems);

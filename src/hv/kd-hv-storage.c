@@ -318,6 +318,128 @@ fail_noVol:
 }
 
 /**
+ * kd_hv_volume_download:
+ * @path: a new file to write the volume's bytes to (0600)
+ * @out_simulated: (out): TRUE on a simulated host: nothing was written
+ *
+ * Streams volume @volume of kvmdesk's pool into @path
+ * (virStorageVolDownload), calling @progress after each chunk; returns
+ * the byte count in *@out_size. On failure @path is removed. Blocking.
+ */
+gboolean
+kd_hv_volume_download (KdHvHost          *host,
+                       const char        *volume,
+                       const char        *path,
+                       KdHvProgressFunc   progress,
+                       gpointer           user_data,
+                       GCancellable      *cancellable,
+                       gint64            *out_size,
+                       gboolean          *out_simulated,
+                       GError           **error)
+{
+  g_autoptr(virConnect) conn = NULL;
+  g_autoptr(virStoragePool) pool = NULL;
+  g_autoptr(virStorageVol) vol = NULL;
+  g_autoptr(virStream) stream = NULL;
+  g_autofree char *buf = NULL;
+  virStorageVolInfo info;
+  gint64 done = 0;
+  int fd;
+
+  if (!kd_hv_volume_name_check (volume, error))
+    return FALSE;
+  conn = kd_hv_host_get_connection (host, error);
+  if (conn == NULL)
+    return FALSE;
+  pool = kd_hv_open_pool (host, conn, TRUE, error);
+  if (pool == NULL)
+    return FALSE;
+  vol = virStorageVolLookupByName (pool, volume);
+  if (vol == NULL || virStorageVolGetInfo (vol, &info) < 0)
+    {
+      kd_hv_set_error_from_libvirt (error, host, conn, "cannot find volume '%s'", volume);
+      return FALSE;
+    }
+  *out_simulated = kd_hv_host_is_simulated (host);
+  *out_size = 0;
+  if (*out_simulated)
+    return TRUE;
+  fd = g_open (path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOCTTY, 0600);
+  if (fd < 0)
+    {
+      int saved = errno;
+      g_set_error (error, KD_HV_ERROR, KD_HV_ERROR_FAILED, "cannot create '%s': %s", path,
+                   g_strerror (saved));
+      return FALSE;
+    }
+  stream = virStreamNew (conn, 0);
+  if (stream == NULL || virStorageVolDownload (vol, stream, 0, 0, 0) < 0)
+    {
+      kd_hv_set_error_from_libvirt (error, host, conn, "cannot download volume '%s'", volume);
+      goto fail;
+    }
+  buf = g_malloc (KD_HV_UPLOAD_CHUNK_BYTES);
+  for (;;)
+    {
+      int n;
+      gsize written = 0;
+
+      if (g_cancellable_set_error_if_cancelled (cancellable, error))
+        {
+          virStreamAbort (stream);
+          goto fail;
+        }
+      n = virStreamRecv (stream, buf, KD_HV_UPLOAD_CHUNK_BYTES);
+      if (n < 0)
+        {
+          kd_hv_set_error_from_libvirt (error, host, conn, "download of volume '%s' failed", volume);
+          virStreamAbort (stream);
+          goto fail;
+        }
+      if (n == 0)
+        break;
+      while (written < (gsize) n)
+        {
+          ssize_t w = write (fd, buf + written, n - written);
+          if (w < 0 && errno == EINTR)
+            continue;
+          if (w < 0)
+            {
+              int saved = errno;
+              g_set_error (error, KD_HV_ERROR, KD_HV_ERROR_FAILED, "cannot write '%s': %s", path,
+                           g_strerror (saved));
+              virStreamAbort (stream);
+              goto fail;
+            }
+          written += w;
+        }
+      done += n;
+      if (progress != NULL)
+        progress (done, (gint64) info.allocation, user_data);
+    }
+  if (virStreamFinish (stream) < 0)
+    {
+      kd_hv_set_error_from_libvirt (error, host, conn, "cannot finish the download of '%s'", volume);
+      goto fail;
+    }
+  if (close (fd) < 0)
+    {
+      fd = -1;
+      g_set_error (error, KD_HV_ERROR, KD_HV_ERROR_FAILED, "cannot write '%s'", path);
+      goto fail;
+    }
+  *out_size = done;
+  return TRUE;
+
+fail:
+  virResetLastError ();
+  if (fd >= 0)
+    close (fd);
+  g_unlink (path);
+  return FALSE;
+}
+
+/**
  * kd_hv_overlay_create:
  *
  * Creates a qcow2 volume whose backing store is @backing_path: a linked

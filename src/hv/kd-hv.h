@@ -186,6 +186,19 @@ typedef void (*KdHvProgressFunc) (gint64   done,
                                   gint64   total,
                                   gpointer user_data);
 
+/* Blocking: streams volume @volume into the new file @path
+ * (virStorageVolDownload); on a simulated host writes nothing and sets
+ * *@out_simulated. */
+gboolean kd_hv_volume_download (KdHvHost          *host,
+                                const char        *volume,
+                                const char        *path,
+                                KdHvProgressFunc   progress,
+                                gpointer           user_data,
+                                GCancellable      *cancellable,
+                                gint64            *out_size,
+                                gboolean          *out_simulated,
+                                GError           **error);
+
 /* Blocking: creates volume @volume in kvmdesk's pool with @info's format
  * and size and streams @path into it (virStorageVolUpload + virStream),
  * calling @progress from the worker thread. On a simulated (test://) host

@@ -102,7 +102,7 @@ check_host (const KdSchedHost *h, const KdSchedRequest *req, GString *why)
           g_string_append_printf (why, "no label '%s'", req->labels[i]);
         return KD_REFUSE_LABEL;
       }
-  if (!h->has_image && !h->image_importable)
+  if (!h->has_image && !h->image_importing && !h->image_importable)
     {
       if (why)
         g_string_append (why, "does not hold the image and cannot import it");

@@ -61,6 +61,7 @@ typedef struct {
   const char *const  *labels;                /* NULL-terminated, may be NULL */
   gboolean            has_image;
   gboolean            image_importable;      /* can get it before the desktop starts */
+  gboolean            image_importing;       /* a copy to it is under way: it will hold it */
 } KdSchedHost;
 
 /* What one desktop needs, and where it may go. */

@@ -131,23 +131,90 @@ class PlacementTest(DaemonTestCase):
         self.assertIn(host + ": ", events[0]["message"])
         self.assertRegex(events[0]["message"], r"(vCPUs \d+/\d+ used, needs 1|memory [\d.]+/[\d.]+ GiB used, needs 0\.5)")
 
-    def test_maintenance_and_direct_refusal(self):
+    def test_maintenance_and_image_copy(self):
+        """A host in maintenance gets no new desktop; the desktop goes to a
+        host with room, and the image is copied there first."""
         host = self.hosts[0]
         self.api("PATCH", "/api/v1/hosts/" + host, {"maintenance": True})
         self.addCleanup(self.api, "PATCH", "/api/v1/hosts/" + host, {"maintenance": False})
+        events = self.api("GET", "/api/v1/events?object_type=host&object_name=%s&limit=50" % host)
+        self.assertTrue([e for e in events if "maintenance on" in e["message"]], events[:5])
         name = "d-" + random_suffix()
-        status, err = self.daemon.exchange("POST", "/api/v1/desktops",
-                                           {"name": name, "image": self.image,
-                                            "template": self.template})
-        self.assertEqual(status, 503, err)
-        self.assertIn("%s: maintenance" % host, err["error"])
-        self.assertIn("does not hold the image", err["error"])
-        self.assertEqual(self.daemon.status_of("GET", "/api/v1/desktops/" + name)[0], 404,
-                         "nothing is created when nothing fits")
-        events = self.api("GET", "/api/v1/events?object_type=host&limit=50")
-        self.assertTrue([e for e in events if e["object_name"] == host and "maintenance on" in e["message"]],
-                        events[:5])
+        d = self.api("POST", "/api/v1/desktops", {"name": name, "image": self.image,
+                                                  "template": self.template}, expect=201)
+        self.addCleanup(self.daemon.status_of, "DELETE", "/api/v1/desktops/" + name)
+        self.assertNotEqual(d["host"], host)
+        d = wait_until(lambda: (lambda x: x if x["state"] == "stopped" else None)(
+            self.api("GET", "/api/v1/desktops/" + name)), timeout=60, what="desktop stopped")
+        vols = self.api("GET", "/api/v1/images/" + self.image)["volumes"]
+        on = {v["host"]: v for v in vols}
+        self.assertEqual(on[d["host"]]["state"], "ready", vols)
+        copies = [e for e in self.api("GET", "/api/v1/events?object_type=image&object_name=%s&limit=100"
+                                      % self.image) if e["action"] == "copy"]
+        self.assertTrue([e for e in copies if "copied from host '%s' to host '%s'" % (host, d["host"])
+                         in e["message"]], copies)
+        # A pool that may only use the host in maintenance says so, once.
+        pool = "maint-" + random_suffix()
+        self.api("POST", "/api/v1/pools", {"name": pool, "image": self.image, "template": self.template,
+                                           "size": 2, "warm": 2, "hosts": [host]}, expect=201)
+        self.addCleanup(self.remove_pool, pool)
+        ev = wait_until(lambda: [e for e in self.api(
+            "GET", "/api/v1/events?object_type=pool&object_name=%s&limit=50" % pool)
+            if e["action"] == "placement"], timeout=20, what="placement event")
+        time.sleep(2)
+        ev = [e for e in self.api("GET", "/api/v1/events?object_type=pool&object_name=%s&limit=50" % pool)
+              if e["action"] == "placement"]
+        self.assertEqual(len(ev), 1, ev)
+        self.assertIn("%s: maintenance" % host, ev[0]["message"])
+        self.assertIn("other hosts are not in the pool's list", ev[0]["message"])
 
+    def test_spread_pack_round_robin(self):
+        """Spread puts each new desktop on the emptiest host (copying the
+        image where needed), pack fills one host first, round-robin takes
+        the pool's list in turn."""
+        spread = "spread-" + random_suffix()
+        self.api("POST", "/api/v1/pools", {"name": spread, "image": self.image,
+                                           "template": self.template, "size": 6, "warm": 6},
+                 expect=201)
+        self.addCleanup(self.remove_pool, spread)
+        desks = wait_until(lambda: (lambda ds: ds if len(ds) == 6 else None)(self.pool_desktops(spread)),
+                           timeout=120, what="6 spread desktops")
+        # Most free memory first: the five 5-GiB hosts (4 GiB free after the
+        # reserve) take one each, then one of them (3.5 GiB) beats every
+        # 4-GiB host (3 GiB).
+        biggest = {h for h in self.hosts if self.sizes[h][1] == 5}
+        counts = collections.Counter(d["host"] for d in desks)
+        self.assertEqual(set(counts), biggest, counts)
+        self.assertEqual(sorted(counts.values()), [1, 1, 1, 1, 2], counts)
+
+        pack = "pack-" + random_suffix()
+        allowed = self.hosts[4:8]            # 4 hosts: pack fills the smallest first
+        self.api("POST", "/api/v1/pools", {"name": pack, "image": self.image, "template": self.template,
+                                           "size": 3, "warm": 3, "placement": "pack",
+                                           "hosts": allowed}, expect=201)
+        self.addCleanup(self.remove_pool, pack)
+        desks = wait_until(lambda: (lambda ds: ds if len(ds) == 3 else None)(self.pool_desktops(pack)),
+                           timeout=120, what="3 packed desktops")
+        counts = collections.Counter(d["host"] for d in desks)
+        self.assertLessEqual(len(counts), 2, counts)
+        self.assertGreaterEqual(max(counts.values()), 2, counts)
+
+        rr = "rr-" + random_suffix()
+        order = [self.hosts[10], self.hosts[13], self.hosts[16]]
+        self.api("POST", "/api/v1/pools", {"name": rr, "image": self.image, "template": self.template,
+                                           "size": 6, "warm": 6, "placement": "round-robin",
+                                           "hosts": order}, expect=201)
+        self.addCleanup(self.remove_pool, rr)
+        desks = wait_until(lambda: (lambda ds: ds if len(ds) == 6 else None)(self.pool_desktops(rr)),
+                           timeout=120, what="6 round-robin desktops")
+        counts = collections.Counter(d["host"] for d in desks)
+        self.assertEqual(set(counts), set(order), counts)
+        self.assertEqual(sorted(counts.values()), [2, 2, 2], counts)
+        pool = self.api("GET", "/api/v1/pools/" + rr)
+        self.assertEqual(pool["placement"], "round-robin")
+        for bad in ("random", "", 3):
+            status, err = self.daemon.status_of("PATCH", "/api/v1/pools/" + rr, {"placement": bad})
+            self.assertEqual(status, 400, err)
 
 if __name__ == "__main__":
     unittest.main()

@@ -142,6 +142,10 @@ test_filter_labels_and_image (void)
                   "hv2: does not hold the image and cannot import it; hv3: no label 'ssd'");
   hosts[1].image_importable = TRUE;
   g_assert_cmpint (kd_sched_place (hosts, 3, &req, NULL), ==, 1);
+  /* A copy already on its way there counts as the image. */
+  hosts[1].image_importable = FALSE;
+  hosts[1].image_importing = TRUE;
+  g_assert_cmpint (kd_sched_place (hosts, 3, &req, NULL), ==, 1);
 }
 
 static void
