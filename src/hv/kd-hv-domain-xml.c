@@ -109,6 +109,12 @@ kd_hv_domain_spec_validate (const KdHvDomainSpec  *spec,
     return kd_invalid (error, "display", "'%s' is not one of vnc, spice, dbus", spec->display);
   if (!kd_check_text ("graphics_passwd", spec->graphics_passwd, FALSE, 64, error))
     return FALSE;
+  for (guint i = 0; spec->hostdevs != NULL && spec->hostdevs[i] != NULL; i++)
+    {
+      g_autofree char *canon = kd_hv_pci_address_parse (spec->hostdevs[i], NULL);
+      if (canon == NULL || !g_str_equal (canon, spec->hostdevs[i]))
+        return kd_invalid (error, "hostdevs", "'%s' is not a PCI address", spec->hostdevs[i]);
+    }
   if (!kd_check_text ("graphics_listen", spec->graphics_listen, FALSE, 255, error))
     return FALSE;
   if (!kd_check_text ("network", spec->network, FALSE, 255, error))
@@ -217,6 +223,37 @@ kd_hv_add_graphics (xmlNode              *devices,
   kd_hv_add_one_graphics (devices, spec, "vnc");
   if (g_str_equal (display, "spice"))
     kd_hv_add_one_graphics (devices, spec, "spice");
+}
+
+/* <hostdev mode='subsystem' type='pci' managed='yes'> per function:
+ * libvirt detaches it from its host driver while the desktop runs. */
+static void
+kd_hv_add_hostdevs (xmlNode              *devices,
+                    const KdHvDomainSpec *spec)
+{
+  for (guint i = 0; spec->hostdevs != NULL && spec->hostdevs[i] != NULL; i++)
+    {
+      unsigned int domain, bus, slot, function;
+      xmlNode *h, *src, *addr;
+      char buf[16];
+
+      if (sscanf (spec->hostdevs[i], "%x:%x:%x.%x", &domain, &bus, &slot, &function) != 4)
+        continue;   /* checked by kd_hv_domain_spec_check() */
+      h = kd_el (devices, "hostdev");
+      kd_attr (h, "mode", "subsystem");
+      kd_attr (h, "type", "pci");
+      kd_attr (h, "managed", "yes");
+      src = kd_el (h, "source");
+      addr = kd_el (src, "address");
+      g_snprintf (buf, sizeof buf, "0x%04x", domain);
+      kd_attr (addr, "domain", buf);
+      g_snprintf (buf, sizeof buf, "0x%02x", bus);
+      kd_attr (addr, "bus", buf);
+      g_snprintf (buf, sizeof buf, "0x%02x", slot);
+      kd_attr (addr, "slot", buf);
+      g_snprintf (buf, sizeof buf, "0x%x", function);
+      kd_attr (addr, "function", buf);
+    }
 }
 
 static void
@@ -343,6 +380,7 @@ kd_hv_domain_xml_build (const KdHvDomainSpec  *spec,
 
   kd_hv_add_network (devices, spec);
   kd_hv_add_graphics (devices, spec);
+  kd_hv_add_hostdevs (devices, spec);
 
   if (!is_test)
     {

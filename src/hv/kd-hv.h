@@ -265,6 +265,29 @@ GPtrArray  *kd_hv_volume_list (KdHvHost  *host,
                                GError   **error);
 
 /* ------------------------------------------------------------------ */
+/* PCI passthrough (kd-hv-pci.c) */
+
+typedef struct {
+  char   *address;        /* "0000:01:00.0" */
+  char   *driver;         /* bound driver, NULL when none */
+  char   *product;
+  char   *vendor;
+  gint64  iommu_group;    /* -1: none (IOMMU off) */
+  char  **group_members;  /* addresses in its IOMMU group, itself included */
+  char  **mdev_types;     /* mediated device types it offers (vGPU) */
+} KdHvPciDevice;
+
+void     kd_hv_pci_device_clear (KdHvPciDevice *dev);
+G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (KdHvPciDevice, kd_hv_pci_device_clear)
+char    *kd_hv_pci_address_parse (const char *text, GError **error);
+gboolean kd_hv_pci_device_parse  (const char *xml, KdHvPciDevice *out, GError **error);
+gboolean kd_hv_gpu_check         (const KdHvPciDevice *functions, guint n,
+                                  const char *const *passed, GError **error);
+/* Blocking: the node device of @address on the host. */
+gboolean kd_hv_pci_device_get    (KdHvHost *host, const char *address, KdHvPciDevice *out,
+                                  GError **error);
+
+/* ------------------------------------------------------------------ */
 /* Domain XML: pure, built with libxml2 (values always escaped). */
 
 typedef struct {
@@ -283,6 +306,7 @@ typedef struct {
   const char *graphics_listen; /* "127.0.0.1" */
   const char *graphics_passwd; /* NULL: none; a secret nobody is told, so that
                                 * reaching the port is not enough */
+  const char *const *hostdevs; /* PCI addresses passed through (a GPU's functions), may be NULL */
   const char *network;         /* "none" | "user" | NAME | "bridge:NAME" */
   /* <metadata><kvmdesk:desktop xmlns:kvmdesk=NS> */
   const char *instance_id;     /* the kvmdesk installation */

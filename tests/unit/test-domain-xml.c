@@ -23,6 +23,7 @@ static const char *const cases[] = {
   "escaping",
   "uuid-machine",
   "test-driver",
+  "gpu",
   "error-missing-name",
   "error-empty-name",
   "error-vcpus",
@@ -33,6 +34,7 @@ static const char *const cases[] = {
   "error-disk-path",
   "error-relative-disk",
   "error-bad-uuid",
+  "error-hostdev",
   "error-control-char",
   "error-empty-bridge",
   "error-bad-bridge",
@@ -62,7 +64,7 @@ spec_from_json (JsonObject     *obj,
 {
   static const char *const known[] = {
     "name", "uuid", "title", "domain_type", "arch", "machine", "vcpus", "memory_mib",
-    "disk_path", "disk_format", "firmware", "display", "graphics_listen", "graphics_passwd", "network",
+    "disk_path", "disk_format", "firmware", "display", "graphics_listen", "graphics_passwd", "hostdevs", "network",
     "instance_id", "desktop_id", "desktop_name", NULL,
   };
   g_autoptr(GList) members = json_object_get_members (obj);
@@ -85,6 +87,14 @@ spec_from_json (JsonObject     *obj,
   spec->display = member_string (obj, "display");
   spec->graphics_listen = member_string (obj, "graphics_listen");
   spec->graphics_passwd = member_string (obj, "graphics_passwd");
+  if (json_object_has_member (obj, "hostdevs"))
+    {
+      JsonArray *arr = json_object_get_array_member (obj, "hostdevs");
+      const char **v = g_new0 (const char *, json_array_get_length (arr) + 1);
+      for (guint i = 0; i < json_array_get_length (arr); i++)
+        v[i] = json_array_get_string_element (arr, i);
+      spec->hostdevs = v;   /* freed with the test process */
+    }
   spec->network = member_string (obj, "network");
   spec->instance_id = member_string (obj, "instance_id");
   spec->desktop_id = member_string (obj, "desktop_id");
