@@ -68,7 +68,109 @@ kd_api_host_settings (JsonObject *obj, KdHostSettings *s, GPtrArray **labels, GE
       g_ptr_array_add (*labels, NULL);
       s->labels = (char **) (*labels)->pdata;
     }
+  /* Last: nothing after it can fail and leave it to free. */
+  return kd_api_host_gpus (obj, "gpus", &s->gpus, error);
+}
+
+/**
+ * kd_api_host_gpus:
+ * Reads @member, an array of GPUs, each an array of PCI address strings
+ * (or one string "A,B"), into GStrvs. Absent: *@out NULL.
+ */
+gboolean
+kd_api_host_gpus (JsonObject *obj, const char *member, GPtrArray **out, GError **error)
+{
+  JsonNode *node = json_object_get_member (obj, member);
+  g_autoptr(GPtrArray) gpus = g_ptr_array_new_with_free_func ((GDestroyNotify) g_strfreev);
+  JsonArray *arr;
+
+  *out = NULL;
+  if (node == NULL || JSON_NODE_HOLDS_NULL (node))
+    return TRUE;
+  if (!JSON_NODE_HOLDS_ARRAY (node) || json_array_get_length (arr = json_node_get_array (node)) > 64)
+    goto bad;
+  for (guint i = 0; i < json_array_get_length (arr); i++)
+    {
+      JsonNode *g = json_array_get_element (arr, i);
+      GPtrArray *fns = g_ptr_array_new_with_free_func (g_free);
+
+      if (JSON_NODE_HOLDS_VALUE (g) && json_node_get_value_type (g) == G_TYPE_STRING)
+        {
+          g_auto(GStrv) parts = g_strsplit (json_node_get_string (g), ",", 9);
+          for (guint k = 0; parts[k] != NULL; k++)
+            g_ptr_array_add (fns, g_strdup (g_strstrip (parts[k])));
+        }
+      else if (JSON_NODE_HOLDS_ARRAY (g) && json_array_get_length (json_node_get_array (g)) <= 8)
+        {
+          JsonArray *a = json_node_get_array (g);
+          for (guint k = 0; k < json_array_get_length (a); k++)
+            {
+              JsonNode *e = json_array_get_element (a, k);
+              if (!JSON_NODE_HOLDS_VALUE (e) || json_node_get_value_type (e) != G_TYPE_STRING)
+                {
+                  g_ptr_array_unref (fns);
+                  goto bad;
+                }
+              g_ptr_array_add (fns, g_strdup (json_node_get_string (e)));
+            }
+        }
+      else
+        {
+          g_ptr_array_unref (fns);
+          goto bad;
+        }
+      g_ptr_array_set_free_func (fns, NULL);
+      g_ptr_array_add (fns, NULL);
+      g_ptr_array_add (gpus, g_ptr_array_free (fns, FALSE));
+    }
+  *out = g_steal_pointer (&gpus);
   return TRUE;
+
+bad:
+  g_set_error (error, KD_ERROR, KD_ERROR_INVALID,
+               "field '%s' must be a list of GPUs, each a list of PCI addresses (at most 64 GPUs of 8 "
+               "functions)", member);
+  return FALSE;
+}
+
+static void
+kd_api_host_gpus_set (GObject *src, GAsyncResult *res, gpointer data)
+{
+  KdApiRequest *req = data;
+  g_autoptr(GError) error = NULL;
+  KdBrokerHost *h = kd_broker_host_set_gpus_finish (req->server->broker, res, &error);
+
+  if (h == NULL)
+    kd_api_respond_error (req, error);
+  else
+    kd_api_respond_json (req, 200, kd_api_json_host (req->server->broker, h));
+  kd_api_request_unref (req);
+}
+
+/* PUT /hosts/{name}/gpus {"gpus": [["0000:01:00.0", "0000:01:00.1"], …]} */
+void
+kd_api_host_put_gpus (KdApiRequest *req, const char *name)
+{
+  static const char *const allowed[] = { "gpus", NULL };
+  g_autoptr(JsonObject) obj = kd_api_body_object (req);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) gpus = NULL;
+
+  if (obj == NULL)
+    return;
+  if (!kd_json_check_members (obj, allowed, &error) || !kd_api_host_gpus (obj, "gpus", &gpus, &error))
+    {
+      kd_api_respond_error (req, error);
+      return;
+    }
+  if (gpus == NULL)
+    {
+      kd_api_respond_errorf (req, 400, "invalid", "field 'gpus' is required ([] removes every GPU)");
+      return;
+    }
+  kd_broker_host_set_gpus_async (req->server->broker, name, gpus, req->user, kd_api_host_gpus_set,
+                                 kd_api_request_ref (req));
+  kd_api_request_suspend (req);
 }
 
 /* PATCH /hosts/{name} */
@@ -118,6 +220,40 @@ kd_api_json_host_placement (JsonBuilder *b, KdBroker *broker, KdBrokerHost *h)
   for (guint i = 0; labels[i] != NULL; i++)
     json_builder_add_string_value (b, labels[i]);
   json_builder_end_array (b);
+  {
+    g_autoptr(GPtrArray) gpus = kd_store_host_gpu_list (kd_broker_get_store (broker), h->row->id, NULL);
+    json_builder_set_member_name (b, "gpus");
+    json_builder_begin_array (b);
+    for (guint i = 0; gpus != NULL && i < gpus->len; i++)
+      {
+        KdHostGpuRow *g = gpus->pdata[i];
+        g_auto(GStrv) fns = g_strsplit (g->addresses, ",", -1);
+        g_auto(GStrv) types = kd_broker_labels_split (g->mdev_types);
+        g_autoptr(KdDesktopRow) d = g->desktop_id
+          ? kd_store_desktop_get (kd_broker_get_store (broker), g->desktop_id, NULL) : NULL;
+        json_builder_begin_object (b);
+        json_builder_set_member_name (b, "addresses");
+        json_builder_begin_array (b);
+        for (guint k = 0; fns[k] != NULL; k++)
+          json_builder_add_string_value (b, fns[k]);
+        json_builder_end_array (b);
+        json_builder_set_member_name (b, "product");
+        g->product ? json_builder_add_string_value (b, g->product) : json_builder_add_null_value (b);
+        json_builder_set_member_name (b, "driver");
+        g->driver ? json_builder_add_string_value (b, g->driver) : json_builder_add_null_value (b);
+        json_builder_set_member_name (b, "iommu_group");
+        json_builder_add_int_value (b, g->iommu_group);
+        json_builder_set_member_name (b, "mdev_types");
+        json_builder_begin_array (b);
+        for (guint k = 0; types[k] != NULL; k++)
+          json_builder_add_string_value (b, types[k]);
+        json_builder_end_array (b);
+        json_builder_set_member_name (b, "desktop");
+        d ? json_builder_add_string_value (b, d->name) : json_builder_add_null_value (b);
+        json_builder_end_object (b);
+      }
+    json_builder_end_array (b);
+  }
   json_builder_set_member_name (b, "use");
   json_builder_begin_object (b);
   json_builder_set_member_name (b, "vcpus");

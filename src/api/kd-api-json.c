@@ -151,6 +151,7 @@ kd_api_json_template (KdTemplateRow *row)
   kd_json_add_str (b, "network", row->network);
   kd_json_add_str (b, "firmware", row->firmware);
   kd_json_add_int (b, "rdp_port", row->rdp_port);
+  kd_json_add_int (b, "gpus", row->gpus);
   kd_json_add_time (b, "created_at", row->created_at);
   json_builder_end_object (b);
   return json_builder_get_root (b);

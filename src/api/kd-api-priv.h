@@ -148,6 +148,8 @@ void kd_api_respond_raw (KdApiRequest *req, guint status, struct MHD_Response *r
 GPtrArray *kd_api_names_list (JsonObject *obj, const char *member, GError **error);
 gboolean kd_api_host_settings (JsonObject *obj, KdHostSettings *s, GPtrArray **labels, GError **error);
 void     kd_api_host_patch    (KdApiRequest *req, const char *name);
+void     kd_api_host_put_gpus (KdApiRequest *req, const char *name);
+gboolean kd_api_host_gpus     (JsonObject *obj, const char *member, GPtrArray **out, GError **error);
 void     kd_api_json_host_placement (JsonBuilder *b, KdBroker *broker, KdBrokerHost *h);
 
 /* JSON views (kd-api-json.c) */

@@ -516,7 +516,7 @@ kd_api_hosts (KdApiRequest *req)
     {
       static const char *const allowed[] = { "name", "uri", "graphics_listen", "console_access",
                                              "maintenance", "cpu_ratio", "memory_ratio", "disk_ratio",
-                                             "memory_reserved_mib", "labels", NULL };
+                                             "memory_reserved_mib", "labels", "gpus", NULL };
       g_autoptr(JsonObject) obj = kd_api_body_object (req);
       g_autoptr(GPtrArray) labels = NULL;
       const char *name = NULL, *uri = NULL, *listen = NULL, *access = NULL;
@@ -539,6 +539,7 @@ kd_api_hosts (KdApiRequest *req)
       spec.graphics_listen = (char *) listen;
       spec.console_access = (char *) access;
       kd_broker_host_add_async (b, &spec, &settings, req->user, kd_host_added, kd_api_request_ref (req));
+      g_clear_pointer (&settings.gpus, g_ptr_array_unref);
       kd_api_request_suspend (req);
     }
   else if (req->n_segs == 4 && IS ("GET"))
@@ -551,6 +552,8 @@ kd_api_hosts (KdApiRequest *req)
     }
   else if (req->n_segs == 4 && IS ("PATCH"))
     kd_api_host_patch (req, SEG (3));
+  else if (req->n_segs == 5 && IS ("PUT") && g_strcmp0 (SEG (4), "gpus") == 0)
+    kd_api_host_put_gpus (req, SEG (3));
   else if (req->n_segs == 4 && IS ("DELETE"))
     {
       kd_broker_host_remove_async (b, SEG (3), req->user, kd_host_removed, kd_api_request_ref (req));
@@ -665,11 +668,11 @@ kd_api_templates (KdApiRequest *req)
   else if (req->n_segs == 3 && IS ("POST"))
     {
       static const char *const allowed[] = { "name", "vcpus", "memory_mib", "disk_gib", "display",
-                                             "network", "firmware", "rdp_port", NULL };
+                                             "network", "firmware", "rdp_port", "gpus", NULL };
       g_autoptr(JsonObject) obj = kd_api_body_object (req);
       g_autoptr(KdTemplateRow) row = NULL;
       KdTemplateSpec spec = { 0 };
-      gint64 vcpus = 1, memory = 1024, disk = 10, rdp_port = 0;
+      gint64 vcpus = 1, memory = 1024, disk = 10, rdp_port = 0, gpus = 0;
 
       if (obj == NULL)
         return;
@@ -681,7 +684,8 @@ kd_api_templates (KdApiRequest *req)
           !kd_json_get_string (obj, "display", FALSE, &spec.display, &error) ||
           !kd_json_get_string (obj, "network", FALSE, &spec.network, &error) ||
           !kd_json_get_string (obj, "firmware", FALSE, &spec.firmware, &error) ||
-          !kd_json_get_int (obj, "rdp_port", FALSE, &rdp_port, &error))
+          !kd_json_get_int (obj, "rdp_port", FALSE, &rdp_port, &error) ||
+          !kd_json_get_int (obj, "gpus", FALSE, &gpus, &error))
         {
           kd_api_respond_error (req, error);
           return;
@@ -697,6 +701,7 @@ kd_api_templates (KdApiRequest *req)
       spec.memory_mib = memory;
       spec.disk_gib = disk;
       spec.rdp_port = rdp_port;
+      spec.gpus = gpus;
       row = kd_broker_template_add (b, &spec, req->user, &error);
       if (row == NULL)
         kd_api_respond_error (req, error);

@@ -142,6 +142,7 @@ typedef struct {
   KdHvImageInfo   copy_info;
   gint64          copy_vol_id;  /* its image_volumes row, "importing" */
   gint64          wait_volume_id; /* another create copies it: start when it is there */
+  char          **hostdevs;     /* the functions of its GPUs */
   gboolean        copy_simulated;
   gboolean        copied;
   KdHvDomainSpec  spec;         /* borrowed strings below */
@@ -183,6 +184,7 @@ kd_create_job_free (KdCreateJob *j)
   g_free (j->display);
   g_free (j->graphics_listen);
   g_free (j->graphics_passwd);
+  g_strfreev (j->hostdevs);
   g_free (j->network);
   g_free (j->firmware);
   g_free (j->overlay_path);
@@ -247,6 +249,7 @@ kd_create_run (gpointer data, GCancellable *cancellable)
   j->spec.display = j->display;
   j->spec.graphics_listen = j->graphics_listen;
   j->spec.graphics_passwd = j->graphics_passwd;
+  j->spec.hostdevs = (const char *const *) j->hostdevs;
   j->spec.network = j->network;
   j->spec.instance_id = j->instance_id;
   j->spec.desktop_id = j->desktop_id;
@@ -476,6 +479,7 @@ kd_broker_desktop_create_spec_async (KdBroker *b, const KdDesktopCreateSpec *cs,
   g_autoptr(KdImageVolumeRow) import_vol = NULL;
   g_autoptr(KdImageVersionRow) version = NULL;
   g_auto(KdImageCopy) copy = { 0 };
+  g_auto(GStrv) hostdevs = NULL;
   g_autoptr(KdDesktopRow) existing = NULL;
   g_autoptr(KdDesktopRow) row = NULL;
   const char *name = cs->name, *image = cs->image, *template_name = cs->template_name;
@@ -563,9 +567,22 @@ kd_broker_desktop_create_spec_async (KdBroker *b, const KdDesktopCreateSpec *cs,
         kd_store_image_volume_delete (b->store, import_vol->id, NULL);
       goto fail;
     }
+  if (tpl->gpus > 0)
+    {
+      hostdevs = kd_broker_gpus_take (b, h->row->id, row->id, tpl->gpus, &error);
+      if (hostdevs == NULL)
+        {
+          g_prefix_error (&error, "host '%s': ", h->row->name);
+          kd_store_desktop_delete (b->store, row->id, NULL);
+          if (import_vol != NULL)
+            kd_store_image_volume_delete (b->store, import_vol->id, NULL);
+          goto fail;
+        }
+    }
   kd_broker_desktop_event (b, row, actor, "create", NULL, KD_DESKTOP_PROVISIONING,
-                           "desktop '%s' is being created on host '%s' from image '%s' and template '%s'",
-                           name, h->row->name, img->name, tpl->name);
+                           "desktop '%s' is being created on host '%s' from image '%s' and template '%s'%s",
+                           name, h->row->name, img->name, tpl->name,
+                           hostdevs != NULL ? " with a passthrough GPU" : "");
   kd_broker_busy_set (b, row->id, "create");
 
   j = g_new0 (KdCreateJob, 1);
@@ -599,6 +616,7 @@ kd_broker_desktop_create_spec_async (KdBroker *b, const KdDesktopCreateSpec *cs,
   j->instance_id = g_strdup (kd_store_get_instance_id (b->store));
   j->desktop_id = g_strdup_printf ("%" G_GINT64_FORMAT, j->row->id);
   j->display = g_strdup (tpl->display);
+  j->hostdevs = g_steal_pointer (&hostdevs);
   j->graphics_listen = g_strdup (h->row->graphics_listen ? h->row->graphics_listen : "127.0.0.1");
   /* Nobody is told this password: a viewer gets a one-time one. */
   j->graphics_passwd = kd_random_password (KD_BROKER_VNC_PASSWORD_LEN);

@@ -461,9 +461,11 @@ kd_broker_template_add (KdBroker *b, const KdTemplateSpec *spec, const char *act
                    "display '%.40s' is invalid: use vnc or spice", display);
       return NULL;
     }
-  if (!kd_range_check_int64 ("rdp_port", spec->rdp_port, 0, 65535, error))
+  if (!kd_range_check_int64 ("rdp_port", spec->rdp_port, 0, 65535, error) ||
+      !kd_range_check_int64 ("gpus", spec->gpus, 0, 8, error))
     return NULL;
   row->rdp_port = spec->rdp_port;
+  row->gpus = spec->gpus;
   if (!kd_template_check_network (network, error))
     return NULL;
   if (!g_str_equal (firmware, "bios") && !g_str_equal (firmware, "uefi"))

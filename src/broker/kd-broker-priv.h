@@ -38,6 +38,14 @@ struct _KdBroker {
                                          * waiting for that copy */
 };
 
+/* GPUs (kd-broker-gpus.c) */
+GPtrArray  *kd_broker_gpus_parse (GPtrArray *specs, GError **error);
+GPtrArray  *kd_broker_gpus_check (KdHvHost *hv, GPtrArray *gpus, GError **error);
+GHashTable *kd_broker_gpus_free_by_host (KdBroker *broker);
+char      **kd_broker_gpus_take (KdBroker *broker, gint64 host_id, gint64 desktop_id, gint64 count,
+                                 GError **error);
+void        kd_broker_gpus_release (KdBroker *broker, gint64 desktop_id);
+
 /* A copy of an image's current version to the chosen host, first. */
 typedef struct {
   KdBrokerHost *source;     /* borrowed: a host that holds it */

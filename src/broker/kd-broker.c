@@ -473,6 +473,9 @@ typedef struct {
   char         *console_access;
   KdHostSettings settings;     /* host add: placement settings (labels below) */
   char         *labels;
+  GPtrArray    *gpus;          /* host add: canonical GStrv per GPU, checked on the host */
+  GPtrArray    *gpu_rows;
+  gboolean      gpus_refused;  /* connected, but a GPU failed its check */
   char         *actor;
   KdHvCapacity  capacity;
   GError       *error;
@@ -488,6 +491,8 @@ kd_connect_job_free (KdConnectJob *j)
   g_free (j->graphics_listen);
   g_free (j->console_access);
   g_free (j->labels);
+  g_clear_pointer (&j->gpus, g_ptr_array_unref);
+  g_clear_pointer (&j->gpu_rows, g_ptr_array_unref);
   g_free (j->actor);
   kd_hv_capacity_clear (&j->capacity);
   g_clear_error (&j->error);
@@ -502,7 +507,9 @@ kd_connect_job_run (gpointer data, GCancellable *cancellable)
 
   if (!kd_hv_host_connect (j->hv, &j->error) ||
       !kd_hv_host_ensure_pool (j->hv, &j->error) ||
-      !kd_hv_host_read_capacity (j->hv, &j->capacity, &j->error))
+      !kd_hv_host_read_capacity (j->hv, &j->capacity, &j->error) ||
+      (j->gpus != NULL && (j->gpus_refused = (j->gpu_rows = kd_broker_gpus_check (j->hv, j->gpus,
+                                                                                 &j->error)) == NULL)))
     {
       /* Close a half-open connection in this thread: closing is an RPC. */
       kd_hv_host_disconnect (j->hv);
@@ -719,7 +726,8 @@ kd_broker_host_added (KdBroker *b, gpointer data)
   if (j->error)
     {
       /* hv's message already names the host and its URI. */
-      g_task_return_new_error (j->task, KD_ERROR, KD_ERROR_UNAVAILABLE, "%s; nothing was stored",
+      g_task_return_new_error (j->task, KD_ERROR, j->gpus_refused ? KD_ERROR_INVALID : KD_ERROR_UNAVAILABLE,
+                               "%s; nothing was stored",
                                j->error->message);
       return;
     }
@@ -742,6 +750,14 @@ kd_broker_host_added (KdBroker *b, gpointer data)
     {
       /* Lost a race with another add of the same name or URI; close the
        * connection in a worker (closing is an RPC). */
+      kd_broker_run_job (b, kd_disconnect_run, kd_disconnect_done, kd_hv_host_ref (j->hv),
+                         (GDestroyNotify) kd_hv_host_unref);
+      g_task_return_error (j->task, g_steal_pointer (&error));
+      return;
+    }
+  if (j->gpu_rows != NULL && !kd_store_host_gpus_set (b->store, row->id, j->gpu_rows, &error))
+    {
+      kd_store_host_delete (b->store, row->id, NULL);
       kd_broker_run_job (b, kd_disconnect_run, kd_disconnect_done, kd_hv_host_ref (j->hv),
                          (GDestroyNotify) kd_hv_host_unref);
       g_task_return_error (j->task, g_steal_pointer (&error));
@@ -825,6 +841,17 @@ kd_broker_host_add_async (KdBroker *b, const KdHostRow *spec, const KdHostSettin
   else
     j->settings.memory_reserved = -1;
   j->settings.labels = NULL;
+  j->settings.gpus = NULL;
+  if (settings != NULL && settings->gpus != NULL)
+    {
+      j->gpus = kd_broker_gpus_parse (settings->gpus, &error);
+      if (j->gpus == NULL)
+        {
+          kd_connect_job_free (j);
+          g_task_return_error (task, g_steal_pointer (&error));
+          return;
+        }
+    }
   j->labels = kd_broker_labels_normalize (settings ? (const char *const *) settings->labels : NULL,
                                           &error);
   if (j->labels == NULL)

@@ -114,6 +114,7 @@ typedef struct {
   double    cpu_ratio, memory_ratio, disk_ratio;
   gint64    memory_reserved;   /* bytes; -1: unchanged */
   char    **labels;            /* NULL-terminated; empty vector clears */
+  GPtrArray *gpus;             /* host add only: GStrv per GPU (PCI addresses); NULL: none */
 } KdHostSettings;
 
 KdBrokerHost *kd_broker_host_lookup (KdBroker *broker, const char *name, GError **error);
@@ -141,6 +142,11 @@ typedef struct {
   gint64 desktops;
 } KdBrokerHostUse;
 
+/* Replaces the host's passthrough GPUs (element-type GStrv: the PCI
+ * addresses of each GPU's functions), checked on the host first. */
+void          kd_broker_host_set_gpus_async (KdBroker *broker, const char *host, GPtrArray *gpus,
+                                             const char *actor, GAsyncReadyCallback cb, gpointer data);
+KdBrokerHost *kd_broker_host_set_gpus_finish (KdBroker *broker, GAsyncResult *res, GError **error);
 KdBrokerHost *kd_broker_host_set (KdBroker *broker, const char *name, const KdHostSettings *settings,
                                   const char *actor, GError **error);
 void          kd_broker_host_use (KdBroker *broker, KdBrokerHost *host, KdBrokerHostUse *out);
@@ -187,6 +193,7 @@ typedef struct {
   const char *network;
   const char *firmware;
   gint64      rdp_port;     /* 0: the guest runs no RDP server */
+  gint64      gpus;         /* whole GPUs passed through (0-8) */
 } KdTemplateSpec;
 
 KdTemplateRow *kd_broker_template_add    (KdBroker *broker, const KdTemplateSpec *spec,

@@ -588,6 +588,23 @@ add_host_settings (const KdCliInvocation *inv, JsonBuilder *b, const char *maint
   return TRUE;
 }
 
+/* --gpu A,B (repeatable): "gpus": ["A,B", …] (the server splits and checks). */
+static gboolean
+add_host_gpus (const KdCliInvocation *inv, JsonBuilder *b)
+{
+  const char *const *gpus = kd_cli_option_list (inv, "gpu");
+
+  if (gpus == NULL)
+    return FALSE;
+  json_builder_set_member_name (b, "gpus");
+  json_builder_begin_array (b);
+  for (guint i = 0; gpus[i] != NULL; i++)
+    if (*gpus[i] != '\0')
+      json_builder_add_string_value (b, gpus[i]);
+  json_builder_end_array (b);
+  return TRUE;
+}
+
 static gboolean
 run_host_add (KdCli *cli, const KdCliInvocation *inv, GError **error)
 {
@@ -614,6 +631,7 @@ run_host_add (KdCli *cli, const KdCliInvocation *inv, GError **error)
     guint n_fields = 0;
     if (!add_host_settings (inv, b, NULL, &n_fields, error))
       return FALSE;
+    add_host_gpus (inv, b);
   }
   json_builder_end_object (b);
   body = json_builder_get_root (b);
@@ -667,15 +685,30 @@ run_host_set (KdCli *cli, const KdCliInvocation *inv, GError **error)
   if (!add_host_settings (inv, b, maintenance_verb ? kd_cli_arg (inv, 1) : NULL, &n_fields, error))
     return FALSE;
   json_builder_end_object (b);
-  if (n_fields == 0)
+  if (n_fields == 0 && kd_cli_option_list (inv, "gpu") == NULL)
     {
       g_set_error (error, KD_CLI_ERROR, KD_CLI_ERROR_USAGE,
-                   "'host set' needs at least one change (--maintenance, --cpu-ratio, --label, …)");
+                   "'host set' needs at least one change (--maintenance, --cpu-ratio, --label, --gpu, …)");
       return FALSE;
     }
   body = json_builder_get_root (b);
-  if (!call (cli, "PATCH", path, body, &answer, error) || !expect_object (cli, answer, error))
+  if (n_fields > 0 &&
+      (!call (cli, "PATCH", path, body, &answer, error) || !expect_object (cli, answer, error)))
     return FALSE;
+  if (kd_cli_option_list (inv, "gpu") != NULL)
+    {
+      g_autoptr(JsonBuilder) gb = json_builder_new ();
+      g_autoptr(JsonNode) gbody = NULL;
+      g_autofree char *gpath = escaped_path (API "/hosts", name, "/gpus");
+
+      json_builder_begin_object (gb);
+      add_host_gpus (inv, gb);
+      json_builder_end_object (gb);
+      gbody = json_builder_get_root (gb);
+      g_clear_pointer (&answer, json_node_unref);
+      if (!call (cli, "PUT", gpath, gbody, &answer, error) || !expect_object (cli, answer, error))
+        return FALSE;
+    }
   if (cli->json)
     print_json (answer);
   else
@@ -1064,7 +1097,7 @@ run_template_add (KdCli *cli, const KdCliInvocation *inv, GError **error)
 {
   static const struct { const char *option; const char *member; } ints[] = {
     { "vcpus", "vcpus" }, { "memory", "memory_mib" }, { "disk", "disk_gib" },
-    { "rdp-port", "rdp_port" },
+    { "rdp-port", "rdp_port" }, { "gpus", "gpus" },
   };
   static const char *const strings[] = { "display", "network", "firmware" };
   g_autoptr(JsonBuilder) b = json_builder_new ();
@@ -2241,7 +2274,9 @@ static const KdCliOption image_publish_options[] = {
   { "memory-ratio", "R", FALSE, "memory overcommit (default 1.0)" }, \
   { "disk-ratio", "R", FALSE, "disk overcommit of the storage pool (default 1.0)" }, \
   { "memory-reserved", "MIB", FALSE, "memory kept for the host itself (default 1024)" }, \
-  { "label", "LABEL", FALSE, "a label pools can require (repeat; replaces the list)", TRUE }
+  { "label", "LABEL", FALSE, "a label pools can require (repeat; replaces the list)", TRUE }, \
+  { "gpu", "ADDR[,ADDR…]", FALSE, \
+    "a passthrough GPU: the PCI addresses of its functions (repeat; replaces the list; '' for none)", TRUE }
 static const KdCliOption host_set_options[] = {
   { "maintenance", "on|off", FALSE, "on: no new desktops are placed here", FALSE, NULL,
     on_off_choices },
@@ -2273,6 +2308,7 @@ static const KdCliOption template_add_options[] = {
     "network: none, user, a libvirt network or a bridge (default none)" },
   { "firmware", "bios|uefi", FALSE, "firmware (default bios)" },
   { "rdp-port", "PORT", FALSE, "the guest runs an RDP server on PORT (enables console.rdp)" },
+  { "gpus", "N", FALSE, "whole passthrough GPUs per desktop (0-8; default 0)" },
   { NULL }
 };
 static const KdCliOption desktop_create_options[] = {

@@ -270,6 +270,21 @@ static const KdMigration migrations[] = {
     "ALTER TABLE pools ADD COLUMN placement TEXT NOT NULL DEFAULT 'spread';"
     "ALTER TABLE pools ADD COLUMN host_labels TEXT NOT NULL DEFAULT '';"
   },
+  {
+    7, "GPU passthrough: host GPUs and their desktops, template GPUs",
+    "CREATE TABLE host_gpus ("
+    "  id          INTEGER PRIMARY KEY,"
+    "  host_id     INTEGER NOT NULL REFERENCES hosts(id) ON DELETE CASCADE,"
+    "  addresses   TEXT NOT NULL,"
+    "  product     TEXT,"
+    "  driver      TEXT,"
+    "  iommu_group INTEGER NOT NULL DEFAULT -1,"
+    "  mdev_types  TEXT NOT NULL DEFAULT '',"
+    "  desktop_id  INTEGER REFERENCES desktops(id) ON DELETE SET NULL,"
+    "  UNIQUE (host_id, addresses));"
+    "CREATE INDEX host_gpus_desktop ON host_gpus (desktop_id);"
+    "ALTER TABLE templates ADD COLUMN gpus INTEGER NOT NULL DEFAULT 0;"
+  },
 };
 
 /**

@@ -2385,10 +2385,160 @@ kd_store_image_volume_delete (KdStore  *s,
                      "image_volumes", "image volume", id, error);
 }
 
+/* ---- host GPUs -------------------------------------------------------- */
+
+#define HOST_GPU_COLS "id, host_id, addresses, product, driver, iommu_group, mdev_types, desktop_id"
+
+void
+kd_host_gpu_row_free (KdHostGpuRow *row)
+{
+  if (row == NULL)
+    return;
+  g_free (row->addresses);
+  g_free (row->product);
+  g_free (row->driver);
+  g_free (row->mdev_types);
+  g_free (row);
+}
+
+static gpointer
+read_host_gpu (sqlite3_stmt *st)
+{
+  KdHostGpuRow *row = g_new0 (KdHostGpuRow, 1);
+
+  row->id = sqlite3_column_int64 (st, 0);
+  row->host_id = sqlite3_column_int64 (st, 1);
+  row->addresses = col_text (st, 2);
+  row->product = col_text (st, 3);
+  row->driver = col_text (st, 4);
+  row->iommu_group = sqlite3_column_int64 (st, 5);
+  row->mdev_types = col_text (st, 6);
+  row->desktop_id = sqlite3_column_int64 (st, 7);
+  return row;
+}
+
+GPtrArray *
+kd_store_host_gpu_list (KdStore *s, gint64 host_id, GError **error)
+{
+  g_return_val_if_fail (s != NULL, NULL);
+  if (host_id < 0)
+    return list_rows (s, "SELECT " HOST_GPU_COLS " FROM host_gpus ORDER BY host_id, id", FALSE, 0,
+                      read_host_gpu, (GDestroyNotify) kd_host_gpu_row_free, "host GPUs", error);
+  return list_rows (s, "SELECT " HOST_GPU_COLS " FROM host_gpus WHERE host_id = ?1 ORDER BY id", TRUE,
+                    host_id, read_host_gpu, (GDestroyNotify) kd_host_gpu_row_free, "host GPUs", error);
+}
+
+/**
+ * kd_store_host_gpus_set:
+ * Replaces the host's GPU list in one transaction; refused (IN_USE) while
+ * any of its GPUs is given to a desktop.
+ */
+gboolean
+kd_store_host_gpus_set (KdStore *s, gint64 host_id, GPtrArray *rows, GError **error)
+{
+  gint64 busy;
+
+  g_return_val_if_fail (s != NULL && rows != NULL, FALSE);
+
+  busy = count_by_id (s, "SELECT COUNT(*) FROM host_gpus WHERE host_id = ?1 AND desktop_id IS NOT NULL",
+                      host_id, error);
+  if (busy < 0)
+    return FALSE;
+  if (busy > 0)
+    {
+      g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_IN_USE,
+                   "%" G_GINT64_FORMAT " of the host's GPUs %s given to desktops: delete them first",
+                   busy, busy == 1 ? "is" : "are");
+      return FALSE;
+    }
+  if (!kd_store_begin (s, error))
+    return FALSE;
+  {
+    g_autoptr(KdStmt) del = stmt_get (s, "DELETE FROM host_gpus WHERE host_id = ?1", error);
+    if (del == NULL)
+      goto fail;
+    sqlite3_bind_int64 (del, 1, host_id);
+    if (sqlite3_step (del) != SQLITE_DONE)
+      {
+        set_failed_named (s, "cannot change the GPUs of", "host", "hosts", host_id, error);
+        goto fail;
+      }
+  }
+  for (guint i = 0; i < rows->len; i++)
+    {
+      KdHostGpuRow *row = rows->pdata[i];
+      g_autoptr(KdStmt) st = stmt_get (s, "INSERT INTO host_gpus (host_id, addresses, product, driver, "
+                                          "iommu_group, mdev_types) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                                       error);
+      if (st == NULL)
+        goto fail;
+      sqlite3_bind_int64 (st, 1, host_id);
+      bind_text (st, 2, row->addresses);
+      bind_text (st, 3, row->product);
+      bind_text (st, 4, row->driver);
+      sqlite3_bind_int64 (st, 5, row->iommu_group);
+      bind_text (st, 6, row->mdev_types ? row->mdev_types : "");
+      if (sqlite3_step (st) != SQLITE_DONE)
+        {
+          set_write_error (s, "GPU", row->addresses, "host", error);
+          goto fail;
+        }
+      row->id = sqlite3_last_insert_rowid (s->db);
+      row->host_id = host_id;
+    }
+  return kd_store_commit (s, error);
+
+fail:
+  kd_store_rollback (s);
+  return FALSE;
+}
+
+gboolean
+kd_store_host_gpu_assign (KdStore *s, gint64 gpu_id, gint64 desktop_id, GError **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+
+  g_return_val_if_fail (s != NULL, FALSE);
+  st = stmt_get (s, "UPDATE host_gpus SET desktop_id = ?2 WHERE id = ?1 AND desktop_id IS NULL", error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, gpu_id);
+  sqlite3_bind_int64 (st, 2, desktop_id);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      set_failed_named (s, "cannot assign the GPU to", "desktop", "desktops", desktop_id, error);
+      return FALSE;
+    }
+  if (sqlite3_changes (s->db) == 0)
+    {
+      g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_IN_USE, "GPU %" G_GINT64_FORMAT " is taken", gpu_id);
+      return FALSE;
+    }
+  return TRUE;
+}
+
+gboolean
+kd_store_host_gpu_free (KdStore *s, gint64 gpu_id, GError **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+
+  g_return_val_if_fail (s != NULL, FALSE);
+  st = stmt_get (s, "UPDATE host_gpus SET desktop_id = NULL WHERE id = ?1", error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, gpu_id);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      set_failed_named (s, "cannot free", "GPU", "host_gpus", gpu_id, error);
+      return FALSE;
+    }
+  return TRUE;
+}
+
 /* ---- templates ------------------------------------------------------- */
 
 #define TEMPLATE_COLS "id, name, vcpus, memory_mib, disk_gib, display, network, firmware, created_at, " \
-                      "rdp_port"
+                      "rdp_port, gpus"
 
 void
 kd_template_row_free (KdTemplateRow *row)
@@ -2417,6 +2567,7 @@ read_template (sqlite3_stmt *st)
   row->firmware = col_text (st, 7);
   row->created_at = sqlite3_column_int64 (st, 8);
   row->rdp_port = sqlite3_column_int64 (st, 9);
+  row->gpus = sqlite3_column_int64 (st, 10);
   return row;
 }
 
@@ -2437,7 +2588,7 @@ kd_store_template_insert (KdStore        *s,
   g_return_val_if_fail (s != NULL && row != NULL, FALSE);
 
   st = stmt_get (s, "INSERT INTO templates (name, vcpus, memory_mib, disk_gib, display, network, "
-                    "firmware, created_at, rdp_port) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)",
+                    "firmware, created_at, rdp_port, gpus) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
                  error);
   if (st == NULL)
     return FALSE;
@@ -2450,6 +2601,7 @@ kd_store_template_insert (KdStore        *s,
   bind_text (st, 7, row->firmware);
   sqlite3_bind_int64 (st, 8, now);
   sqlite3_bind_int64 (st, 9, row->rdp_port);
+  sqlite3_bind_int64 (st, 10, row->gpus);
   if (sqlite3_step (st) != SQLITE_DONE)
     {
       set_write_error (s, "template", row->name, NULL, error);

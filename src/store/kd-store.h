@@ -210,6 +210,31 @@ KdImageVolumeRow *kd_store_image_volume_get_version (KdStore *s, gint64 image_id
 GPtrArray        *kd_store_image_volume_list   (KdStore *s, gint64 image_id /* -1: all */, GError **error);
 gboolean          kd_store_image_volume_delete (KdStore *s, gint64 id, GError **error);
 
+/* ---- host GPUs (schema v7) ------------------------------------------ */
+
+typedef struct {
+  gint64  id;
+  gint64  host_id;
+  char   *addresses;       /* "0000:01:00.0,0000:01:00.1": the functions of one GPU */
+  char   *product;
+  char   *driver;          /* bound when checked, may be NULL */
+  gint64  iommu_group;
+  char   *mdev_types;      /* comma-separated, "" for none */
+  gint64  desktop_id;      /* 0: free */
+} KdHostGpuRow;
+
+void        kd_host_gpu_row_free (KdHostGpuRow *row);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (KdHostGpuRow, kd_host_gpu_row_free)
+/* Every GPU of the host (@host_id -1: of every host), by id. */
+GPtrArray  *kd_store_host_gpu_list (KdStore *s, gint64 host_id, GError **error);
+/* Replaces the host's GPUs with @rows (KdHostGpuRow; ids filled in);
+ * KD_STORE_ERROR_IN_USE while one of the host's GPUs is given to a
+ * desktop. */
+gboolean    kd_store_host_gpus_set (KdStore *s, gint64 host_id, GPtrArray *rows, GError **error);
+/* Gives GPU @gpu_id to @desktop_id only if it is free; IN_USE otherwise. */
+gboolean    kd_store_host_gpu_assign (KdStore *s, gint64 gpu_id, gint64 desktop_id, GError **error);
+gboolean    kd_store_host_gpu_free   (KdStore *s, gint64 gpu_id, GError **error);
+
 /* ---- templates --------------------------------------------------- */
 
 typedef struct {
@@ -223,6 +248,7 @@ typedef struct {
   char   *firmware;        /* "bios" | "uefi" */
   gint64  created_at;
   gint64  rdp_port;        /* schema v5: the guest's RDP port; 0 = no RDP server */
+  gint64  gpus;            /* schema v7: whole GPUs passed through */
 } KdTemplateRow;
 
 void           kd_template_row_free (KdTemplateRow *row);
