@@ -31,7 +31,8 @@
 #include <wslay/wslay.h>
 
 #define HANDSHAKE_READ_BYTES 4096   /* per read from VNC while handshaking */
-#define VNC_READ_CHUNK_BYTES (64 * 1024)  /* one WebSocket message at most */
+#define VNC_READ_CHUNK_BYTES (256 * 1024) /* one WebSocket message at most */
+#define WS_READ_CHUNK_BYTES  (64 * 1024)  /* one recv() from the browser */
 #define WS_CLOSE_REASON_MAX 123     /* RFC 6455: control payload 125 - code */
 
 struct _KdGatewaySession {
@@ -48,8 +49,7 @@ struct _KdGatewaySession {
   KdGatewayRfb          *rfb;          /* NULL once both handshakes are done */
   GByteArray            *to_vnc;
   gsize                  to_vnc_off;
-  guint8                *vnc_buf;
-  gsize                  vnc_buf_size;
+  gsize                  vnc_buf_size;  /* of one read from VNC */
   KdGatewayCounters      counters;
 
   gint64                 now;
@@ -411,9 +411,28 @@ vnc_closed_or_failed (KdGatewaySession *self, ssize_t n)
   close_after_drain (self, self->rfb ? WSLAY_CODE_INTERNAL_SERVER_ERROR : WSLAY_CODE_NORMAL_CLOSURE, reason);
 }
 
+/* One buffer per thread for reads from VNC: a read is queued (wslay copies
+ * it) or fed to the handshake before the next read, so the consoles of a
+ * main context share it, and an idle console keeps no buffer of its own. */
+static GPrivate vnc_read_buf = G_PRIVATE_INIT (g_free);
+
+static guint8 *
+vnc_read_buffer (void)
+{
+  guint8 *buf = g_private_get (&vnc_read_buf);
+
+  if (buf == NULL)
+    {
+      buf = g_malloc (VNC_READ_CHUNK_BYTES);
+      g_private_set (&vnc_read_buf, buf);
+    }
+  return buf;
+}
+
 static void
 read_vnc (KdGatewaySession *self)
 {
+  guint8 *buf = vnc_read_buffer ();
   gsize budget = self->limits.read_budget_bytes;
 
   while (budget > 0 && !self->vnc_eof && !self->closing && self->deferred_code == 0)
@@ -433,7 +452,7 @@ read_vnc (KdGatewaySession *self)
       want = MIN (want, self->vnc_buf_size);
 
       do
-        n = recv (self->vnc_fd, self->vnc_buf, want, 0);
+        n = recv (self->vnc_fd, buf, want, 0);
       while (n < 0 && errno == EINTR);
       if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
         break;
@@ -448,7 +467,7 @@ read_vnc (KdGatewaySession *self)
       if (self->rfb != NULL)
         {
           g_autoptr(GError) error = NULL;
-          if (!kd_gateway_rfb_feed_server (self->rfb, self->vnc_buf, n, &error))
+          if (!kd_gateway_rfb_feed_server (self->rfb, buf, n, &error))
             {
               /* the browser may be told why, in RFB words, before the close */
               queue_to_browser (self, kd_gateway_rfb_take_to_client (self->rfb));
@@ -459,7 +478,7 @@ read_vnc (KdGatewaySession *self)
           pump_handshake (self);
         }
       else
-        queue_data_to_browser (self, self->vnc_buf, n);
+        queue_data_to_browser (self, buf, n);
       /* A short read emptied the socket: poll says when there is more,
        * without another recv() that would only say EAGAIN. */
       if ((gsize) n < want)
@@ -764,8 +783,7 @@ kd_gateway_session_new (int                    ws_fd,
   self->user_data = user_data;
   self->to_vnc = g_byte_array_new ();
   self->vnc_buf_size = MIN (MAX (self->limits.read_budget_bytes, HANDSHAKE_READ_BYTES), VNC_READ_CHUNK_BYTES);
-  self->vnc_buf = g_malloc (self->vnc_buf_size);
-  self->ws_in_size = MIN (MAX (self->limits.read_budget_bytes, HANDSHAKE_READ_BYTES), VNC_READ_CHUNK_BYTES);
+  self->ws_in_size = MIN (MAX (self->limits.read_budget_bytes, HANDSHAKE_READ_BYTES), WS_READ_CHUNK_BYTES);
   self->ws_in = g_malloc (self->ws_in_size);
   self->rfb = kd_gateway_rfb_new (vnc_password);
 
@@ -857,7 +875,6 @@ kd_gateway_session_free (KdGatewaySession *session)
   wslay_event_context_free (session->ws);
   kd_gateway_rfb_free (session->rfb);
   g_byte_array_unref (session->to_vnc);
-  g_free (session->vnc_buf);
   g_free (session->ws_in);
   g_free (session->reason);
   g_free (session);
