@@ -319,8 +319,19 @@ tcp_connect (void)
   return fd;
 }
 
+static void
+send_command (Conn *c, char mode, uint64_t arg)
+{
+  unsigned char cmd[16] = { 'K', 'D', 'B', 'C', (unsigned char) mode };
+
+  for (int i = 0; i < 8; i++)
+    cmd[8 + i] = arg >> (8 * (7 - i)) & 0xFF;
+  conn_send (c, cmd, 16);
+}
+
 /* Connects, upgrades (--ws), does the RFB security handshake and sends the
- * bench command (or, --vnc, ClientInit and reads ServerInit). */
+ * bench command unless @mode is 0 (or, --vnc, ClientInit and reads
+ * ServerInit). */
 static Conn *
 conn_open (char mode, uint64_t arg)
 {
@@ -396,13 +407,8 @@ conn_open (char mode, uint64_t arg)
           name_len -= n;
         }
     }
-  else
-    {
-      unsigned char cmd[16] = { 'K', 'D', 'B', 'C', (unsigned char) mode };
-      for (int i = 0; i < 8; i++)
-        cmd[8 + i] = arg >> (8 * (7 - i)) & 0xFF;
-      conn_send (c, cmd, 16);
-    }
+  else if (mode != 0)
+    send_command (c, mode, arg);
   tv.tv_sec = 0;
   setsockopt (c->fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
   return c;
@@ -555,29 +561,17 @@ mode_many (int n, uint64_t per_tick)
 
   for (int i = 0; i < n; i++)
     {
-      conns[i] = conn_open ('R', per_tick);
+      /* the streams start once every session is open: a session opened
+       * early is not left unread (a stalled browser) while the others open */
+      conns[i] = conn_open (0, 0);
+    }
+  for (int i = 0; i < n; i++)
+    {
+      send_command (conns[i], 'R', per_tick);
       fcntl (conns[i]->fd, F_SETFL, fcntl (conns[i]->fd, F_GETFL) | O_NONBLOCK);
       ev.events = EPOLLIN;
       ev.data.ptr = conns[i];
       epoll_ctl (ep, EPOLL_CTL_ADD, conns[i]->fd, &ev);
-      if (i % 50 == 49)
-        {
-          /* keep the earlier sessions read while the later ones open */
-          struct epoll_event e2[256];
-          int k = epoll_wait (ep, e2, 256, 0);
-          for (int j = 0; j < k; j++)
-            {
-              Conn *c = e2[j].data.ptr;
-              while (!c->closed)
-                {
-                  ssize_t r = fill (c);
-                  if (r <= 0)
-                    break;
-                  c->got += r;
-                  c->rpos = c->rlen = 0;
-                }
-            }
-        }
     }
   t_up = now_s ();
   printf ("up %d\n", n);
