@@ -10,6 +10,7 @@
 #                         e2e and browser tests (one at a time)
 #   make install PREFIX=/usr/local [DESTDIR=...]   build in INSTALL_BUILD_DIR and install
 #   make clean            remove BUILD_DIR and INSTALL_BUILD_DIR
+#   make bench-console    the console gateway benchmark (bench/README.md; a few minutes, root)
 #
 # KD_SKIP_SETUP=1 skips the deps and libvirt steps of build/demo/check (for machines that are
 # already set up, or where the caller is not root).
@@ -29,7 +30,7 @@ SERIAL_LOGBASE := testlog-serial
 # Steps run in the order they are listed, also under make -j (ninja parallelises the build).
 .NOTPARALLEL:
 
-.PHONY: all build configure deps libvirt setup-deps setup-libvirt demo check clear-test-logs install clean
+.PHONY: all build configure deps libvirt setup-deps setup-libvirt demo check clear-test-logs install clean bench-console
 
 all: build
 
@@ -100,3 +101,7 @@ install:
 
 clean:
 	rm -rf $(BUILD_DIR) $(INSTALL_BUILD_DIR)
+
+# Not a test: kvmdesk's console gateway vs websockify vs direct TCP (bench/README.md).
+bench-console: build setup-libvirt
+	KD_BUILD_DIR=$(abspath $(BUILD_DIR)) bench/console/run

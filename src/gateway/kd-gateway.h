@@ -88,8 +88,8 @@ gboolean  kd_gateway_origin_allowed       (const char *origin,
 
 /* Defaults of KdGatewayLimits (sizes in bytes, times in milliseconds). */
 #define KD_GATEWAY_MAX_MESSAGE_BYTES        (1024 * 1024)  /* inbound WS message; over it: close 1009 */
-#define KD_GATEWAY_READ_BUDGET_BYTES        (64 * 1024)    /* read per wake-up, per side */
-#define KD_GATEWAY_MAX_QUEUED_BROWSER_BYTES (1024 * 1024)  /* queued toward the browser */
+#define KD_GATEWAY_READ_BUDGET_BYTES        (256 * 1024)   /* read per wake-up, per side */
+#define KD_GATEWAY_MAX_QUEUED_BROWSER_BYTES (512 * 1024)   /* queued toward the browser: a stalled browser costs at most this + one read */
 #define KD_GATEWAY_MAX_QUEUED_VNC_BYTES     (256 * 1024)   /* queued toward VNC */
 #define KD_GATEWAY_HANDSHAKE_TIMEOUT_MS     (15 * 1000)    /* both RFB handshakes done by then */
 #define KD_GATEWAY_PING_INTERVAL_MS         (30 * 1000)    /* browser silent this long: ping */

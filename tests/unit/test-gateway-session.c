@@ -604,6 +604,47 @@ test_takeover_close (void)
   fixture_teardown (&fx);
 }
 
+/* A console closed (taken over) while its browser reads nothing: the close
+ * frame cannot get out behind the queued data; the session still ends
+ * after close_timeout_ms, and waits for it without spinning. */
+static void
+test_close_stalled_browser (void)
+{
+  Fixture fx;
+  KdGatewayLimits limits;
+  KdGatewayCounters c;
+  g_autofree guint8 *chunk = g_malloc0 (16384);
+  guint64 wakeups;
+  guint i;
+
+  kd_gateway_limits_init_default (&limits);
+  limits.max_queued_browser_bytes = 64 * 1024;
+  limits.close_timeout_ms = 100;
+  fixture_setup (&fx, &limits, NULL);
+  handshake (&fx);
+  for (i = 0; i < 300; i++)
+    {
+      while (write (fx.vnc, chunk, 16384) > 0)
+        ;
+      spin (&fx);
+    }
+  kd_gateway_session_get_counters (fx.session, &c);
+  g_assert_cmpuint (c.queued_browser, >, 0);    /* the browser side is full */
+
+  kd_gateway_session_close (fx.session, "the console was taken over by another connection");
+  wakeups = c.wakeups;
+  for (i = 0; fx.closed_calls == 0; i++)
+    {
+      g_assert_cmpuint (i, <, 200);
+      g_main_context_iteration (fx.context, TRUE);   /* blocks until the timer */
+    }
+  kd_gateway_session_get_counters (fx.session, &c);
+  g_test_message ("wake-ups while closing: %" G_GUINT64_FORMAT, c.wakeups - wakeups);
+  g_assert_cmpuint (c.wakeups - wakeups, <, 20);
+  g_assert_cmpstr (fx.closed_reason, ==, "the console was taken over by another connection");
+  fixture_teardown (&fx);
+}
+
 /* The desktop goes away: what it sent still reaches the browser, then a close. */
 static void
 test_vnc_eof (void)
@@ -686,6 +727,7 @@ main (int argc, char **argv)
   g_test_add_func ("/gateway/session/input-flood-bounded", test_input_flood_bounded);
   g_test_add_func ("/gateway/session/backpressure-to-vnc", test_backpressure_to_vnc);
   g_test_add_func ("/gateway/session/takeover-close", test_takeover_close);
+  g_test_add_func ("/gateway/session/close-stalled-browser", test_close_stalled_browser);
   g_test_add_func ("/gateway/session/vnc-eof", test_vnc_eof);
   g_test_add_func ("/gateway/session/idle-timeout", test_idle_timeout);
   g_test_add_func ("/gateway/session/text-refused", test_text_refused);
