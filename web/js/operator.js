@@ -84,7 +84,8 @@ export class OperatorView {
       const accel = x.accel === "tcg" ? `TCG (software)${x.accel_reason ? `: ${x.accel_reason}` : ""}`
         : x.accel === "kvm" ? "KVM" : x.accel || "unknown";
       el.append(h("article", { class: "host", dataset: { host: x.name } },
-        h("div", { class: "card-head" }, h("h3", {}, x.name), badge(x.state)),
+        h("div", { class: "card-head" }, h("h3", {}, x.name),
+          x.maintenance ? h("span", { class: "badge warn" }, "maintenance") : null, badge(x.state)),
         facts([
           ["URI", x.uri],
           ["Acceleration", accel],
@@ -92,9 +93,14 @@ export class OperatorView {
           ["Desktops", String(x.desktops ?? 0)],
           x.console_path ? ["Consoles", x.console_path === "fd" ? "through libvirt (no TCP port)"
             : x.console_path === "tcp" ? `over TCP (${x.graphics_listen || "?"})` : x.console_path] : null,
+          x.labels && x.labels.length ? ["Labels", x.labels.join(", ")] : null,
+          x.gpus && x.gpus.length ? ["GPUs", `${x.gpus.filter((g) => !g.desktop).length} of ${x.gpus.length} free`
+            + (x.gpus[0].product ? ` (${x.gpus[0].product})` : "")] : null,
           x.last_error ? ["Problem", x.last_error] : null,
         ]),
         meter("Memory in use", x.memory_bytes - x.free_memory_bytes, x.memory_bytes),
+        x.use && x.use.vcpus_limit ? meter(`vCPUs placed (× ${x.cpu_ratio} overcommit)`, x.use.vcpus, x.use.vcpus_limit, String) : null,
+        x.use && x.use.memory_limit > 0 ? meter("Memory placed", x.use.memory_bytes, x.use.memory_limit) : null,
         meter(`Storage (${pool.name || "pool"})`, pool.allocation, pool.capacity)));
     }
     sizeMeters(el);
