@@ -83,8 +83,7 @@ fi
 
 echo "demo: starting kvmdeskd on $URL (state in $STATE, log in $STATE/kvmdeskd.log)"
 KVMDESK_ADMIN_PASSWORD=$PASSWORD "$KVMDESKD" --state-dir "$STATE" --listen "$LISTEN" \
-WEB_DIR=$PWD/$BUILD_DIR/web            # web/ + noVNC, assembled by the build
-  --config "$STATE/kvmdeskd.conf" "${TLS_ARGS[@]}" > >(tee -a "$STATE/kvmdeskd.log") 2>&1 &
+  --config "$STATE/kvmdeskd.conf" --web-dir "$WEB_DIR" "${TLS_ARGS[@]}" > >(tee -a "$STATE/kvmdeskd.log") 2>&1 &
 DAEMON=$!
 trap 'kill $DAEMON 2>/dev/null; wait $DAEMON 2>/dev/null' EXIT INT TERM
 
@@ -130,7 +129,6 @@ fi
 
 accel=$(kd --json host show local | python3 -c 'import json,sys; h=json.load(sys.stdin); print(h["accel"] + (" (" + h["accel_reason"] + ")" if h.get("accel_reason") else ""))')
 domain=$(kd --json desktop show desktop1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["domain"])')
-vnc=$(virsh -c qemu:///system domdisplay "$domain" 2>/dev/null || echo "(not running)")
 
 cat <<EOF
 
@@ -145,7 +143,8 @@ kvmdesk demo is running.
                floating pool 'office' (size 3, 2 warm desktops booting now) for group 'staff'
   as a user:   XDG_CONFIG_HOME=/tmp/kd-demo-user $KVMDESK login demo
                XDG_CONFIG_HOME=/tmp/kd-demo-user $KVMDESK desktop get office --wait
-  desktop:     VNC on $vnc  (e.g. remote-viewer $vnc, or virsh -c qemu:///system screenshot $domain)
+  desktop:     in the dashboard (Connect), or $KVMDESK desktop vv desktop1 && remote-viewer desktop1.vv
+               (one-time password), or virsh -c qemu:///system screenshot $domain
   try:         $KVMDESK desktop list;  $KVMDESK desktop reset desktop1
 
 kvmdeskd runs in the foreground: Ctrl-C stops it (desktops keep running; it finds them again).

@@ -7,6 +7,10 @@
  */
 #include "hv/kd-hv-priv.h"
 
+#include "common/kd-random.h"
+
+#include <libxml/xpath.h>
+
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
@@ -149,6 +153,54 @@ kd_hv_domain_define (KdHvHost    *host,
   return TRUE;
 }
 
+/* Domains defined by an older kvmdesk have displays without a password:
+ * they get a secret one in their persistent definition before they
+ * start, so that one-time passwords work and the port alone is not
+ * enough. */
+static gboolean
+kd_hv_domain_ensure_display_password (KdHvHost      *host,
+                                      virConnectPtr  conn,
+                                      virDomainPtr   dom,
+                                      const char    *name,
+                                      GError       **error)
+{
+  g_autofree char *xml = virDomainGetXMLDesc (dom, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
+  g_autoptr(xmlDoc) doc = NULL;
+  g_autoptr(xmlXPathContext) ctx = NULL;
+  g_autoptr(xmlXPathObject) obj = NULL;
+  g_autofree char *secret = NULL;
+  xmlChar *out = NULL;
+  int out_len = 0, changed = 0;
+  virDomainPtr redefined;
+
+  if (xml == NULL)
+    {
+      kd_hv_set_error_from_libvirt (error, host, conn, "cannot read the definition of domain '%s'", name);
+      return FALSE;
+    }
+  doc = kd_hv_xml_parse (xml, "domain XML", error);
+  if (doc == NULL || (ctx = xmlXPathNewContext (doc)) == NULL)
+    return FALSE;
+  obj = xmlXPathEvalExpression ((const xmlChar *) "/domain/devices/graphics[(@type='vnc' or @type='spice')"
+                                " and not(@passwd)]", ctx);
+  if (obj == NULL || obj->nodesetval == NULL || obj->nodesetval->nodeNr == 0)
+    return TRUE;
+  secret = kd_random_password (8);
+  for (int i = 0; i < obj->nodesetval->nodeNr; i++, changed++)
+    xmlSetProp (obj->nodesetval->nodeTab[i], (const xmlChar *) "passwd", (const xmlChar *) secret);
+  xmlDocDumpMemory (doc, &out, &out_len);
+  redefined = out != NULL ? virDomainDefineXML (conn, (const char *) out) : NULL;
+  xmlFree (out);
+  if (redefined == NULL)
+    {
+      kd_hv_set_error_from_libvirt (error, host, conn,
+                                    "cannot give the display of domain '%s' a password", name);
+      return FALSE;
+    }
+  virDomainFree (redefined);
+  return changed > 0;
+}
+
 gboolean
 kd_hv_domain_start (KdHvHost    *host,
                     const char  *name,
@@ -165,9 +217,10 @@ kd_hv_domain_start (KdHvHost    *host,
       g_prefix_error (error, "cannot start domain '%s': ", name);
       return FALSE;
     }
-  if (virDomainCreate (dom) < 0)
+  if (!kd_hv_domain_ensure_display_password (host, conn, dom, name, error) || virDomainCreate (dom) < 0)
     {
-      kd_hv_set_error_from_libvirt (error, host, conn, "cannot start domain '%s'", name);
+      if (error == NULL || *error == NULL)
+        kd_hv_set_error_from_libvirt (error, host, conn, "cannot start domain '%s'", name);
       return FALSE;
     }
   return TRUE;

@@ -7,6 +7,8 @@
  */
 #include "hv/kd-hv-priv.h"
 
+#include "common/kd-error.h"
+
 #include <string.h>
 
 #include <libxml/xpath.h>
@@ -192,6 +194,17 @@ kd_hv_domain_graphics_set_password (KdHvHost    *host,
   doc = kd_hv_graphics_read (host, conn, dom, name, type, VIR_DOMAIN_XML_SECURE, &node, error);
   if (doc == NULL)
     return FALSE;
+  if (!xmlHasProp (node, (const xmlChar *) "passwd"))
+    {
+      /* QEMU started this display with auth=none: it cannot take a
+       * password until the domain starts again (kd_hv_domain_start()
+       * gives every display one). */
+      g_set_error (error, KD_ERROR, KD_ERROR_BUSY,
+                   "host '%s': domain '%s' was started without a display password (by an older "
+                   "kvmdesk): restart the desktop once to give its display one",
+                   kd_hv_host_get_name (host), name);
+      return FALSE;
+    }
   xmlSetProp (node, (const xmlChar *) "passwd", (const xmlChar *) password);
   if (valid_to > 0)
     {

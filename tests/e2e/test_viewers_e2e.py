@@ -246,6 +246,42 @@ class NativeViewerE2E(ViewersE2E):
         self.assertEqual(late.security_types(), [2])
         self.assertFalse(late.vnc_auth(vv["password"]), "an expired password must be refused")
 
+    def test_display_password_added_on_start(self):
+        """A desktop defined by an older kvmdesk (a display without a
+        password) refuses one-time passwords with a sentence while it runs,
+        and gets a secret password when it starts again."""
+        d = self.daemon
+        d.request("POST", "/api/v1/desktops", {"name": "old", "image": "td", "template": "t1"})
+        desk = self.wait_desktop("old", lambda x: x["state"] == "stopped", "stopped")
+        domain = desk["domain"]
+        xml = e2elib.virsh("dumpxml", "--security-info", "--inactive", domain)
+        self.assertIn("passwd=", xml)
+        import re
+        old = re.sub(r" passwd='[^']*'", "", xml)
+        path = os.path.join(d.tmp, "old.xml")
+        with open(path, "w") as f:
+            f.write(old)
+        e2elib.virsh("define", path)
+        self.assertNotIn("passwd=", e2elib.virsh("dumpxml", "--security-info", "--inactive", domain))
+        # Started outside kvmdesk (as an older one did): no password to change.
+        e2elib.virsh("start", domain)
+        self.wait_desktop("old", lambda x: x["state"] == "running", "running")
+        status, err = d.exchange("GET", "/api/v1/desktops/old/console.vv")
+        self.assertEqual(status, 409, err)
+        self.assertIn("restart the desktop once", err["error"])
+        d.request("POST", "/api/v1/desktops/old/poweroff")
+        self.wait_desktop("old", lambda x: x["state"] == "stopped", "stopped")
+        d.request("POST", "/api/v1/desktops/old/start")
+        self.wait_desktop("old", lambda x: x["state"] == "running", "running")
+        self.assertIn("passwd=", e2elib.virsh("dumpxml", "--security-info", "--inactive", domain))
+        status, text = d.exchange("GET", "/api/v1/desktops/old/console.vv")
+        self.assertEqual(status, 200, text)
+        vv = parse_vv(text)
+        viewer = RfbClient(vv["host"], int(vv["port"]))
+        self.addCleanup(viewer.close)
+        self.assertEqual(viewer.security_types(), [2])
+        self.assertTrue(viewer.vnc_auth(vv["password"]))
+
     def test_spice_template(self):
         self.daemon.request("POST", "/api/v1/templates", {"name": "tsp", "vcpus": 1,
                                                           "memory_mib": 96, "disk_gib": 1,
