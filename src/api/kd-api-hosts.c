@@ -173,6 +173,42 @@ kd_api_host_put_gpus (KdApiRequest *req, const char *name)
   kd_api_request_suspend (req);
 }
 
+/* POST /hosts/{name}/drain */
+void
+kd_api_host_drain (KdApiRequest *req, const char *name)
+{
+  g_autoptr(GError) error = NULL;
+  g_autoptr(GPtrArray) steps = kd_broker_host_drain (req->server->broker, name, req->user, &error);
+  g_autoptr(JsonBuilder) b = NULL;
+
+  if (steps == NULL)
+    {
+      kd_api_respond_error (req, error);
+      return;
+    }
+  b = json_builder_new ();
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "host");
+  json_builder_add_string_value (b, name);
+  json_builder_set_member_name (b, "desktops");
+  json_builder_begin_array (b);
+  for (guint i = 0; i < steps->len; i++)
+    {
+      KdDrainStep *s = steps->pdata[i];
+      json_builder_begin_object (b);
+      json_builder_set_member_name (b, "name");
+      json_builder_add_string_value (b, s->desktop);
+      json_builder_set_member_name (b, "action");
+      json_builder_add_string_value (b, s->action);
+      json_builder_set_member_name (b, "reason");
+      json_builder_add_string_value (b, s->reason);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+  json_builder_end_object (b);
+  kd_api_respond_json (req, 200, json_builder_get_root (b));
+}
+
 /* PATCH /hosts/{name} */
 void
 kd_api_host_patch (KdApiRequest *req, const char *name)

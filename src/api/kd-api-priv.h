@@ -149,6 +149,7 @@ GPtrArray *kd_api_names_list (JsonObject *obj, const char *member, GError **erro
 gboolean kd_api_host_settings (JsonObject *obj, KdHostSettings *s, GPtrArray **labels, GError **error);
 void     kd_api_host_patch    (KdApiRequest *req, const char *name);
 void     kd_api_host_put_gpus (KdApiRequest *req, const char *name);
+void     kd_api_host_drain    (KdApiRequest *req, const char *name);
 gboolean kd_api_host_gpus     (JsonObject *obj, const char *member, GPtrArray **out, GError **error);
 void     kd_api_json_host_placement (JsonBuilder *b, KdBroker *broker, KdBrokerHost *h);
 

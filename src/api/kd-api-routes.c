@@ -554,6 +554,8 @@ kd_api_hosts (KdApiRequest *req)
     kd_api_host_patch (req, SEG (3));
   else if (req->n_segs == 5 && IS ("PUT") && g_strcmp0 (SEG (4), "gpus") == 0)
     kd_api_host_put_gpus (req, SEG (3));
+  else if (req->n_segs == 5 && IS ("POST") && g_strcmp0 (SEG (4), "drain") == 0)
+    kd_api_host_drain (req, SEG (3));
   else if (req->n_segs == 4 && IS ("DELETE"))
     {
       kd_broker_host_remove_async (b, SEG (3), req->user, kd_host_removed, kd_api_request_ref (req));

@@ -715,8 +715,16 @@ kd_broker_desktop_release_async (KdBroker *b, const char *name, const char *acto
       g_task_return_error (task, g_steal_pointer (&error));
       return;
     }
-  /* Answer with the desktop as the reset begins; the reset runs on. */
-  kd_broker_pools_reset_one (b, row->name, pool->warm > 0);
+  /* Answer with the desktop as the reset begins; the reset runs on. On
+   * a host in maintenance the pool manager deletes it instead (and
+   * rebuilds it elsewhere). */
+  {
+    KdBrokerHost *dh = kd_broker_host_by_id (b, row->host_id);
+    if (dh != NULL && dh->row->maintenance)
+      kd_broker_pools_kick (b);
+    else
+      kd_broker_pools_reset_one (b, row->name, pool->warm > 0);
+  }
   {
     KdDesktopRow *now = kd_store_desktop_get (b->store, row->id, NULL);
     g_task_return_pointer (task, now ? now : g_steal_pointer (&row), (GDestroyNotify) kd_desktop_row_free);
@@ -894,6 +902,18 @@ kd_pool_manage (KdBroker *b, KdPoolRow *pool, gint64 now)
         }
       if (d->needs_reset)
         {
+          KdBrokerHost *dh = kd_broker_host_by_id (b, d->host_id);
+          if (dh != NULL && dh->row->maintenance && floating)
+            {
+              /* Its host is being emptied: rebuilt elsewhere instead. */
+              kd_broker_desktop_event (b, d, NULL, "drain", d->state, d->state,
+                                       "desktop '%s' released on host '%s', which is in maintenance: "
+                                       "deleted, the pool rebuilds it elsewhere", d->name, dh->row->name);
+              kd_broker_desktop_action_async (b, d->name, KD_DESKTOP_ACTION_DELETE, NULL,
+                                              kd_pools_action_done, b);
+              total--;
+              continue;
+            }
           /* Released, not reset yet (or a reset was interrupted). */
           kd_broker_pools_reset_one (b, d->name, FALSE);
           coming++;

@@ -11,6 +11,8 @@
  * Domains of other kvmdesk installations on the same host are ignored.
  */
 #include "kd-broker-priv.h"
+
+#include <string.h>
 #include "kd-broker-state.h"
 
 #include "common/kd-error.h"
@@ -22,6 +24,8 @@ typedef struct {
   KdHvHost  *hv;
   GPtrArray *domains;   /* KdHvDomainInfo */
   GPtrArray *volumes;   /* KdHvVolume */
+  KdHvCapacity capacity; /* read again on every pass (free memory, pool space) */
+  gboolean   have_capacity;
   GError    *error;
 } KdHostScan;
 
@@ -37,6 +41,7 @@ kd_host_scan_free (KdHostScan *s)
   g_clear_pointer (&s->hv, kd_hv_host_unref);
   g_clear_pointer (&s->domains, g_ptr_array_unref);
   g_clear_pointer (&s->volumes, g_ptr_array_unref);
+  kd_hv_capacity_clear (&s->capacity);
   g_clear_error (&s->error);
   g_free (s);
 }
@@ -61,6 +66,8 @@ kd_reconcile_run (gpointer data, GCancellable *cancellable)
       if (s->domains == NULL)
         continue;
       s->volumes = kd_hv_volume_list (s->hv, &s->error);
+      if (s->volumes != NULL)
+        s->have_capacity = kd_hv_host_read_capacity (s->hv, &s->capacity, NULL);
     }
 }
 
@@ -237,6 +244,14 @@ kd_reconcile_done (KdBroker *b, gpointer data)
         }
       if (kd_broker_host_by_id (b, s->host_id) == NULL)
         continue;              /* removed meanwhile */
+      if (s->have_capacity)
+        {
+          KdBrokerHost *h = kd_broker_host_by_id (b, s->host_id);
+          kd_hv_capacity_clear (&h->capacity);
+          h->capacity = s->capacity;
+          memset (&s->capacity, 0, sizeof s->capacity);
+          h->have_capacity = TRUE;
+        }
       kd_reconcile_host (b, s, orphans, problems);
     }
 

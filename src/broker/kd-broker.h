@@ -147,6 +147,16 @@ typedef struct {
 void          kd_broker_host_set_gpus_async (KdBroker *broker, const char *host, GPtrArray *gpus,
                                              const char *actor, GAsyncReadyCallback cb, gpointer data);
 KdBrokerHost *kd_broker_host_set_gpus_finish (KdBroker *broker, GAsyncResult *res, GError **error);
+/* Draining (kd-broker-drain.c): maintenance on, then per desktop what
+ * happens; element type KdDrainStep. */
+typedef struct {
+  char *desktop;
+  char *action;     /* "deleted" | "moves-on-release" | "stays" */
+  char *reason;     /* a sentence */
+} KdDrainStep;
+void          kd_drain_step_free (KdDrainStep *step);
+GPtrArray    *kd_broker_host_drain (KdBroker *broker, const char *name, const char *actor,
+                                    GError **error);
 KdBrokerHost *kd_broker_host_set (KdBroker *broker, const char *name, const KdHostSettings *settings,
                                   const char *actor, GError **error);
 void          kd_broker_host_use (KdBroker *broker, KdBrokerHost *host, KdBrokerHostUse *out);

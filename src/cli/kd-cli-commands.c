@@ -726,6 +726,44 @@ run_host_set (KdCli *cli, const KdCliInvocation *inv, GError **error)
   return TRUE;
 }
 
+/* host drain NAME */
+static gboolean
+run_host_drain (KdCli *cli, const KdCliInvocation *inv, GError **error)
+{
+  const char *name = kd_cli_arg (inv, 0);
+  g_autofree char *path = escaped_path (API "/hosts", name, "/drain");
+  g_autoptr(JsonNode) answer = NULL;
+  JsonNode *list;
+
+  if (!call (cli, "POST", path, NULL, &answer, error) || !expect_object (cli, answer, error))
+    return FALSE;
+  if (cli->json)
+    {
+      print_json (answer);
+      return TRUE;
+    }
+  {
+    g_autofree char *safe = kd_cli_sanitize (name);
+    printf ("host '%s' is in maintenance and being drained\n", safe);
+  }
+  list = kd_cli_json_lookup (answer, "desktops");
+  if (list != NULL && JSON_NODE_HOLDS_ARRAY (list))
+    {
+      JsonArray *arr = json_node_get_array (list);
+      for (guint i = 0; i < json_array_get_length (arr); i++)
+        {
+          JsonNode *item = json_array_get_element (arr, i);
+          g_autofree char *d = kd_cli_json_text (item, "name");
+          g_autofree char *action = kd_cli_json_text (item, "action");
+          g_autofree char *reason = kd_cli_json_text (item, "reason");
+          printf ("  %-24s %-17s %s\n", d, action, reason);
+        }
+      if (json_array_get_length (arr) == 0)
+        printf ("  no desktops on it\n");
+    }
+  return TRUE;
+}
+
 static gboolean
 run_host_remove (KdCli *cli, const KdCliInvocation *inv, GError **error)
 {
@@ -2404,6 +2442,9 @@ const KdCliCommand kd_cli_commands[] = {
   { "host", "show", "NAME", 1, 1, NULL, "show one host", run_host_show },
   { "host", "set", "NAME", 1, 1, host_set_options,
     "change a host's placement settings: maintenance, overcommit, reserve, labels", run_host_set },
+  { "host", "drain", "NAME", 1, 1, NULL,
+    "empty a host: maintenance on, spares rebuilt elsewhere, floating desktops follow on release",
+    run_host_drain },
   { "host", "maintenance", "NAME on|off", 2, 2, NULL,
     "put a host in maintenance (no new desktops) or take it out", run_host_set },
   { "host", "remove", "NAME", 1, 1, NULL, "unregister a host without desktops or images",

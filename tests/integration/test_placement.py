@@ -104,6 +104,57 @@ class PlacementTest(DaemonTestCase):
                 return
             time.sleep(0.5)
 
+    def test_drain(self):
+        """Draining: maintenance on; spares deleted and rebuilt on the other
+        host; a floating desktop in use follows when released; a desktop
+        outside pools stays, with the reason."""
+        a, b = self.hosts[7], self.hosts[11]        # 5 GiB each: room for 8 desktops
+        user = self.unique("u")
+        self.api("POST", "/api/v1/users", {"name": user, "password": "drain-pass-1"}, expect=201)
+        pool = "drain-" + random_suffix()
+        self.api("POST", "/api/v1/pools", {"name": pool, "image": self.image, "template": self.template,
+                                           "size": 4, "warm": 3, "hosts": [a, b], "users": [user]},
+                 expect=201)
+        self.addCleanup(self.remove_pool, pool)
+        wait_until(lambda: len([d for d in self.pool_desktops(pool) if d["state"] == "running"]) == 3,
+                   timeout=60, what="3 warm desktops")
+        alone = "alone-" + random_suffix()
+        self.api("POST", "/api/v1/desktops", {"name": alone, "image": self.image,
+                                              "template": self.template, "host": a}, expect=201)
+        self.addCleanup(self.daemon.status_of, "DELETE", "/api/v1/desktops/" + alone)
+        client = self.daemon.__class__.__new__(self.daemon.__class__)
+        client.__dict__.update(self.daemon.__dict__)
+        client.token = None
+        client.login(user, "drain-pass-1")
+        mine = client.request("POST", "/api/v1/pools/%s/desktop" % pool)
+        drained = mine["host"]
+        wait_until(lambda: self.api("GET", "/api/v1/desktops/" + alone)["state"] == "stopped",
+                   timeout=30, what="stand-alone desktop made")
+
+        r = self.api("POST", "/api/v1/hosts/%s/drain" % drained)
+        self.addCleanup(self.api, "PATCH", "/api/v1/hosts/" + drained, {"maintenance": False})
+        actions = {d["name"]: d["action"] for d in r["desktops"]}
+        self.assertEqual(actions[mine["name"]], "moves-on-release", r)
+        if drained == a:
+            self.assertEqual(actions[alone], "stays", r)
+        for d in r["desktops"]:
+            self.assertTrue(d["reason"], d)
+        self.assertTrue(self.api("GET", "/api/v1/hosts/" + drained)["maintenance"])
+        other = b if drained == a else a
+        # Spares rebuilt on the other host; only his desktop is left on the drained one.
+        wait_until(lambda: [d["name"] for d in self.pool_desktops(pool) if d["host"] == drained]
+                   == [mine["name"]] and len(self.pool_desktops(pool)) == 4,
+                   timeout=60, what="spares rebuilt on %s" % other)
+        # Released: deleted (not reset) and rebuilt elsewhere.
+        client.request("POST", "/api/v1/desktops/%s/release" % mine["name"])
+        wait_until(lambda: not [d for d in self.pool_desktops(pool) if d["host"] == drained],
+                   timeout=60, what="nothing of the pool left on %s" % drained)
+        events = self.api("GET", "/api/v1/events?desktop=%s&limit=50" % mine["name"])
+        self.assertTrue([e for e in events if e["action"] == "drain" and "rebuilds it elsewhere" in e["message"]],
+                        events[:5])
+        status, _ = self.daemon.status_of("POST", "/api/v1/hosts/nope-%s/drain" % random_suffix())
+        self.assertEqual(status, 404)
+
     def test_fill_to_the_last_slot(self):
         """All hosts but the image's first are given the image by a pool
         restricted to hosts that hold it: here, the one host. Then the pool
