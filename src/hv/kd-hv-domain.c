@@ -201,6 +201,31 @@ kd_hv_domain_ensure_display_password (KdHvHost      *host,
   return changed > 0;
 }
 
+/**
+ * kd_hv_domain_get_definition:
+ * Returns: (transfer full): the persistent definition of the domain, with
+ * its secrets (to define it on another host), or %NULL. Blocking.
+ */
+char *
+kd_hv_domain_get_definition (KdHvHost    *host,
+                             const char  *name,
+                             GError     **error)
+{
+  g_autoptr(virConnect) conn = kd_hv_host_get_connection (host, error);
+  g_autoptr(virDomain) dom = NULL;
+  char *xml;
+
+  if (conn == NULL)
+    return NULL;
+  dom = kd_hv_domain_lookup (host, conn, name, error);
+  if (dom == NULL)
+    return NULL;
+  xml = virDomainGetXMLDesc (dom, VIR_DOMAIN_XML_INACTIVE | VIR_DOMAIN_XML_SECURE);
+  if (xml == NULL)
+    kd_hv_set_error_from_libvirt (error, host, conn, "cannot read the definition of domain '%s'", name);
+  return xml;
+}
+
 gboolean
 kd_hv_domain_start (KdHvHost    *host,
                     const char  *name,

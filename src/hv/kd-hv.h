@@ -375,6 +375,10 @@ char         *kd_hv_domain_guest_address (KdHvHost    *host,
                                           const char  *name,
                                           GError     **error);
 
+/* The persistent definition with its secrets (to define it elsewhere). */
+char    *kd_hv_domain_get_definition (KdHvHost    *host,
+                                      const char  *name,
+                                      GError     **error);
 /* ACPI reboot, else a hard reset; the domain must be running. */
 gboolean kd_hv_domain_reboot   (KdHvHost    *host,
                                 const char  *name,

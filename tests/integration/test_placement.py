@@ -118,25 +118,41 @@ class PlacementTest(DaemonTestCase):
         self.addCleanup(self.remove_pool, pool)
         wait_until(lambda: len([d for d in self.pool_desktops(pool) if d["state"] == "running"]) == 3,
                    timeout=60, what="3 warm desktops")
-        alone = "alone-" + random_suffix()
-        self.api("POST", "/api/v1/desktops", {"name": alone, "image": self.image,
-                                              "template": self.template, "host": a}, expect=201)
-        self.addCleanup(self.daemon.status_of, "DELETE", "/api/v1/desktops/" + alone)
         client = self.daemon.__class__.__new__(self.daemon.__class__)
         client.__dict__.update(self.daemon.__dict__)
         client.token = None
         client.login(user, "drain-pass-1")
         mine = client.request("POST", "/api/v1/pools/%s/desktop" % pool)
         drained = mine["host"]
-        wait_until(lambda: self.api("GET", "/api/v1/desktops/" + alone)["state"] == "stopped",
-                   timeout=30, what="stand-alone desktop made")
+        alone = "alone-" + random_suffix()
+        self.api("POST", "/api/v1/desktops", {"name": alone, "image": self.image,
+                                              "template": self.template, "host": drained}, expect=201)
+        self.addCleanup(self.daemon.status_of, "DELETE", "/api/v1/desktops/" + alone)
+        busy = "busy-" + random_suffix()
+        self.api("POST", "/api/v1/desktops", {"name": busy, "image": self.image,
+                                              "template": self.template, "host": drained,
+                                              "start": True}, expect=201)
+        self.addCleanup(self.daemon.status_of, "DELETE", "/api/v1/desktops/" + busy)
+        wait_until(lambda: self.api("GET", "/api/v1/desktops/" + alone)["state"] == "stopped" and
+                   self.api("GET", "/api/v1/desktops/" + busy)["state"] == "running",
+                   timeout=30, what="stand-alone desktops made")
 
         r = self.api("POST", "/api/v1/hosts/%s/drain" % drained)
         self.addCleanup(self.api, "PATCH", "/api/v1/hosts/" + drained, {"maintenance": False})
         actions = {d["name"]: d["action"] for d in r["desktops"]}
         self.assertEqual(actions[mine["name"]], "moves-on-release", r)
-        if drained == a:
-            self.assertEqual(actions[alone], "stays", r)
+        self.assertEqual(actions[alone], "moving", r)
+        self.assertEqual(actions[busy], "stays", r)
+        reasons = {d["name"]: d["reason"] for d in r["desktops"]}
+        self.assertIn("live migration is not built yet", reasons[busy])
+        moved = wait_until(lambda: (lambda d: d if d["host"] != drained and not d["busy"] else None)(
+            self.api("GET", "/api/v1/desktops/" + alone)), timeout=30, what="the stopped desktop moved")
+        self.assertEqual(moved["state"], "stopped")
+        self.assertTrue([e for e in self.api("GET", "/api/v1/events?desktop=%s&limit=20" % alone)
+                         if e["action"] == "move" and "moved from host '%s'" % drained in e["message"]])
+        # It runs where it went.
+        self.api("POST", "/api/v1/desktops/%s/start" % alone)
+        self.assertEqual(self.api("GET", "/api/v1/desktops/" + alone)["host"], moved["host"])
         for d in r["desktops"]:
             self.assertTrue(d["reason"], d)
         self.assertTrue(self.api("GET", "/api/v1/hosts/" + drained)["maintenance"])
