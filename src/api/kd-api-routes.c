@@ -583,6 +583,20 @@ kd_image_imported (GObject *src, GAsyncResult *res, gpointer data)
 }
 
 static void
+kd_image_copied (GObject *src, GAsyncResult *res, gpointer data)
+{
+  KdApiRequest *req = data;
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KdImageRow) img = kd_broker_image_copy_finish (req->server->broker, res, &error);
+
+  if (img == NULL)
+    kd_api_respond_error (req, error);
+  else
+    kd_api_respond_json (req, 200, kd_api_json_image (req->server->broker, img));
+  kd_api_request_unref (req);
+}
+
+static void
 kd_image_deleted (GObject *src, GAsyncResult *res, gpointer data)
 {
   KdApiRequest *req = data;
@@ -642,6 +656,23 @@ kd_api_images (KdApiRequest *req)
   else if (req->n_segs == 4 && IS ("DELETE"))
     {
       kd_broker_image_delete_async (b, SEG (3), req->user, kd_image_deleted, kd_api_request_ref (req));
+      kd_api_request_suspend (req);
+    }
+  else if (req->n_segs == 5 && IS ("POST") && g_strcmp0 (SEG (4), "copy") == 0)
+    {
+      static const char *const allowed[] = { "host", NULL };
+      g_autoptr(JsonObject) obj = NULL;
+      const char *host = NULL;
+
+      if (!kd_api_require_admin (req) || (obj = kd_api_body_object (req)) == NULL)
+        return;
+      if (!kd_json_check_members (obj, allowed, &error) ||
+          !kd_json_get_string (obj, "host", TRUE, &host, &error))
+        {
+          kd_api_respond_error (req, error);
+          return;
+        }
+      kd_broker_image_copy_async (b, SEG (3), host, req->user, kd_image_copied, kd_api_request_ref (req));
       kd_api_request_suspend (req);
     }
   else if (req->n_segs >= 5)

@@ -298,7 +298,7 @@ static void kd_create_done (KdBroker *b, gpointer data);
 
 /* The copy @volume_id is over: the creates waiting for it go on with
  * @path as their backing file, or fail with @error. */
-static void
+void
 kd_create_release_waiters (KdBroker *b, gint64 volume_id, const char *path, const GError *error)
 {
   GPtrArray *list = NULL;

@@ -513,3 +513,193 @@ kd_broker_template_remove (KdBroker *b, const char *name, const char *actor, GEr
                    "template '%s' removed", name);
   return TRUE;
 }
+
+/* ------------------------------------------------------------------ */
+/* copying an image to another host in advance */
+
+typedef struct {
+  GTask        *task;
+  char         *actor;
+  char         *image;
+  KdHvHost     *src;
+  KdHvHost     *dst;
+  char         *volume;
+  char         *spool;
+  KdHvImageInfo info;
+  gint64        vol_id;
+  char         *new_path;
+  gboolean      simulated;
+  GError       *error;
+} KdImageCopyJob;
+
+static void
+kd_image_copy_job_free (KdImageCopyJob *j)
+{
+  g_clear_object (&j->task);
+  g_free (j->actor);
+  g_free (j->image);
+  g_clear_pointer (&j->src, kd_hv_host_unref);
+  g_clear_pointer (&j->dst, kd_hv_host_unref);
+  g_free (j->volume);
+  if (j->spool)
+    g_unlink (j->spool);
+  g_free (j->spool);
+  kd_hv_image_info_clear (&j->info);
+  g_free (j->new_path);
+  g_clear_error (&j->error);
+  g_free (j);
+}
+
+static void
+kd_image_copy_run (gpointer data, GCancellable *cancellable)
+{
+  KdImageCopyJob *j = data;
+  gint64 size = 0;
+  gboolean simulated_source = FALSE;
+
+  if (!kd_hv_volume_download (j->src, j->volume, j->spool, NULL, NULL, cancellable, &size,
+                              &simulated_source, &j->error))
+    return;
+  j->info.file_size = simulated_source ? MAX (j->info.virtual_size, 1) : size;
+  kd_hv_image_upload (j->dst, j->volume, j->spool, &j->info, NULL, NULL, cancellable, &j->new_path,
+                      &j->simulated, &j->error);
+}
+
+static void
+kd_image_copy_done (KdBroker *b, gpointer data)
+{
+  KdImageCopyJob *j = data;
+  g_autoptr(GPtrArray) vols = kd_store_image_volume_list (b->store, -1, NULL);
+  g_autoptr(KdImageRow) img = kd_store_image_get_by_name (b->store, j->image, NULL);
+
+  for (guint i = 0; vols != NULL && i < vols->len; i++)
+    {
+      KdImageVolumeRow *v = vols->pdata[i];
+      if (v->id != j->vol_id)
+        continue;
+      if (j->error == NULL)
+        {
+          g_free (v->state);
+          v->state = g_strdup ("ready");
+          g_free (v->path);
+          v->path = g_strdup (j->new_path);
+          v->simulated = j->simulated;
+          kd_store_image_volume_update (b->store, v, NULL);
+        }
+      else
+        kd_store_image_volume_delete (b->store, v->id, NULL);
+      kd_create_release_waiters (b, v->id, v->path, j->error);
+      break;
+    }
+  if (j->error != NULL)
+    {
+      kd_broker_event (b, "image", j->image, j->actor, "copy-failed", NULL, NULL,
+                       "image '%s' could not be copied to host '%s': %s", j->image,
+                       kd_hv_host_get_name (j->dst), j->error->message);
+      g_task_return_error (j->task, g_steal_pointer (&j->error));
+      return;
+    }
+  kd_broker_event (b, "image", j->image, j->actor, "copy", NULL, NULL,
+                   "image '%s' copied from host '%s' to host '%s'%s", j->image,
+                   kd_hv_host_get_name (j->src), kd_hv_host_get_name (j->dst),
+                   j->simulated ? " (simulated)" : "");
+  kd_broker_pools_kick (b);
+  g_task_return_pointer (j->task, g_steal_pointer (&img), (GDestroyNotify) kd_image_row_free);
+}
+
+/**
+ * kd_broker_image_copy_async:
+ * Copies the current version of @image to @host from a host that holds
+ * it (a real host feeds any host; a simulated one only simulated hosts).
+ */
+void
+kd_broker_image_copy_async (KdBroker *b, const char *image, const char *host, const char *actor,
+                            GAsyncReadyCallback cb, gpointer data)
+{
+  g_autoptr(GTask) task = g_task_new (NULL, NULL, cb, data);
+  g_autoptr(GError) error = NULL;
+  g_autoptr(KdImageRow) img = NULL;
+  g_autoptr(GPtrArray) vols = NULL;
+  g_autoptr(KdImageVersionRow) version = NULL;
+  g_autoptr(KdImageVolumeRow) row = NULL;
+  KdBrokerHost *dst, *src = NULL;
+  const char *src_volume = NULL;
+  KdImageCopyJob *j;
+
+  if ((img = kd_store_image_get_by_name (b->store, image, &error)) == NULL ||
+      (dst = kd_broker_host_lookup (b, host, &error)) == NULL ||
+      (vols = kd_store_image_volume_list (b->store, img->id, &error)) == NULL ||
+      (version = kd_store_image_version_get (b->store, img->id, img->current_version, &error)) == NULL)
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  if (!kd_broker_host_is_up (dst))
+    {
+      g_task_return_new_error (task, KD_ERROR, KD_ERROR_UNAVAILABLE, "host '%s' is %s", host, dst->state);
+      return;
+    }
+  for (guint i = 0; i < vols->len; i++)
+    {
+      KdImageVolumeRow *v = vols->pdata[i];
+      KdBrokerHost *h = kd_broker_host_by_id (b, v->host_id);
+      if (v->version != 0 && v->version != img->current_version)
+        continue;
+      if (v->host_id == dst->row->id)
+        {
+          g_task_return_new_error (task, KD_ERROR, KD_ERROR_EXISTS,
+                                   "host '%s' already holds version %" G_GINT64_FORMAT " of image '%s' (%s)",
+                                   host, img->current_version, image, v->state);
+          return;
+        }
+      if (h == NULL || !kd_broker_host_is_up (h) || !g_str_equal (v->state, "ready"))
+        continue;
+      if (kd_hv_host_is_simulated (h->hv) && !kd_hv_host_is_simulated (dst->hv))
+        continue;
+      if (src == NULL || (kd_hv_host_is_simulated (src->hv) && !kd_hv_host_is_simulated (h->hv)))
+        {
+          src = h;
+          src_volume = v->volume;
+        }
+    }
+  if (src == NULL)
+    {
+      g_task_return_new_error (task, KD_ERROR, KD_ERROR_UNAVAILABLE,
+                               "no host that is up holds version %" G_GINT64_FORMAT " of image '%s' "
+                               "to copy it from", img->current_version, image);
+      return;
+    }
+  row = g_new0 (KdImageVolumeRow, 1);
+  row->image_id = img->id;
+  row->host_id = dst->row->id;
+  row->volume = g_strdup (src_volume);
+  row->state = g_strdup ("importing");
+  row->version = img->current_version;
+  if (!kd_store_image_volume_insert (b->store, row, &error))
+    {
+      g_task_return_error (task, g_steal_pointer (&error));
+      return;
+    }
+  kd_broker_event (b, "image", image, actor, "copy", NULL, NULL,
+                   "image '%s' version %" G_GINT64_FORMAT " is being copied from host '%s' to host '%s'",
+                   image, img->current_version, src->row->name, host);
+  j = g_new0 (KdImageCopyJob, 1);
+  j->task = g_steal_pointer (&task);
+  j->actor = g_strdup (actor);
+  j->image = g_strdup (image);
+  j->src = kd_hv_host_ref (src->hv);
+  j->dst = kd_hv_host_ref (dst->hv);
+  j->volume = g_strdup (src_volume);
+  j->spool = g_strdup_printf ("%s/uploads/copy-%s-%s", b->config->state_dir, host, src_volume);
+  j->info.format = g_strdup (version->format);
+  j->info.virtual_size = version->virtual_size;
+  j->vol_id = row->id;
+  kd_broker_run_host_job (b, host, kd_image_copy_run, kd_image_copy_done, j,
+                          (GDestroyNotify) kd_image_copy_job_free);
+}
+
+KdImageRow *
+kd_broker_image_copy_finish (KdBroker *b, GAsyncResult *res, GError **error)
+{
+  return g_task_propagate_pointer (G_TASK (res), error);
+}

@@ -193,6 +193,12 @@ KdImageRow   *kd_broker_image_publish_finish (KdBroker *broker, GAsyncResult *re
 KdImageRow   *kd_broker_image_rollback       (KdBroker *broker, const char *image, gint64 version,
                                               const char *actor, GError **error);
 
+/* Copies the image's current version to @host in advance (desktops placed
+ * there need no copy first). Returns the image once it is there. */
+void        kd_broker_image_copy_async  (KdBroker *broker, const char *image, const char *host,
+                                         const char *actor, GAsyncReadyCallback cb, gpointer data);
+KdImageRow *kd_broker_image_copy_finish (KdBroker *broker, GAsyncResult *res, GError **error);
+
 /* ---- templates (store only, synchronous) ---- */
 typedef struct {
   const char *name;

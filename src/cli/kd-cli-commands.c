@@ -772,6 +772,33 @@ run_host_remove (KdCli *cli, const KdCliInvocation *inv, GError **error)
 
 /* ---- images -------------------------------------------------------------- */
 
+static gboolean
+run_image_copy (KdCli *cli, const KdCliInvocation *inv, GError **error)
+{
+  const char *name = kd_cli_arg (inv, 0);
+  g_autofree char *path = escaped_path (API "/images", name, "/copy");
+  g_autoptr(JsonBuilder) b = json_builder_new ();
+  g_autoptr(JsonNode) body = NULL;
+  g_autoptr(JsonNode) answer = NULL;
+
+  json_builder_begin_object (b);
+  json_builder_set_member_name (b, "host");
+  json_builder_add_string_value (b, kd_cli_option (inv, "host"));
+  json_builder_end_object (b);
+  body = json_builder_get_root (b);
+  if (!call (cli, "POST", path, body, &answer, error) || !expect_object (cli, answer, error))
+    return FALSE;
+  if (cli->json)
+    print_json (answer);
+  else
+    {
+      g_autofree char *safe = kd_cli_sanitize (name);
+      g_autofree char *host = kd_cli_sanitize (kd_cli_option (inv, "host"));
+      printf ("image '%s' copied to host '%s'\n", safe, host);
+    }
+  return TRUE;
+}
+
 /* An image's open edit session: "v3 in edit-NAME", or "-". */
 static char *
 cell_image_editing (JsonNode *item, const char *path)
@@ -2298,6 +2325,10 @@ static const KdCliOption image_import_options[] = {
   { "host", "HOST", FALSE, "host to store the image on (optional with one host)" },
   { NULL }
 };
+static const KdCliOption image_copy_options[] = {
+  { "host", "HOST", TRUE, "the host to copy it to" },
+  { NULL }
+};
 static const KdCliOption image_edit_options[] = {
   { "template", "TEMPLATE", TRUE, "template (machine shape) of the editing desktop" },
   { "host", "HOST", FALSE, "host to edit on (default: one holding the current version)" },
@@ -2463,6 +2494,8 @@ const KdCliCommand kd_cli_commands[] = {
     run_image_publish },
   { "image", "cancel-edit", "NAME", 1, 1, NULL,
     "cancel an edit: delete the editing desktop and its copy", run_image_cancel_edit },
+  { "image", "copy", "NAME", 1, 1, image_copy_options,
+    "copy an image's current version to another host in advance", run_image_copy },
   { "image", "versions", "NAME", 1, 1, NULL, "list an image's versions, oldest first",
     run_image_versions },
   { "image", "rollback", "NAME VERSION", 2, 2, NULL,

@@ -171,6 +171,34 @@ class PlacementTest(DaemonTestCase):
         status, _ = self.daemon.status_of("POST", "/api/v1/hosts/nope-%s/drain" % random_suffix())
         self.assertEqual(status, 404)
 
+    def test_image_copy_in_advance(self):
+        target = self.hosts[18]
+        img = self.api("POST", "/api/v1/images/%s/copy" % self.image, {"host": target})
+        on = {v["host"]: v for v in img["volumes"]}
+        self.assertEqual(on[target]["state"], "ready", img["volumes"])
+        status, err = self.daemon.status_of("POST", "/api/v1/images/%s/copy" % self.image, {"host": target})
+        self.assertEqual(status, 409, err)
+        self.assertIn("already holds", err["error"])
+        for body, want in (({"host": "nope-" + random_suffix()}, 404), ({}, 400), ({"host": 3}, 400),
+                           ({"host": target, "x": 1}, 400)):
+            status, err = self.daemon.status_of("POST", "/api/v1/images/%s/copy" % self.image, body)
+            self.assertEqual(status, want, (body, err))
+        status, _ = self.daemon.status_of("POST", "/api/v1/images/nope-%s/copy" % random_suffix(),
+                                          {"host": target})
+        self.assertEqual(status, 404)
+        # A desktop placed there needs no copy first.
+        name = "cp-" + random_suffix()
+        d = self.api("POST", "/api/v1/desktops", {"name": name, "image": self.image,
+                                                  "template": self.template, "host": target},
+                     expect=201)
+        self.addCleanup(self.daemon.status_of, "DELETE", "/api/v1/desktops/" + name)
+        self.assertEqual(d["host"], target)
+        r = self.daemon.cli("login", "admin", env={"KVMDESK_PASSWORD": self.daemon.admin_password})
+        self.assertEqual(r.returncode, 0, r.stderr)
+        r = self.daemon.cli("image", "copy", self.image, "--host", target, check=False)
+        self.assertEqual(r.returncode, 1)
+        self.assertIn("already holds", r.stderr)
+
     def test_fill_to_the_last_slot(self):
         """All hosts but the image's first are given the image by a pool
         restricted to hosts that hold it: here, the one host. Then the pool
