@@ -112,7 +112,7 @@ test_parse_usage_errors (void)
     { "host list -x", "unknown option '-x'" },
     { "host list --json=1", "option '--json' takes no value" },
     { "image", "'image' needs a command: import, list, show, delete, edit, publish, "
-               "cancel-edit, versions, rollback" },
+               "cancel-edit, copy, versions, rollback" },
     { "image edit img", "'image edit' needs --template TEMPLATE" },
     { "image edit --template t", "'image edit' needs NAME" },
     { "image edit img --template", "option '--template' needs a value (TEMPLATE)" },
