@@ -42,6 +42,69 @@ kd_json_add_bool (JsonBuilder *b, const char *member, gboolean value)
   json_builder_add_boolean_value (b, value);
 }
 
+static void
+kd_json_add_strv (JsonBuilder *b, const char *member, char **values)
+{
+  json_builder_set_member_name (b, member);
+  json_builder_begin_array (b);
+  for (guint i = 0; values != NULL && values[i] != NULL; i++)
+    json_builder_add_string_value (b, values[i]);
+  json_builder_end_array (b);
+}
+
+static void
+kd_json_add_double (JsonBuilder *b, const char *member, double value)
+{
+  json_builder_set_member_name (b, member);
+  json_builder_add_double_value (b, value);
+}
+
+/* Placement members of a host: settings, GPUs, and what its desktops use. */
+static void
+kd_json_add_host_placement (JsonBuilder *b, KdBroker *broker, KdBrokerHost *h)
+{
+  KdStore *store = kd_broker_get_store (broker);
+  g_auto(GStrv) labels = kd_broker_labels_split (h->row->labels);
+  g_autoptr(GPtrArray) gpus = kd_store_host_gpu_list (store, h->row->id, NULL);
+  KdBrokerHostUse use;
+
+  kd_broker_host_use (broker, h, &use);
+  kd_json_add_bool (b, "maintenance", h->row->maintenance);
+  kd_json_add_double (b, "cpu_ratio", h->row->cpu_ratio);
+  kd_json_add_double (b, "memory_ratio", h->row->memory_ratio);
+  kd_json_add_double (b, "disk_ratio", h->row->disk_ratio);
+  kd_json_add_int (b, "memory_reserved_mib", h->row->memory_reserved / (1024 * 1024));
+  kd_json_add_strv (b, "labels", labels);
+  json_builder_set_member_name (b, "gpus");
+  json_builder_begin_array (b);
+  for (guint i = 0; gpus != NULL && i < gpus->len; i++)
+    {
+      KdHostGpuRow *g = gpus->pdata[i];
+      g_auto(GStrv) fns = g_strsplit (g->addresses, ",", -1);
+      g_auto(GStrv) types = kd_broker_labels_split (g->mdev_types);
+      g_autoptr(KdDesktopRow) d = g->desktop_id ? kd_store_desktop_get (store, g->desktop_id, NULL) : NULL;
+
+      json_builder_begin_object (b);
+      kd_json_add_strv (b, "addresses", fns);
+      kd_json_add_str (b, "product", g->product);
+      kd_json_add_str (b, "driver", g->driver);
+      kd_json_add_int (b, "iommu_group", g->iommu_group);
+      kd_json_add_strv (b, "mdev_types", types);
+      kd_json_add_str (b, "desktop", d ? d->name : NULL);
+      json_builder_end_object (b);
+    }
+  json_builder_end_array (b);
+  json_builder_set_member_name (b, "use");
+  json_builder_begin_object (b);
+  kd_json_add_int (b, "vcpus", use.vcpus);
+  kd_json_add_int (b, "vcpus_limit", use.vcpus_limit);
+  kd_json_add_int (b, "memory_bytes", use.memory_bytes);
+  kd_json_add_int (b, "memory_limit", use.memory_limit);
+  kd_json_add_int (b, "disk_bytes", use.disk_bytes);
+  kd_json_add_int (b, "disk_limit", use.disk_limit);
+  json_builder_end_object (b);
+}
+
 JsonNode *
 kd_api_json_host (KdBroker *broker, KdBrokerHost *h)
 {
@@ -78,7 +141,7 @@ kd_api_json_host (KdBroker *broker, KdBrokerHost *h)
   kd_json_add_str (b, "graphics_listen", h->row->graphics_listen);
   kd_json_add_str (b, "console_access", h->row->console_access);
   kd_json_add_str (b, "console_path", kd_broker_host_console_path (h));
-  kd_api_json_host_placement (b, broker, h);
+  kd_json_add_host_placement (b, broker, h);
   kd_json_add_int (b, "desktops", kd_broker_host_desktop_count (broker, h));
   kd_json_add_time (b, "created_at", h->row->created_at);
   json_builder_end_object (b);
@@ -407,11 +470,7 @@ kd_api_json_pool (KdBroker *broker, KdPoolRow *row, gboolean full)
   kd_json_add_str (b, "placement", row->placement ? row->placement : "spread");
   {
     g_auto(GStrv) labels = kd_broker_labels_split (row->host_labels);
-    json_builder_set_member_name (b, "host_labels");
-    json_builder_begin_array (b);
-    for (guint i = 0; labels[i] != NULL; i++)
-      json_builder_add_string_value (b, labels[i]);
-    json_builder_end_array (b);
+    kd_json_add_strv (b, "host_labels", labels);
   }
   if (full)
     {

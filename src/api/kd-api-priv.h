@@ -151,7 +151,6 @@ void     kd_api_host_patch    (KdApiRequest *req, const char *name);
 void     kd_api_host_put_gpus (KdApiRequest *req, const char *name);
 void     kd_api_host_drain    (KdApiRequest *req, const char *name);
 gboolean kd_api_host_gpus     (JsonObject *obj, const char *member, GPtrArray **out, GError **error);
-void     kd_api_json_host_placement (JsonBuilder *b, KdBroker *broker, KdBrokerHost *h);
 
 /* JSON views (kd-api-json.c) */
 JsonNode *kd_api_json_host     (KdBroker *broker, KdBrokerHost *host);

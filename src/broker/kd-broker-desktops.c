@@ -198,20 +198,9 @@ kd_create_job_free (KdCreateJob *j)
 static gboolean
 kd_create_copy_image (KdCreateJob *j, GCancellable *cancellable)
 {
-  gint64 size = 0;
-  gboolean simulated_source = FALSE;
-
-  if (!kd_hv_volume_download (j->copy_from, j->copy_volume, j->copy_spool, NULL, NULL, cancellable,
-                              &size, &simulated_source, &j->error))
-    return FALSE;
-  /* A simulated source has no bytes: its copy is a simulated volume too. */
-  j->copy_info.file_size = simulated_source ? MAX (j->copy_info.virtual_size, 1) : size;
-  if (!kd_hv_image_upload (j->hv, j->copy_volume, j->copy_spool, &j->copy_info, NULL, NULL, cancellable,
-                           &j->backing_path, &j->copy_simulated, &j->error))
-    return FALSE;
-  g_unlink (j->copy_spool);
-  j->copied = TRUE;
-  return TRUE;
+  j->copied = kd_hv_volume_transfer (j->copy_from, j->hv, j->copy_volume, j->copy_spool, &j->copy_info,
+                                     cancellable, &j->backing_path, &j->copy_simulated, &j->error);
+  return j->copied;
 }
 
 static void
@@ -333,44 +322,23 @@ kd_create_release_waiters (KdBroker *b, gint64 volume_id, const char *path, cons
 static void
 kd_create_copy_done (KdBroker *b, KdCreateJob *j)
 {
-  g_autoptr(GPtrArray) vols = kd_store_image_volume_list (b->store, j->row->image_id, NULL);
   g_autoptr(KdImageRow) img = kd_store_image_get (b->store, j->row->image_id, NULL);
+  g_autoptr(GError) why = j->copied ? NULL : j->error ? g_error_copy (j->error)
+                                         : g_error_new (KD_ERROR, KD_ERROR_FAILED, "cancelled");
   const char *host = kd_hv_host_get_name (j->hv);
+  gint64 version = kd_broker_image_copy_settle (b, j->row->image_id, j->copy_vol_id, j->backing_path,
+                                                j->copy_simulated, why);
 
-  for (guint i = 0; vols != NULL && i < vols->len; i++)
-    {
-      KdImageVolumeRow *v = vols->pdata[i];
-      if (v->id != j->copy_vol_id)
-        continue;
-      if (j->copied)
-        {
-          g_free (v->state);
-          v->state = g_strdup ("ready");
-          g_free (v->path);
-          v->path = g_strdup (j->backing_path);
-          v->simulated = j->copy_simulated;
-          kd_store_image_volume_update (b->store, v, NULL);
-          kd_create_release_waiters (b, v->id, v->path, NULL);
-          kd_broker_event (b, "image", img ? img->name : "?", j->actor, "copy", NULL, NULL,
-                           "image '%s' version %" G_GINT64_FORMAT " copied from host '%s' to host '%s'"
-                           " for desktop '%s'%s", img ? img->name : "?", v->version,
-                           kd_hv_host_get_name (j->copy_from), host, j->row->name,
-                           j->copy_simulated ? " (simulated)" : "");
-        }
-      else
-        {
-          kd_store_image_volume_delete (b->store, v->id, NULL);
-          {
-            g_autoptr(GError) why = j->error ? g_error_copy (j->error)
-                                             : g_error_new (KD_ERROR, KD_ERROR_FAILED, "cancelled");
-            kd_create_release_waiters (b, v->id, NULL, why);
-          }
-          kd_broker_event (b, "image", img ? img->name : "?", j->actor, "copy-failed", NULL, NULL,
-                           "image '%s' could not be copied to host '%s': %s", img ? img->name : "?",
-                           host, j->error ? j->error->message : "cancelled");
-        }
-      return;
-    }
+  if (why == NULL)
+    kd_broker_event (b, "image", img ? img->name : "?", j->actor, "copy", NULL, NULL,
+                     "image '%s' version %" G_GINT64_FORMAT " copied from host '%s' to host '%s'"
+                     " for desktop '%s'%s", img ? img->name : "?", version,
+                     kd_hv_host_get_name (j->copy_from), host, j->row->name,
+                     j->copy_simulated ? " (simulated)" : "");
+  else
+    kd_broker_event (b, "image", img ? img->name : "?", j->actor, "copy-failed", NULL, NULL,
+                     "image '%s' could not be copied to host '%s': %s", img ? img->name : "?",
+                     host, why->message);
 }
 
 static void

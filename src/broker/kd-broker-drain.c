@@ -64,18 +64,14 @@ kd_move_run (gpointer data, GCancellable *cancellable)
   g_autoptr(KdHvVolume) vol = NULL;
   g_autofree char *uuid = NULL;
   KdHvImageInfo info = { 0 };
-  gint64 size = 0;
   gboolean simulated = FALSE, copied = FALSE;
 
-  if (xml == NULL || (vol = kd_hv_volume_lookup (j->src, j->volume, &j->error)) == NULL ||
-      !kd_hv_volume_download (j->src, j->volume, j->spool, NULL, NULL, cancellable, &size, &simulated,
-                              &j->error))
+  if (xml == NULL || (vol = kd_hv_volume_lookup (j->src, j->volume, &j->error)) == NULL)
     return;
   info.format = g_strdup ("qcow2");
   info.virtual_size = vol->capacity;
-  info.file_size = simulated ? MAX (vol->capacity, 1) : size;
-  if (!kd_hv_image_upload (j->dst, j->volume, j->spool, &info, NULL, NULL, cancellable, &j->new_path,
-                           &simulated, &j->error))
+  if (!kd_hv_volume_transfer (j->src, j->dst, j->volume, j->spool, &info, cancellable, &j->new_path,
+                              &simulated, &j->error))
     goto out;
   copied = TRUE;
   if (j->old_path != NULL && j->new_path != NULL && !g_str_equal (j->old_path, j->new_path))

@@ -517,6 +517,42 @@ kd_broker_template_remove (KdBroker *b, const char *name, const char *actor, GEr
 /* ------------------------------------------------------------------ */
 /* copying an image to another host in advance */
 
+/**
+ * kd_broker_image_copy_settle:
+ * The copy into image volume @vol_id is over: the row becomes ready at
+ * @path, or (with @error) goes, so that a later placement may try again.
+ * Creates waiting for that copy go on or fail with it.
+ *
+ * Returns: the image version the volume holds (0 when it is gone).
+ */
+gint64
+kd_broker_image_copy_settle (KdBroker *b, gint64 image_id, gint64 vol_id, const char *path,
+                             gboolean simulated, const GError *error)
+{
+  g_autoptr(GPtrArray) vols = kd_store_image_volume_list (b->store, image_id, NULL);
+
+  for (guint i = 0; vols != NULL && i < vols->len; i++)
+    {
+      KdImageVolumeRow *v = vols->pdata[i];
+      if (v->id != vol_id)
+        continue;
+      if (error == NULL)
+        {
+          g_free (v->state);
+          v->state = g_strdup ("ready");
+          g_free (v->path);
+          v->path = g_strdup (path);
+          v->simulated = simulated;
+          kd_store_image_volume_update (b->store, v, NULL);
+        }
+      else
+        kd_store_image_volume_delete (b->store, v->id, NULL);
+      kd_create_release_waiters (b, v->id, error ? NULL : v->path, error);
+      return v->version;
+    }
+  return 0;
+}
+
 typedef struct {
   GTask        *task;
   char         *actor;
@@ -554,43 +590,18 @@ static void
 kd_image_copy_run (gpointer data, GCancellable *cancellable)
 {
   KdImageCopyJob *j = data;
-  gint64 size = 0;
-  gboolean simulated_source = FALSE;
 
-  if (!kd_hv_volume_download (j->src, j->volume, j->spool, NULL, NULL, cancellable, &size,
-                              &simulated_source, &j->error))
-    return;
-  j->info.file_size = simulated_source ? MAX (j->info.virtual_size, 1) : size;
-  kd_hv_image_upload (j->dst, j->volume, j->spool, &j->info, NULL, NULL, cancellable, &j->new_path,
-                      &j->simulated, &j->error);
+  kd_hv_volume_transfer (j->src, j->dst, j->volume, j->spool, &j->info, cancellable, &j->new_path,
+                         &j->simulated, &j->error);
 }
 
 static void
 kd_image_copy_done (KdBroker *b, gpointer data)
 {
   KdImageCopyJob *j = data;
-  g_autoptr(GPtrArray) vols = kd_store_image_volume_list (b->store, -1, NULL);
   g_autoptr(KdImageRow) img = kd_store_image_get_by_name (b->store, j->image, NULL);
 
-  for (guint i = 0; vols != NULL && i < vols->len; i++)
-    {
-      KdImageVolumeRow *v = vols->pdata[i];
-      if (v->id != j->vol_id)
-        continue;
-      if (j->error == NULL)
-        {
-          g_free (v->state);
-          v->state = g_strdup ("ready");
-          g_free (v->path);
-          v->path = g_strdup (j->new_path);
-          v->simulated = j->simulated;
-          kd_store_image_volume_update (b->store, v, NULL);
-        }
-      else
-        kd_store_image_volume_delete (b->store, v->id, NULL);
-      kd_create_release_waiters (b, v->id, v->path, j->error);
-      break;
-    }
+  kd_broker_image_copy_settle (b, img ? img->id : 0, j->vol_id, j->new_path, j->simulated, j->error);
   if (j->error != NULL)
     {
       kd_broker_event (b, "image", j->image, j->actor, "copy-failed", NULL, NULL,

@@ -181,10 +181,13 @@ typedef struct {
   gint64 vcpus, memory, disk, desktops;
 } KdHostUse;
 
+/* @host_id: one host's desktops only (a host's view), or 0 for all (a
+ * placement). */
 static GHashTable *
-kd_placement_use (KdBroker *b)
+kd_placement_use (KdBroker *b, gint64 host_id)
 {
-  g_autoptr(GPtrArray) desktops = kd_store_desktop_list (b->store, NULL);
+  g_autoptr(GPtrArray) desktops = host_id != 0 ? kd_store_desktop_list_by_host (b->store, host_id, NULL)
+                                               : kd_store_desktop_list (b->store, NULL);
   g_autoptr(GHashTable) templates = g_hash_table_new_full (g_int64_hash, g_int64_equal, NULL,
                                                            (GDestroyNotify) kd_template_row_free);
   GHashTable *use = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, g_free);
@@ -228,7 +231,7 @@ kd_placement_use (KdBroker *b)
 void
 kd_broker_host_use (KdBroker *b, KdBrokerHost *h, KdBrokerHostUse *out)
 {
-  g_autoptr(GHashTable) use = kd_placement_use (b);
+  g_autoptr(GHashTable) use = kd_placement_use (b, h->row->id);
   KdHostUse *u = g_hash_table_lookup (use, &h->row->id);
 
   memset (out, 0, sizeof *out);
@@ -280,7 +283,7 @@ kd_broker_place (KdBroker *b, KdImageRow *img, KdTemplateRow *tpl, KdPoolRow *po
   KdBrokerHost *real_source = NULL, *simulated_source = NULL;
   const char *real_volume = NULL, *simulated_volume = NULL;
   g_autoptr(GPtrArray) hosts = kd_broker_host_list (b);
-  g_autoptr(GHashTable) use = kd_placement_use (b);
+  g_autoptr(GHashTable) use = kd_placement_use (b, 0);
   g_autoptr(GHashTable) gpus_free = kd_broker_gpus_free_by_host (b);
   g_autoptr(GPtrArray) vols = kd_store_image_volume_list (b->store, img->id, error);
   g_autofree KdSchedHost *snap = NULL;

@@ -57,6 +57,8 @@ void kd_image_copy_clear (KdImageCopy *copy);
 /* The copy @volume_id is over: creates waiting for it go on (or fail). */
 void kd_create_release_waiters (KdBroker *broker, gint64 volume_id, const char *path,
                                 const GError *error);
+gint64 kd_broker_image_copy_settle (KdBroker *broker, gint64 image_id, gint64 vol_id,
+                                    const char *path, gboolean simulated, const GError *error);
 G_DEFINE_AUTO_CLEANUP_CLEAR_FUNC (KdImageCopy, kd_image_copy_clear)
 /* Chooses the host for a new desktop: *@out_vol is its image volume, or
  * NULL with @out_copy filled when the image must be copied there first. */

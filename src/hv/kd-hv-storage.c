@@ -440,6 +440,39 @@ fail:
 }
 
 /**
+ * kd_hv_volume_transfer:
+ * @info: format and virtual size of the volume; its file size is set from
+ *   what was downloaded
+ *
+ * Copies volume @volume from @src to a volume of the same name on @dst
+ * through the spool file @spool (removed afterwards): a simulated source
+ * gives a simulated copy. Blocking.
+ */
+gboolean
+kd_hv_volume_transfer (KdHvHost       *src,
+                       KdHvHost       *dst,
+                       const char     *volume,
+                       const char     *spool,
+                       KdHvImageInfo  *info,
+                       GCancellable   *cancellable,
+                       char          **out_path,
+                       gboolean       *out_simulated,
+                       GError        **error)
+{
+  gint64 size = 0;
+  gboolean simulated_source = FALSE, ok;
+
+  if (!kd_hv_volume_download (src, volume, spool, NULL, NULL, cancellable, &size, &simulated_source,
+                              error))
+    return FALSE;
+  info->file_size = simulated_source ? MAX (info->virtual_size, 1) : size;
+  ok = kd_hv_image_upload (dst, volume, spool, info, NULL, NULL, cancellable, out_path, out_simulated,
+                           error);
+  g_unlink (spool);
+  return ok;
+}
+
+/**
  * kd_hv_overlay_create:
  *
  * Creates a qcow2 volume whose backing store is @backing_path: a linked

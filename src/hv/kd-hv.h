@@ -199,6 +199,18 @@ gboolean kd_hv_volume_download (KdHvHost          *host,
                                 gboolean          *out_simulated,
                                 GError           **error);
 
+/* Blocking: volume @volume of @src into a volume of the same name on @dst,
+ * through @spool (download, then upload; simulated stays simulated). */
+gboolean kd_hv_volume_transfer (KdHvHost       *src,
+                                KdHvHost       *dst,
+                                const char     *volume,
+                                const char     *spool,
+                                KdHvImageInfo  *info,
+                                GCancellable   *cancellable,
+                                char          **out_path,
+                                gboolean       *out_simulated,
+                                GError        **error);
+
 /* Blocking: creates volume @volume in kvmdesk's pool with @info's format
  * and size and streams @path into it (virStorageVolUpload + virStream),
  * calling @progress from the worker thread. On a simulated (test://) host
