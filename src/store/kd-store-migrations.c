@@ -285,6 +285,11 @@ static const KdMigration migrations[] = {
     "CREATE INDEX host_gpus_desktop ON host_gpus (desktop_id);"
     "ALTER TABLE templates ADD COLUMN gpus INTEGER NOT NULL DEFAULT 0;"
   },
+  {
+    8, "moving desktops: host draining, host migration mode",
+    "ALTER TABLE hosts ADD COLUMN draining INTEGER NOT NULL DEFAULT 0;"
+    "ALTER TABLE hosts ADD COLUMN migration TEXT NOT NULL DEFAULT 'live';"
+  },
 };
 
 /**

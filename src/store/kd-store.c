@@ -1355,7 +1355,7 @@ kd_store_group_delete (KdStore  *s,
 /* ---- hosts ----------------------------------------------------------- */
 
 #define HOST_COLS "id, name, uri, created_at, graphics_listen, console_access, maintenance, " \
-                  "cpu_ratio, memory_ratio, disk_ratio, memory_reserved, labels"
+                  "cpu_ratio, memory_ratio, disk_ratio, memory_reserved, labels, draining, migration"
 
 void
 kd_host_row_free (KdHostRow *row)
@@ -1367,6 +1367,7 @@ kd_host_row_free (KdHostRow *row)
   g_free (row->graphics_listen);
   g_free (row->console_access);
   g_free (row->labels);
+  g_free (row->migration);
   g_free (row);
 }
 
@@ -1387,10 +1388,13 @@ read_host (sqlite3_stmt *st)
   row->disk_ratio = sqlite3_column_double (st, 9);
   row->memory_reserved = sqlite3_column_int64 (st, 10);
   row->labels = col_text (st, 11);
+  row->draining = sqlite3_column_int (st, 12) != 0;
+  row->migration = col_text (st, 13);
   return row;
 }
 
-/* Binds maintenance … labels to ?6 … ?11; 0 ratios store the defaults. */
+/* Binds maintenance … labels to ?6 … ?11, draining and migration to ?12
+ * and ?13; 0 ratios store the defaults. */
 static void
 bind_host_placement (sqlite3_stmt *st, const KdHostRow *row)
 {
@@ -1400,6 +1404,8 @@ bind_host_placement (sqlite3_stmt *st, const KdHostRow *row)
   sqlite3_bind_double (st, 9, row->disk_ratio > 0 ? row->disk_ratio : 1.0);
   sqlite3_bind_int64 (st, 10, row->memory_reserved >= 0 ? row->memory_reserved : 0);
   bind_text (st, 11, row->labels ? row->labels : "");
+  sqlite3_bind_int (st, 12, row->draining ? 1 : 0);
+  bind_text (st, 13, row->migration ? row->migration : "live");
 }
 
 /**
@@ -1420,7 +1426,7 @@ kd_store_host_update (KdStore          *s,
 
   st = stmt_get (s, "UPDATE hosts SET graphics_listen = ?4, console_access = ?5, maintenance = ?6, "
                     "cpu_ratio = ?7, memory_ratio = ?8, disk_ratio = ?9, memory_reserved = ?10, "
-                    "labels = ?11 WHERE id = ?1", error);
+                    "labels = ?11, draining = ?12, migration = ?13 WHERE id = ?1", error);
   if (st == NULL)
     return FALSE;
   sqlite3_bind_int64 (st, 1, row->id);
@@ -1458,8 +1464,9 @@ kd_store_host_insert (KdStore    *s,
   g_return_val_if_fail (s != NULL && row != NULL, FALSE);
 
   st = stmt_get (s, "INSERT INTO hosts (name, uri, created_at, graphics_listen, console_access, "
-                    "maintenance, cpu_ratio, memory_ratio, disk_ratio, memory_reserved, labels) "
-                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)", error);
+                    "maintenance, cpu_ratio, memory_ratio, disk_ratio, memory_reserved, labels, "
+                    "draining, migration) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11, ?12, ?13)", error);
   if (st == NULL)
     return FALSE;
   bind_text (st, 1, row->name);

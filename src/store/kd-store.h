@@ -99,6 +99,9 @@ typedef struct {
   double  disk_ratio;
   gint64  memory_reserved; /* bytes kept for the host itself */
   char   *labels;          /* comma-separated names, "" for none */
+  /* schema v8: moving desktops */
+  gboolean draining;       /* drained: its desktops keep moving off as they can */
+  char   *migration;       /* "live" (running desktops migrate) | "cold"; NULL = "live" */
 } KdHostRow;
 
 void       kd_host_row_free (KdHostRow *row);
@@ -107,8 +110,8 @@ gboolean   kd_store_host_insert      (KdStore *s, KdHostRow *row, GError **error
 KdHostRow *kd_store_host_get_by_name (KdStore *s, const char *name, GError **error);
 KdHostRow *kd_store_host_get         (KdStore *s, gint64 id, GError **error);
 GPtrArray *kd_store_host_list        (KdStore *s, GError **error);
-/* schema v6: writes the placement settings (maintenance … labels) and
- * graphics_listen/console_access of row ->id. */
+/* schema v6: writes the placement settings (maintenance … labels), v8's
+ * draining and migration, and graphics_listen/console_access of row ->id. */
 gboolean   kd_store_host_update      (KdStore *s, const KdHostRow *row, GError **error);
 /* KD_STORE_ERROR_IN_USE while image volumes or desktops reference it. */
 gboolean   kd_store_host_delete      (KdStore *s, gint64 id, GError **error);

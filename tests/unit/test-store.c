@@ -341,6 +341,18 @@ test_hosts_crud (Fixture *f, gconstpointer data)
   g_assert_cmpstr (got->name, ==, "hv-a");
   g_assert_cmpstr (got->uri, ==, "test:///default");
   g_assert_cmpint (got->created_at, >, 0);
+  /* v8: a new host is not draining and migrates live */
+  g_assert_false (got->draining);
+  g_assert_cmpstr (got->migration, ==, "live");
+  got->draining = TRUE;
+  g_free (got->migration);
+  got->migration = g_strdup ("cold");
+  g_assert_true (kd_store_host_update (f->store, got, &error));
+  g_clear_pointer (&got, kd_host_row_free);
+  got = kd_store_host_get (f->store, a, &error);
+  g_assert_no_error (error);
+  g_assert_true (got->draining);
+  g_assert_cmpstr (got->migration, ==, "cold");
 
   g_assert_true (kd_store_host_delete (f->store, b, &error));
   g_assert_true (kd_store_host_delete (f->store, odd, &error));
