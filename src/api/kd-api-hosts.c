@@ -13,7 +13,7 @@
 /**
  * kd_api_host_settings:
  * Reads maintenance, cpu_ratio, memory_ratio, disk_ratio,
- * memory_reserved_mib and labels from @obj into @s (what is absent stays
+ * memory_reserved_mib, migration and labels from @obj into @s (what is absent stays
  * unchanged: 0 ratios, -1 reserve, NULL labels). *@labels owns the label
  * strings.
  */
@@ -59,6 +59,22 @@ kd_api_host_settings (JsonObject *obj, KdHostSettings *s, GPtrArray **labels, GE
           return FALSE;
         }
       s->memory_reserved = reserve_mib * KD_MIB;
+    }
+  if (json_object_has_member (obj, "migration"))
+    {
+      const char *m = NULL;
+      if (!kd_json_get_string (obj, "migration", TRUE, &m, error))
+        return FALSE;
+      /* static strings: the settings outlive the request body */
+      if (g_strcmp0 (m, "live") == 0)
+        s->migration = "live";
+      else if (g_strcmp0 (m, "cold") == 0)
+        s->migration = "cold";
+      else
+        {
+          g_set_error (error, KD_ERROR, KD_ERROR_INVALID, "migration must be 'live' or 'cold'");
+          return FALSE;
+        }
     }
   *labels = kd_api_names_list (obj, "labels", error);
   if (*error)
@@ -214,7 +230,7 @@ void
 kd_api_host_patch (KdApiRequest *req, const char *name)
 {
   static const char *const allowed[] = { "maintenance", "cpu_ratio", "memory_ratio", "disk_ratio",
-                                         "memory_reserved_mib", "labels", NULL };
+                                         "memory_reserved_mib", "labels", "migration", NULL };
   g_autoptr(JsonObject) obj = kd_api_body_object (req);
   g_autoptr(GError) error = NULL;
   g_autoptr(GPtrArray) labels = NULL;

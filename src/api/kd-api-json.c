@@ -70,6 +70,8 @@ kd_json_add_host_placement (JsonBuilder *b, KdBroker *broker, KdBrokerHost *h)
 
   kd_broker_host_use (broker, h, &use);
   kd_json_add_bool (b, "maintenance", h->row->maintenance);
+  kd_json_add_bool (b, "draining", h->row->draining);
+  kd_json_add_str (b, "migration", h->row->migration ? h->row->migration : "live");
   kd_json_add_double (b, "cpu_ratio", h->row->cpu_ratio);
   kd_json_add_double (b, "memory_ratio", h->row->memory_ratio);
   kd_json_add_double (b, "disk_ratio", h->row->disk_ratio);
@@ -302,6 +304,7 @@ kd_api_json_desktop (KdBroker *broker, KdDesktopRow *row)
   }
   json_builder_end_object (b);
   kd_json_add_bool (b, "busy", kd_broker_desktop_is_busy (broker, row->id));
+  kd_json_add_str (b, "operation", kd_broker_desktop_operation (broker, row->id));
   kd_json_add_time (b, "created_at", row->created_at);
   kd_json_add_time (b, "updated_at", row->updated_at);
   json_builder_end_object (b);

@@ -516,7 +516,7 @@ kd_api_hosts (KdApiRequest *req)
     {
       static const char *const allowed[] = { "name", "uri", "graphics_listen", "console_access",
                                              "maintenance", "cpu_ratio", "memory_ratio", "disk_ratio",
-                                             "memory_reserved_mib", "labels", "gpus", NULL };
+                                             "memory_reserved_mib", "labels", "gpus", "migration", NULL };
       g_autoptr(JsonObject) obj = kd_api_body_object (req);
       g_autoptr(GPtrArray) labels = NULL;
       const char *name = NULL, *uri = NULL, *listen = NULL, *access = NULL;

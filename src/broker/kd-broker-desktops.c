@@ -64,6 +64,17 @@ kd_broker_desktop_is_busy (KdBroker *b, gint64 desktop_id)
   return g_hash_table_contains (b->busy, &desktop_id);
 }
 
+/**
+ * kd_broker_desktop_operation:
+ * Returns: (nullable): what is under way on the desktop ("migrate to host
+ * 'hv2' 40%", "create", …), or %NULL.
+ */
+const char *
+kd_broker_desktop_operation (KdBroker *b, gint64 desktop_id)
+{
+  return g_hash_table_lookup (b->busy, &desktop_id);
+}
+
 void
 kd_broker_busy_set (KdBroker *b, gint64 id, const char *what)
 {

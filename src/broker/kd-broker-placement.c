@@ -123,10 +123,28 @@ kd_broker_host_set (KdBroker *b, const char *name, const KdHostSettings *s, cons
   row->graphics_listen = g_strdup (h->row->graphics_listen);
   row->console_access = g_strdup (h->row->console_access);
   row->labels = g_strdup (h->row->labels);
+  row->migration = g_strdup (h->row->migration);
   if (s->has_maintenance)
     {
       row->maintenance = s->maintenance;
       g_string_append_printf (what, " maintenance %s", s->maintenance ? "on" : "off");
+      if (!s->maintenance && row->draining)
+        g_string_append (what, " (its drain ends)");
+      if (s->maintenance && s->draining && !row->draining)
+        g_string_append (what, " draining");
+      row->draining = s->maintenance && (s->draining || row->draining);
+    }
+  if (s->migration != NULL)
+    {
+      if (!g_str_equal (s->migration, "live") && !g_str_equal (s->migration, "cold"))
+        {
+          g_set_error (error, KD_ERROR, KD_ERROR_INVALID, "migration must be 'live' or 'cold', not '%s'",
+                       s->migration);
+          return NULL;
+        }
+      g_free (row->migration);
+      row->migration = g_strdup (s->migration);
+      g_string_append_printf (what, " migration %s", s->migration);
     }
   if (s->cpu_ratio > 0)
     {

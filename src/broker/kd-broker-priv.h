@@ -36,7 +36,13 @@ struct _KdBroker {
   GHashTable            *pool_problems; /* pool id (gint64*) -> last placement refusal */
   GHashTable            *copy_waiters;  /* image volume id (gint64*) -> GPtrArray of creates
                                          * waiting for that copy */
+  /* kd-broker-drain.c */
+  GHashTable            *drain_notes;  /* desktop id (gint64*) -> last drain decision told */
+  GHashTable            *no_live;      /* desktop ids whose live migration failed */
 };
+
+/* Goes on with the hosts still draining (kd-broker-drain.c). */
+void kd_broker_drain_continue (KdBroker *broker);
 
 /* GPUs (kd-broker-gpus.c) */
 GPtrArray  *kd_broker_gpus_parse (GPtrArray *specs, GError **error);

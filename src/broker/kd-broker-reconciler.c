@@ -119,6 +119,29 @@ kd_problem_known (GPtrArray *list, const KdProblem *p)
   return FALSE;
 }
 
+/* A desktop being moved has a domain and an overlay on two hosts for a
+ * while: neither is an orphan. */
+static gboolean
+kd_reconcile_moving (KdBroker *b, const char *desktop_id, const char *volume)
+{
+  GHashTableIter it;
+  gpointer key;
+
+  if (desktop_id != NULL)
+    {
+      gint64 id = g_ascii_strtoll (desktop_id, NULL, 10);
+      return id > 0 && kd_broker_desktop_is_busy (b, id);
+    }
+  g_hash_table_iter_init (&it, b->busy);
+  while (g_hash_table_iter_next (&it, &key, NULL))
+    {
+      g_autoptr(KdDesktopRow) row = kd_store_desktop_get (b->store, *(gint64 *) key, NULL);
+      if (row != NULL && g_strcmp0 (row->overlay_volume, volume) == 0)
+        return TRUE;
+    }
+  return FALSE;
+}
+
 static void
 kd_reconcile_host (KdBroker *b, KdHostScan *s, GPtrArray *orphans, GPtrArray *problems)
 {
@@ -192,7 +215,7 @@ kd_reconcile_host (KdBroker *b, KdHostScan *s, GPtrArray *orphans, GPtrArray *pr
           if (g_str_equal (row->domain, d->name) && g_strcmp0 (d->desktop_id, id) == 0)
             known = TRUE;
         }
-      if (!known)
+      if (!known && !kd_reconcile_moving (b, d->desktop_id, NULL))
         kd_reconcile_add_orphan (orphans, s->host, "domain", d->name,
                                  g_strdup_printf ("domain '%s' (desktop '%s', id %s) carries this "
                                                   "installation's metadata but no desktop record; "
@@ -214,7 +237,7 @@ kd_reconcile_host (KdBroker *b, KdHostScan *s, GPtrArray *orphans, GPtrArray *pr
           KdImageVolumeRow *iv = ivols->pdata[k];
           known = iv->host_id == s->host_id && g_str_equal (iv->volume, v->name);
         }
-      if (!known)
+      if (!known && !kd_reconcile_moving (b, NULL, v->name))
         kd_reconcile_add_orphan (orphans, s->host, "volume", v->name,
                                  g_strdup_printf ("volume '%s' in pool '%s' is not used by any "
                                                   "image or desktop%s%s", v->name,
@@ -279,6 +302,7 @@ kd_reconcile_done (KdBroker *b, gpointer data)
   b->report.last_run = kd_time_now ();
   b->report.running = FALSE;
 
+  kd_broker_drain_continue (b);
   for (guint i = 0; i < j->waiters->len; i++)
     g_task_return_boolean (j->waiters->pdata[i], TRUE);
 

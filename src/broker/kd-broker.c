@@ -217,6 +217,8 @@ kd_broker_new (KdConfig *config, KdStore *store)
   b->pool_problems = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, g_free);
   b->copy_waiters = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free,
                                            (GDestroyNotify) g_ptr_array_unref);
+  b->drain_notes = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, g_free);
+  b->no_live = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL);
   b->importing = g_hash_table_new_full (g_str_hash, g_str_equal, g_free, NULL);
   b->report.orphans = g_ptr_array_new_with_free_func ((GDestroyNotify) kd_orphan_free);
   b->report.problems = g_ptr_array_new_with_free_func ((GDestroyNotify) kd_problem_free);
@@ -278,6 +280,8 @@ kd_broker_free (KdBroker *b)
   g_hash_table_destroy (b->rr_cursors);
   g_hash_table_destroy (b->pool_problems);
   g_hash_table_destroy (b->copy_waiters);
+  g_hash_table_destroy (b->drain_notes);
+  g_hash_table_destroy (b->no_live);
   g_hash_table_destroy (b->importing);
   g_ptr_array_unref (b->report.orphans);
   g_ptr_array_unref (b->report.problems);
@@ -745,6 +749,7 @@ kd_broker_host_added (KdBroker *b, gpointer data)
   if (row->memory_reserved >= j->capacity.memory_bytes && j->settings.memory_reserved < 0)
     row->memory_reserved = 0;  /* a tiny (simulated) host: the default would leave nothing */
   row->labels = g_strdup (j->labels ? j->labels : "");
+  row->migration = g_strdup (j->settings.migration ? j->settings.migration : "live");
   if (!kd_broker_host_check_settings (row, j->capacity.memory_bytes, &error) ||
       !kd_store_host_insert (b->store, row, &error))
     {

@@ -110,7 +110,9 @@ void kd_broker_event (KdBroker   *broker,
  * negative reserve mean unchanged, NULL labels unchanged. */
 typedef struct {
   gboolean  has_maintenance;
-  gboolean  maintenance;
+  gboolean  maintenance;       /* off also ends a drain */
+  gboolean  draining;          /* with maintenance on: the host is drained */
+  const char *migration;       /* "live" | "cold"; NULL unchanged */
   double    cpu_ratio, memory_ratio, disk_ratio;
   gint64    memory_reserved;   /* bytes; -1: unchanged */
   char    **labels;            /* NULL-terminated; empty vector clears */
@@ -262,6 +264,7 @@ void          kd_broker_desktop_action_full_async (KdBroker *broker, const char 
 KdDesktopRow *kd_broker_desktop_action_finish (KdBroker *broker, GAsyncResult *res, GError **error);
 /* TRUE while an operation on the desktop is in flight. */
 gboolean      kd_broker_desktop_is_busy (KdBroker *broker, gint64 desktop_id);
+const char   *kd_broker_desktop_operation (KdBroker *broker, gint64 desktop_id);
 
 /* ---- pools ---- */
 typedef struct {

@@ -585,6 +585,12 @@ add_host_settings (const KdCliInvocation *inv, JsonBuilder *b, const char *maint
       add_string_array (b, "labels", labels);
       (*n_fields)++;
     }
+  if (kd_cli_option (inv, "migration") != NULL)
+    {
+      json_builder_set_member_name (b, "migration");
+      json_builder_add_string_value (b, kd_cli_option (inv, "migration"));
+      (*n_fields)++;
+    }
   return TRUE;
 }
 
@@ -1512,6 +1518,7 @@ static const KdCliColumn pool_columns[] = {
 
 static const char *const mode_choices[] = { "floating", "persistent", NULL };
 static const char *const on_off_choices[] = { "on", "off", NULL };
+static const char *const migration_choices[] = { "live", "cold", NULL };
 static const char *const console_choices[] = { "takeover", "share", NULL };
 static const char *const placement_choices[] = { "spread", "pack", "round-robin", NULL };
 
@@ -2343,6 +2350,8 @@ static const KdCliOption image_publish_options[] = {
   { "memory-ratio", "R", FALSE, "memory overcommit (default 1.0)" }, \
   { "disk-ratio", "R", FALSE, "disk overcommit of the storage pool (default 1.0)" }, \
   { "memory-reserved", "MIB", FALSE, "memory kept for the host itself (default 1024)" }, \
+  { "migration", "live|cold", FALSE, "how a drain moves running desktops off it (default live)", \
+    FALSE, NULL, migration_choices }, \
   { "label", "LABEL", FALSE, "a label pools can require (repeat; replaces the list)", TRUE }, \
   { "gpu", "ADDR[,ADDR…]", FALSE, \
     "a passthrough GPU: the PCI addresses of its functions (repeat; replaces the list; '' for none)", TRUE }

@@ -46,7 +46,7 @@ kd_hv_state_from_libvirt (int state)
     }
 }
 
-static virDomainPtr
+virDomainPtr
 kd_hv_domain_lookup (KdHvHost      *host,
                      virConnectPtr  conn,
                      const char    *name,

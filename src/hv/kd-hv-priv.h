@@ -33,6 +33,7 @@ G_DEFINE_AUTOPTR_CLEANUP_FUNC (xmlBuffer, xmlBufferFree)
 #define KD_HV_XML_MAX_BYTES        (16 * 1024 * 1024)  /* domain/volume/caps XML */
 #define KD_HV_UPLOAD_CHUNK_BYTES   (1024 * 1024)       /* one virStreamSend */
 #define KD_HV_SHUTDOWN_POLL_MS     250
+#define KD_HV_MIGRATE_POLL_MS      1000                /* job stats during a migration */
 
 /* Sets @error from libvirt's last error of this thread, prefixed with
  * "host 'NAME': " and the printf-style context, and mapped to a
@@ -55,6 +56,12 @@ const char *kd_hv_host_get_pool_name (KdHvHost *host);
 virStoragePoolPtr kd_hv_host_lookup_pool (KdHvHost       *host,
                                           virConnectPtr   conn,
                                           GError        **error);
+
+/* The domain @name on @conn, or NULL with NOT_FOUND "cannot find domain". */
+virDomainPtr kd_hv_domain_lookup (KdHvHost       *host,
+                                  virConnectPtr   conn,
+                                  const char     *name,
+                                  GError        **error);
 
 /* libxml2 helpers shared by the readers of libvirt XML. */
 xmlDoc *kd_hv_xml_parse   (const char  *xml,

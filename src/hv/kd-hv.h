@@ -391,6 +391,25 @@ char         *kd_hv_domain_guest_address (KdHvHost    *host,
 char    *kd_hv_domain_get_definition (KdHvHost    *host,
                                       const char  *name,
                                       GError     **error);
+/* Pure: @xml with the source files of its disks rewritten through @paths
+ * (old -> new); *@out_targets gets their target names ("vda"). */
+char    *kd_hv_domain_xml_move_disks (const char   *xml,
+                                      GHashTable   *paths,
+                                      char       ***out_targets,
+                                      GError      **error);
+/* Live migration of running domain @name from @src to @dst with its
+ * overlays copied (they exist, empty, on @dst at the new paths of @paths);
+ * persistent on @dst and undefined on @src when it succeeds. @progress
+ * is called from a helper thread (bytes done, total). See kd-hv-migrate.c. */
+gboolean kd_hv_domain_migrate (KdHvHost          *src,
+                               KdHvHost          *dst,
+                               const char        *name,
+                               GHashTable        *paths,
+                               const char        *migrate_uri,
+                               const char        *listen_address,
+                               KdHvProgressFunc   progress,
+                               gpointer           user_data,
+                               GError           **error);
 /* ACPI reboot, else a hard reset; the domain must be running. */
 gboolean kd_hv_domain_reboot   (KdHvHost    *host,
                                 const char  *name,

@@ -106,8 +106,10 @@ class PlacementTest(DaemonTestCase):
 
     def test_drain(self):
         """Draining: maintenance on; spares deleted and rebuilt on the other
-        host; a floating desktop in use follows when released; a desktop
-        outside pools stays, with the reason."""
+        host; a floating desktop in use follows when released; a stopped
+        stand-alone desktop moves cold; a running one with nobody on it
+        cannot migrate live between simulated hosts, so it is shut down and
+        then moves cold."""
         a, b = self.hosts[7], self.hosts[11]        # 5 GiB each: room for 8 desktops
         user = self.unique("u")
         self.api("POST", "/api/v1/users", {"name": user, "password": "drain-pass-1"}, expect=201)
@@ -142,9 +144,15 @@ class PlacementTest(DaemonTestCase):
         actions = {d["name"]: d["action"] for d in r["desktops"]}
         self.assertEqual(actions[mine["name"]], "moves-on-release", r)
         self.assertEqual(actions[alone], "moving", r)
-        self.assertEqual(actions[busy], "stays", r)
+        self.assertEqual(actions[busy], "shutting-down", r)
         reasons = {d["name"]: d["reason"] for d in r["desktops"]}
-        self.assertIn("live migration is not built yet", reasons[busy])
+        self.assertIn("is simulated (test://): no live migration", reasons[busy])
+        self.assertIn("its user is gone", reasons[busy])
+        host = self.api("GET", "/api/v1/hosts/" + drained)
+        self.assertTrue(host["draining"], host)
+        went = wait_until(lambda: (lambda d: d if d["host"] != drained and not d["busy"] else None)(
+            self.api("GET", "/api/v1/desktops/" + busy)), timeout=30, what="the running desktop moved")
+        self.assertEqual(went["state"], "stopped")
         moved = wait_until(lambda: (lambda d: d if d["host"] != drained and not d["busy"] else None)(
             self.api("GET", "/api/v1/desktops/" + alone)), timeout=30, what="the stopped desktop moved")
         self.assertEqual(moved["state"], "stopped")
@@ -170,6 +178,67 @@ class PlacementTest(DaemonTestCase):
                         events[:5])
         status, _ = self.daemon.status_of("POST", "/api/v1/hosts/nope-%s/drain" % random_suffix())
         self.assertEqual(status, 404)
+        # Maintenance off ends the drain.
+        host = self.api("PATCH", "/api/v1/hosts/" + drained, {"maintenance": False})
+        self.assertFalse(host["draining"], host)
+        self.assertFalse(host["maintenance"], host)
+
+    def test_drain_waits_for_the_user(self):
+        """A persistent desktop in use on a host that cannot migrate live
+        stays while its user is connected; once he is gone the drain goes
+        on by itself (the next reconciler pass): shut down, moved cold."""
+        a, b = self.hosts[8], self.hosts[12]
+        user = self.unique("u")
+        self.api("POST", "/api/v1/users", {"name": user, "password": "drain-pass-2"}, expect=201)
+        pool = "keep-" + random_suffix()
+        self.api("POST", "/api/v1/pools", {"name": pool, "image": self.image, "template": self.template,
+                                           "mode": "persistent", "size": 2, "warm": 0, "hosts": [a, b],
+                                           "users": [user]}, expect=201)
+        self.addCleanup(self.remove_pool, pool)
+        client = self.daemon.__class__.__new__(self.daemon.__class__)
+        client.__dict__.update(self.daemon.__dict__)
+        client.token = None
+        client.login(user, "drain-pass-2")
+        mine = client.request("POST", "/api/v1/pools/%s/desktop" % pool)
+        name, drained = mine["name"], mine["host"]
+        wait_until(lambda: self.api("GET", "/api/v1/desktops/" + name)["state"] in ("assigned", "running"),
+                   timeout=30, what="his desktop up")
+        client.request("POST", "/api/v1/desktops/%s/heartbeat" % name, {"connected": True})
+        self.assertEqual(self.api("GET", "/api/v1/desktops/" + name)["state"], "connected")
+
+        r = self.api("POST", "/api/v1/hosts/%s/drain" % drained)
+        self.addCleanup(self.api, "PATCH", "/api/v1/hosts/" + drained, {"maintenance": False})
+        step = {d["name"]: d for d in r["desktops"]}[name]
+        self.assertEqual(step["action"], "stays", r)
+        self.assertIn("shut down and moved cold once its user is gone", step["reason"])
+        # Passes while he is connected change nothing.
+        self.api("POST", "/api/v1/reconciler/run")
+        d = self.api("GET", "/api/v1/desktops/" + name)
+        self.assertEqual((d["host"], d["state"]), (drained, "connected"))
+        # He leaves; the next pass shuts it down and moves it.
+        client.request("POST", "/api/v1/desktops/%s/heartbeat" % name, {"connected": False})
+        self.api("POST", "/api/v1/reconciler/run")
+        moved = wait_until(lambda: (lambda d: d if d["host"] != drained and not d["busy"] else None)(
+            self.api("GET", "/api/v1/desktops/" + name)), timeout=30, what="his desktop moved")
+        self.assertEqual(moved["state"], "stopped")
+        self.assertEqual(moved["user"], user)
+        events = self.api("GET", "/api/v1/events?desktop=%s&limit=50" % name)
+        said = [e["message"] for e in events if e["action"] == "drain"]
+        self.assertTrue([m for m in said if "stays" in m], said)
+        self.assertTrue([m for m in said if "shutting-down" in m], said)
+        self.assertTrue([e for e in events if e["action"] == "move"], events[:5])
+        # The same decision is told once, not at every pass.
+        self.assertEqual(len([m for m in said if "stays" in m]), 1, said)
+
+    def test_migration_setting(self):
+        h = self.hosts[3]
+        self.addCleanup(self.api, "PATCH", "/api/v1/hosts/" + h, {"migration": "live"})
+        self.assertEqual(self.api("GET", "/api/v1/hosts/" + h)["migration"], "live")
+        self.assertEqual(self.api("PATCH", "/api/v1/hosts/" + h, {"migration": "cold"})["migration"], "cold")
+        for bad in ("warm", "", 3, None):
+            status, err = self.daemon.status_of("PATCH", "/api/v1/hosts/" + h, {"migration": bad})
+            self.assertEqual(status, 400, (bad, err))
+        self.assertEqual(self.api("GET", "/api/v1/hosts/" + h)["migration"], "cold")
 
     def test_image_copy_in_advance(self):
         target = self.hosts[18]
