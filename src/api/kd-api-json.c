@@ -66,6 +66,7 @@ kd_json_add_host_placement (JsonBuilder *b, KdBroker *broker, KdBrokerHost *h)
   KdStore *store = kd_broker_get_store (broker);
   g_auto(GStrv) labels = kd_broker_labels_split (h->row->labels);
   g_autoptr(GPtrArray) gpus = kd_store_host_gpu_list (store, h->row->id, NULL);
+  g_autoptr(GPtrArray) vgpus = kd_store_vgpu_list (store, h->row->id, NULL);
   KdBrokerHostUse use;
 
   kd_broker_host_use (broker, h, &use);
@@ -93,6 +94,43 @@ kd_json_add_host_placement (JsonBuilder *b, KdBroker *broker, KdBrokerHost *h)
       kd_json_add_int (b, "iommu_group", g->iommu_group);
       kd_json_add_strv (b, "mdev_types", types);
       kd_json_add_str (b, "desktop", d ? d->name : NULL);
+      /* Its vGPU types with instances and use, and the vGPUs on it. */
+      json_builder_set_member_name (b, "mdevs");
+      json_builder_begin_array (b);
+      for (guint k = 0; g->mdevs != NULL && k < g->mdevs->len; k++)
+        {
+          KdGpuMdevTypeRow *t = g->mdevs->pdata[k];
+          gint64 used = 0;
+          for (guint v = 0; vgpus != NULL && v < vgpus->len; v++)
+            {
+              KdVgpuRow *vr = vgpus->pdata[v];
+              used += vr->gpu_id == g->id && g_str_equal (vr->type_id, t->type_id);
+            }
+          json_builder_begin_object (b);
+          kd_json_add_str (b, "type", t->type_id);
+          kd_json_add_str (b, "name", t->name);
+          kd_json_add_str (b, "device_api", t->device_api);
+          kd_json_add_int (b, "instances", t->instances);
+          kd_json_add_int (b, "used", used);
+          json_builder_end_object (b);
+        }
+      json_builder_end_array (b);
+      json_builder_set_member_name (b, "vgpus");
+      json_builder_begin_array (b);
+      for (guint v = 0; vgpus != NULL && v < vgpus->len; v++)
+        {
+          KdVgpuRow *vr = vgpus->pdata[v];
+          g_autoptr(KdDesktopRow) vd = NULL;
+          if (vr->gpu_id != g->id)
+            continue;
+          vd = kd_store_desktop_get (store, vr->desktop_id, NULL);
+          json_builder_begin_object (b);
+          kd_json_add_str (b, "uuid", vr->uuid);
+          kd_json_add_str (b, "type", vr->type_id);
+          kd_json_add_str (b, "desktop", vd ? vd->name : NULL);
+          json_builder_end_object (b);
+        }
+      json_builder_end_array (b);
       json_builder_end_object (b);
     }
   json_builder_end_array (b);
@@ -217,6 +255,7 @@ kd_api_json_template (KdTemplateRow *row)
   kd_json_add_str (b, "firmware", row->firmware);
   kd_json_add_int (b, "rdp_port", row->rdp_port);
   kd_json_add_int (b, "gpus", row->gpus);
+  kd_json_add_str (b, "gpu_mdev", row->gpu_mdev != NULL && *row->gpu_mdev != '\0' ? row->gpu_mdev : NULL);
   kd_json_add_time (b, "created_at", row->created_at);
   json_builder_end_object (b);
   return json_builder_get_root (b);

@@ -701,7 +701,7 @@ kd_api_templates (KdApiRequest *req)
   else if (req->n_segs == 3 && IS ("POST"))
     {
       static const char *const allowed[] = { "name", "vcpus", "memory_mib", "disk_gib", "display",
-                                             "network", "firmware", "rdp_port", "gpus", NULL };
+                                             "network", "firmware", "rdp_port", "gpus", "gpu_mdev", NULL };
       g_autoptr(JsonObject) obj = kd_api_body_object (req);
       g_autoptr(KdTemplateRow) row = NULL;
       KdTemplateSpec spec = { 0 };
@@ -718,7 +718,8 @@ kd_api_templates (KdApiRequest *req)
           !kd_json_get_string (obj, "network", FALSE, &spec.network, &error) ||
           !kd_json_get_string (obj, "firmware", FALSE, &spec.firmware, &error) ||
           !kd_json_get_int (obj, "rdp_port", FALSE, &rdp_port, &error) ||
-          !kd_json_get_int (obj, "gpus", FALSE, &gpus, &error))
+          !kd_json_get_int (obj, "gpus", FALSE, &gpus, &error) ||
+          !kd_json_get_string (obj, "gpu_mdev", FALSE, &spec.gpu_mdev, &error))
         {
           kd_api_respond_error (req, error);
           return;

@@ -154,6 +154,11 @@ typedef struct {
   gint64          copy_vol_id;  /* its image_volumes row, "importing" */
   gint64          wait_volume_id; /* another create copies it: start when it is there */
   char          **hostdevs;     /* the functions of its GPUs */
+  char           *mdev_uuid;    /* its vGPU: a mediated device made before the domain */
+  char           *mdev_parent;  /* the GPU's PCI address */
+  char           *mdev_type;
+  char          **mdevs;        /* { mdev_uuid, NULL } for the domain spec */
+  gboolean        mdev_simulated;
   gboolean        copy_simulated;
   gboolean        copied;
   KdHvDomainSpec  spec;         /* borrowed strings below */
@@ -196,6 +201,10 @@ kd_create_job_free (KdCreateJob *j)
   g_free (j->graphics_listen);
   g_free (j->graphics_passwd);
   g_strfreev (j->hostdevs);
+  g_free (j->mdev_uuid);
+  g_free (j->mdev_parent);
+  g_free (j->mdev_type);
+  g_strfreev (j->mdevs);
   g_free (j->network);
   g_free (j->firmware);
   g_free (j->overlay_path);
@@ -219,7 +228,7 @@ kd_create_run (gpointer data, GCancellable *cancellable)
 {
   KdCreateJob *j = data;
   g_autofree char *xml = NULL;
-  gboolean made_overlay = FALSE, defined = FALSE;
+  gboolean made_overlay = FALSE, defined = FALSE, made_mdev = FALSE;
 
   if (j->copy_from != NULL && !kd_create_copy_image (j, cancellable))
     {
@@ -236,6 +245,13 @@ kd_create_run (gpointer data, GCancellable *cancellable)
         goto fail;
       made_overlay = TRUE;
     }
+  if (j->mdev_uuid != NULL)
+    {
+      if (!kd_hv_mdev_create (j->hv, j->mdev_parent, j->mdev_type, j->mdev_uuid, &j->mdev_simulated,
+                              &j->error))
+        goto fail;
+      made_mdev = !j->mdev_simulated;
+    }
 
   j->spec.name = j->row->domain;
   j->spec.title = j->row->name;
@@ -250,6 +266,7 @@ kd_create_run (gpointer data, GCancellable *cancellable)
   j->spec.graphics_listen = j->graphics_listen;
   j->spec.graphics_passwd = j->graphics_passwd;
   j->spec.hostdevs = (const char *const *) j->hostdevs;
+  j->spec.mdevs = (const char *const *) j->mdevs;
   j->spec.network = j->network;
   j->spec.instance_id = j->instance_id;
   j->spec.desktop_id = j->desktop_id;
@@ -273,6 +290,8 @@ fail:
    * objects are not ours and must not be touched. */
   if (defined)
     kd_hv_domain_delete (j->hv, j->row->domain, TRUE, NULL);
+  if (made_mdev)
+    kd_hv_mdev_destroy (j->hv, j->mdev_uuid, NULL);
   if (made_overlay)
     kd_hv_volume_delete (j->hv, j->row->overlay_volume, TRUE, NULL);
 }
@@ -459,6 +478,8 @@ kd_broker_desktop_create_spec_async (KdBroker *b, const KdDesktopCreateSpec *cs,
   g_autoptr(KdImageVersionRow) version = NULL;
   g_auto(KdImageCopy) copy = { 0 };
   g_auto(GStrv) hostdevs = NULL;
+  g_autoptr(KdVgpuRow) vgpu = NULL;
+  g_autofree char *vgpu_parent = NULL;
   g_autoptr(KdDesktopRow) existing = NULL;
   g_autoptr(KdDesktopRow) row = NULL;
   const char *name = cs->name, *image = cs->image, *template_name = cs->template_name;
@@ -558,10 +579,28 @@ kd_broker_desktop_create_spec_async (KdBroker *b, const KdDesktopCreateSpec *cs,
           goto fail;
         }
     }
-  kd_broker_desktop_event (b, row, actor, "create", NULL, KD_DESKTOP_PROVISIONING,
-                           "desktop '%s' is being created on host '%s' from image '%s' and template '%s'%s",
-                           name, h->row->name, img->name, tpl->name,
-                           hostdevs != NULL ? " with a passthrough GPU" : "");
+  if (tpl->gpu_mdev != NULL && *tpl->gpu_mdev != '\0')
+    {
+      vgpu = kd_broker_vgpu_take (b, h->row->id, row->id, tpl->gpu_mdev, &vgpu_parent, &error);
+      if (vgpu == NULL)
+        {
+          g_prefix_error (&error, "host '%s': ", h->row->name);
+          kd_store_desktop_delete (b->store, row->id, NULL);
+          if (import_vol != NULL)
+            kd_store_image_volume_delete (b->store, import_vol->id, NULL);
+          goto fail;
+        }
+    }
+  {
+    g_autofree char *with = vgpu == NULL ? NULL
+      : g_strdup_printf (" with vGPU %s (type %s on %s%s)", vgpu->uuid, vgpu->type_id, vgpu_parent,
+                         kd_hv_host_is_simulated (h->hv)
+                         ? "; simulated host: the mediated device is not created, test:// cannot make one" : "");
+    kd_broker_desktop_event (b, row, actor, "create", NULL, KD_DESKTOP_PROVISIONING,
+                             "desktop '%s' is being created on host '%s' from image '%s' and template '%s'%s",
+                             name, h->row->name, img->name, tpl->name,
+                             hostdevs != NULL ? " with a passthrough GPU" : with != NULL ? with : "");
+  }
   kd_broker_busy_set (b, row->id, "create");
 
   j = g_new0 (KdCreateJob, 1);
@@ -596,6 +635,14 @@ kd_broker_desktop_create_spec_async (KdBroker *b, const KdDesktopCreateSpec *cs,
   j->desktop_id = g_strdup_printf ("%" G_GINT64_FORMAT, j->row->id);
   j->display = g_strdup (tpl->display);
   j->hostdevs = g_steal_pointer (&hostdevs);
+  if (vgpu != NULL)
+    {
+      j->mdev_uuid = g_strdup (vgpu->uuid);
+      j->mdev_type = g_strdup (vgpu->type_id);
+      j->mdev_parent = g_steal_pointer (&vgpu_parent);
+      j->mdevs = g_new0 (char *, 2);
+      j->mdevs[0] = g_strdup (vgpu->uuid);
+    }
   j->graphics_listen = g_strdup (h->row->graphics_listen ? h->row->graphics_listen : "127.0.0.1");
   /* Nobody is told this password: a viewer gets a one-time one. */
   j->graphics_passwd = kd_random_password (KD_BROKER_VNC_PASSWORD_LEN);
@@ -639,6 +686,7 @@ typedef struct {
   gint64           capacity;
   gboolean         was_running;
   gboolean         keep_disk;      /* an image edit copy is not the desktop's to delete */
+  char           **mdevs;          /* delete: UUIDs of its vGPUs, destroyed after the domain */
   gint64           version;        /* reset: the image version rebuilt on */
   /* results */
   gboolean         forced;
@@ -656,6 +704,7 @@ kd_action_job_free (KdActionJob *j)
   g_free (j->prev_state);
   g_free (j->backing_path);
   g_free (j->backing_format);
+  g_strfreev (j->mdevs);
   g_clear_error (&j->error);
   g_free (j);
 }
@@ -721,6 +770,9 @@ kd_action_run (gpointer data, GCancellable *cancellable)
       if (!kd_hv_domain_delete (j->hv, j->row->domain, TRUE, &j->error) ||
           (!j->keep_disk && !kd_hv_volume_delete (j->hv, j->row->overlay_volume, TRUE, &j->error)))
         return;
+      for (guint i = 0; j->mdevs != NULL && j->mdevs[i] != NULL; i++)
+        if (!kd_hv_mdev_destroy (j->hv, j->mdevs[i], &j->error))
+          return;
       break;
     }
 }
@@ -899,6 +951,14 @@ kd_broker_desktop_action_full_async (KdBroker *b, const char *name, KdDesktopAct
     case KD_DESKTOP_ACTION_DELETE:
       transient = KD_DESKTOP_DELETING;
       j->keep_disk = kd_broker_desktop_is_edit (b, row);
+      {
+        g_autoptr(GPtrArray) vgpus = kd_store_vgpu_list_by_desktop (b->store, row->id, NULL);
+        GPtrArray *uuids = g_ptr_array_new ();
+        for (guint i = 0; vgpus != NULL && i < vgpus->len; i++)
+          g_ptr_array_add (uuids, g_strdup (((KdVgpuRow *) vgpus->pdata[i])->uuid));
+        g_ptr_array_add (uuids, NULL);
+        j->mdevs = (char **) g_ptr_array_free (uuids, FALSE);
+      }
       break;
     case KD_DESKTOP_ACTION_REBOOT:
       if (!kd_desktop_state_is_up (row->state))

@@ -4,7 +4,10 @@
  * host's node devices (each exists, one IOMMU group holding nothing that
  * is not passed through) and stored with their product and driver. A
  * desktop whose template asks for GPUs gets free ones of its host when it
- * is created; they are freed when it is deleted.
+ * is created; they are freed when it is deleted. A GPU offering mediated
+ * device types may instead be shared as vGPUs: a desktop whose template
+ * names a type gets one instance (a mediated device with a UUID kvmdesk
+ * chooses); a GPU is never passed through whole while it runs vGPUs.
  */
 #include "kd-broker-priv.h"
 
@@ -109,6 +112,20 @@ kd_broker_gpus_check (KdHvHost *hv, GPtrArray *gpus, GError **error)
           row->driver = g_strdup (fns[0].driver);
           row->iommu_group = fns[0].iommu_group;
           row->mdev_types = fns[0].mdev_types ? g_strjoinv (",", fns[0].mdev_types) : g_strdup ("");
+          row->mdevs = g_ptr_array_new_with_free_func ((GDestroyNotify) kd_gpu_mdev_type_row_free);
+          for (guint t = 0; fns[0].mdevs != NULL && t < fns[0].mdevs->len; t++)
+            {
+              KdHvMdevType *mt = fns[0].mdevs->pdata[t];
+              KdGpuMdevTypeRow *tr = g_new0 (KdGpuMdevTypeRow, 1);
+              /* Nothing of kvmdesk runs on the GPU now (a GPU list is
+               * not replaced while it does), so what is available is
+               * what kvmdesk may use. */
+              tr->type_id = g_strdup (mt->id);
+              tr->name = g_strdup (mt->name);
+              tr->device_api = g_strdup (mt->device_api);
+              tr->instances = mt->available;
+              g_ptr_array_add (row->mdevs, tr);
+            }
           g_ptr_array_add (rows, row);
         }
       for (guint k = 0; k < n; k++)
@@ -231,13 +248,19 @@ GHashTable *
 kd_broker_gpus_free_by_host (KdBroker *b)
 {
   g_autoptr(GPtrArray) gpus = kd_store_host_gpu_list (b->store, -1, NULL);
+  g_autoptr(GPtrArray) vgpus = kd_store_vgpu_list (b->store, -1, NULL);
+  g_autoptr(GHashTable) shared = g_hash_table_new (g_int64_hash, g_int64_equal);
   GHashTable *free_by_host = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, NULL);
+
+  /* A GPU running vGPUs is not free to pass through whole. */
+  for (guint i = 0; vgpus != NULL && i < vgpus->len; i++)
+    g_hash_table_add (shared, &((KdVgpuRow *) vgpus->pdata[i])->gpu_id);
 
   for (guint i = 0; gpus != NULL && i < gpus->len; i++)
     {
       KdHostGpuRow *g = gpus->pdata[i];
       gint64 *key;
-      if (g->desktop_id != 0)
+      if (g->desktop_id != 0 || g_hash_table_contains (shared, &g->id))
         continue;
       key = g_new (gint64, 1);
       *key = g->host_id;
@@ -302,4 +325,128 @@ kd_broker_gpus_release (KdBroker *b, gint64 desktop_id)
       if (g->desktop_id == desktop_id)
         kd_store_host_gpu_free (b->store, g->id, NULL);
     }
+}
+
+/* ---- vGPUs ---- */
+
+void
+kd_broker_gpu_snapshot_free (KdBrokerGpuSnapshot *snap)
+{
+  if (snap == NULL)
+    return;
+  g_clear_pointer (&snap->rows, g_ptr_array_unref);
+  g_free (snap->gpus);
+  g_free (snap->types);
+  g_free (snap);
+}
+
+/**
+ * kd_broker_gpu_snapshot_new:
+ * The GPUs of @host_id (-1: every host) with what runs on them: passed
+ * through whole, or how many vGPUs of which type.
+ */
+KdBrokerGpuSnapshot *
+kd_broker_gpu_snapshot_new (KdBroker *b, gint64 host_id)
+{
+  KdBrokerGpuSnapshot *snap = g_new0 (KdBrokerGpuSnapshot, 1);
+  g_autoptr(GPtrArray) vgpus = kd_store_vgpu_list (b->store, host_id, NULL);
+  g_autoptr(GHashTable) index = g_hash_table_new (g_int64_hash, g_int64_equal);
+  guint n_types = 0, t = 0;
+
+  snap->rows = kd_store_host_gpu_list (b->store, host_id, NULL);
+  if (snap->rows == NULL)
+    snap->rows = g_ptr_array_new_with_free_func ((GDestroyNotify) kd_host_gpu_row_free);
+  for (guint i = 0; i < snap->rows->len; i++)
+    n_types += ((KdHostGpuRow *) snap->rows->pdata[i])->mdevs->len;
+  snap->gpus = g_new0 (KdSchedGpu, MAX (snap->rows->len, 1));
+  snap->types = g_new0 (KdSchedMdevType, MAX (n_types, 1));
+  for (guint i = 0; i < snap->rows->len; i++)
+    {
+      KdHostGpuRow *row = snap->rows->pdata[i];
+      KdSchedGpu *g = &snap->gpus[i];
+
+      g->taken = row->desktop_id != 0;
+      g->types = &snap->types[t];
+      g->n_types = row->mdevs->len;
+      for (guint k = 0; k < row->mdevs->len; k++, t++)
+        {
+          KdGpuMdevTypeRow *tr = row->mdevs->pdata[k];
+          snap->types[t].type_id = tr->type_id;
+          snap->types[t].instances = tr->instances;
+        }
+      g_hash_table_insert (index, &row->id, g);
+    }
+  for (guint i = 0; vgpus != NULL && i < vgpus->len; i++)
+    {
+      KdVgpuRow *v = vgpus->pdata[i];
+      KdSchedGpu *g = g_hash_table_lookup (index, &v->gpu_id);
+      if (g == NULL)
+        continue;
+      g->vgpus++;
+      /* Borrow the type id from the GPU's own list (the vGPU row goes). */
+      for (guint k = 0; k < g->n_types && g->vgpu_type == NULL; k++)
+        if (g_str_equal (g->types[k].type_id, v->type_id))
+          g->vgpu_type = g->types[k].type_id;
+      if (g->vgpu_type == NULL)
+        g->vgpu_type = "?";   /* a type the GPU no longer lists: blocks others */
+    }
+  return snap;
+}
+
+void
+kd_broker_gpu_snapshot_host (KdBrokerGpuSnapshot *snap, gint64 host_id, KdSchedGpu **out_gpus, guint *out_n)
+{
+  *out_gpus = NULL;
+  *out_n = 0;
+  for (guint i = 0; i < snap->rows->len; i++)
+    if (((KdHostGpuRow *) snap->rows->pdata[i])->host_id == host_id)
+      {
+        if (*out_gpus == NULL)
+          *out_gpus = &snap->gpus[i];
+        (*out_n)++;
+      }
+}
+
+/**
+ * kd_broker_vgpu_take:
+ * @type: a mediated device type id
+ *
+ * Picks the GPU the scheduler would (kd_sched_vgpu_pick) and records the
+ * vGPU; the store checks the GPU's rules again in the same statement.
+ */
+KdVgpuRow *
+kd_broker_vgpu_take (KdBroker *b, gint64 host_id, gint64 desktop_id, const char *type,
+                     char **out_parent, GError **error)
+{
+  g_autoptr(KdBrokerGpuSnapshot) snap = kd_broker_gpu_snapshot_new (b, host_id);
+  g_autoptr(KdVgpuRow) row = NULL;
+  g_autoptr(GError) local = NULL;
+  KdSchedHost h = { 0 };
+  KdHostGpuRow *gpu;
+  gint pick;
+
+  kd_broker_gpu_snapshot_host (snap, host_id, &h.gpus, &h.n_gpus);
+  pick = kd_sched_vgpu_pick (&h, type);
+  if (pick < 0)
+    {
+      g_set_error (error, KD_ERROR, KD_ERROR_UNAVAILABLE, "no free vGPU of type %s", type);
+      return NULL;
+    }
+  gpu = snap->rows->pdata[(h.gpus - snap->gpus) + pick];
+  row = g_new0 (KdVgpuRow, 1);
+  row->gpu_id = gpu->id;
+  row->host_id = host_id;
+  row->type_id = g_strdup (type);
+  row->uuid = g_uuid_string_random ();
+  row->desktop_id = desktop_id;
+  if (!kd_store_vgpu_insert (b->store, row, &local))
+    {
+      g_set_error (error, KD_ERROR, KD_ERROR_UNAVAILABLE, "no free vGPU of type %s: %s", type, local->message);
+      return NULL;
+    }
+  {
+    g_auto(GStrv) fns = g_strsplit (gpu->addresses, ",", 2);
+    *out_parent = g_strdup (fns[0]);
+  }
+  return g_steal_pointer (&row);
 }

@@ -466,6 +466,43 @@ kd_broker_template_add (KdBroker *b, const KdTemplateSpec *spec, const char *act
     return NULL;
   row->rdp_port = spec->rdp_port;
   row->gpus = spec->gpus;
+  if (spec->gpu_mdev != NULL && *spec->gpu_mdev != '\0')
+    {
+      g_autoptr(GPtrArray) gpus = NULL;
+      gboolean offered = FALSE;
+
+      if (!kd_hv_mdev_type_is_valid (spec->gpu_mdev))
+        {
+          g_set_error (error, KD_ERROR, KD_ERROR_INVALID,
+                       "gpu_mdev '%.40s' is not a mediated device type (e.g. nvidia-63)", spec->gpu_mdev);
+          return NULL;
+        }
+      if (spec->gpus > 0)
+        {
+          g_set_error (error, KD_ERROR, KD_ERROR_INVALID,
+                       "a template has whole GPUs (gpus) or a vGPU (gpu_mdev), not both");
+          return NULL;
+        }
+      gpus = kd_store_host_gpu_list (b->store, -1, error);
+      if (gpus == NULL)
+        return NULL;
+      for (guint i = 0; i < gpus->len && !offered; i++)
+        {
+          KdHostGpuRow *g = gpus->pdata[i];
+          for (guint k = 0; k < g->mdevs->len && !offered; k++)
+            offered = g_str_equal (((KdGpuMdevTypeRow *) g->mdevs->pdata[k])->type_id, spec->gpu_mdev);
+        }
+      if (!offered)
+        {
+          g_set_error (error, KD_ERROR, KD_ERROR_INVALID,
+                       "no host GPU offers vGPU type '%s' (see the mdev_types of the hosts' GPUs)",
+                       spec->gpu_mdev);
+          return NULL;
+        }
+      row->gpu_mdev = g_strdup (spec->gpu_mdev);
+    }
+  else
+    row->gpu_mdev = g_strdup ("");
   if (!kd_template_check_network (network, error))
     return NULL;
   if (!g_str_equal (firmware, "bios") && !g_str_equal (firmware, "uefi"))

@@ -302,7 +302,7 @@ kd_broker_place (KdBroker *b, KdImageRow *img, KdTemplateRow *tpl, KdPoolRow *po
   const char *real_volume = NULL, *simulated_volume = NULL;
   g_autoptr(GPtrArray) hosts = kd_broker_host_list (b);
   g_autoptr(GHashTable) use = kd_placement_use (b, 0);
-  g_autoptr(GHashTable) gpus_free = kd_broker_gpus_free_by_host (b);
+  g_autoptr(KdBrokerGpuSnapshot) gpus = kd_broker_gpu_snapshot_new (b, -1);
   g_autoptr(GPtrArray) vols = kd_store_image_volume_list (b->store, img->id, error);
   g_autofree KdSchedHost *snap = NULL;
   g_autoptr(GPtrArray) label_vectors = g_ptr_array_new_with_free_func ((GDestroyNotify) g_strfreev);
@@ -362,7 +362,7 @@ kd_broker_place (KdBroker *b, KdImageRow *img, KdTemplateRow *tpl, KdPoolRow *po
           s->desktops = u->desktops;
         }
       s->labels = (const char *const *) labels;
-      s->gpus_free = GPOINTER_TO_INT (g_hash_table_lookup (gpus_free, &h->row->id));
+      kd_broker_gpu_snapshot_host (gpus, h->row->id, &s->gpus, &s->n_gpus);
       for (guint k = 0; k < vols->len; k++)
         {
           KdImageVolumeRow *v = vols->pdata[k];
@@ -386,6 +386,7 @@ kd_broker_place (KdBroker *b, KdImageRow *img, KdTemplateRow *tpl, KdPoolRow *po
   req.memory_bytes = tpl->memory_mib * 1024 * 1024;
   req.disk_bytes = tpl->disk_gib * KD_GIB;
   req.gpus = tpl->gpus;
+  req.vgpu_type = tpl->gpu_mdev != NULL && *tpl->gpu_mdev != '\0' ? tpl->gpu_mdev : NULL;
   req.allowed_hosts = allowed != NULL && allowed->len > 0
                       ? (const char *const *) allowed_names->pdata : NULL;
   if (pool != NULL)

@@ -4,6 +4,7 @@
 #pragma once
 
 #include "kd-broker.h"
+#include "sched/kd-sched.h"
 
 struct _KdBroker {
   KdConfig              *config;
@@ -51,6 +52,25 @@ GHashTable *kd_broker_gpus_free_by_host (KdBroker *broker);
 char      **kd_broker_gpus_take (KdBroker *broker, gint64 host_id, gint64 desktop_id, gint64 count,
                                  GError **error);
 void        kd_broker_gpus_release (KdBroker *broker, gint64 desktop_id);
+
+/* The GPUs of every host as the scheduler sees them (kd-broker-gpus.c). */
+typedef struct {
+  GPtrArray       *rows;     /* KdHostGpuRow, by host then id */
+  KdSchedGpu      *gpus;     /* one per row; strings borrowed from the rows */
+  KdSchedMdevType *types;    /* every row's types, in a row */
+} KdBrokerGpuSnapshot;
+
+KdBrokerGpuSnapshot *kd_broker_gpu_snapshot_new  (KdBroker *broker, gint64 host_id /* -1: all */);
+void                 kd_broker_gpu_snapshot_free (KdBrokerGpuSnapshot *snap);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (KdBrokerGpuSnapshot, kd_broker_gpu_snapshot_free)
+/* The GPUs of one host in @snap (they are contiguous). */
+void        kd_broker_gpu_snapshot_host (KdBrokerGpuSnapshot *snap, gint64 host_id,
+                                         KdSchedGpu **out_gpus, guint *out_n);
+/* Gives desktop @desktop_id a vGPU of @type on host @host_id: recorded
+ * with a new UUID. Returns: (transfer full): the KdVgpuRow, with the
+ * GPU's PCI address in *@out_parent, or %NULL with KD_ERROR_UNAVAILABLE. */
+KdVgpuRow  *kd_broker_vgpu_take (KdBroker *broker, gint64 host_id, gint64 desktop_id, const char *type,
+                                 char **out_parent, GError **error);
 
 /* A copy of an image's current version to the chosen host, first. */
 typedef struct {

@@ -212,6 +212,7 @@ typedef struct {
   const char *firmware;
   gint64      rdp_port;     /* 0: the guest runs no RDP server */
   gint64      gpus;         /* whole GPUs passed through (0-8) */
+  const char *gpu_mdev;     /* a vGPU of this mediated device type; NULL/"": none (not with gpus) */
 } KdTemplateSpec;
 
 KdTemplateRow *kd_broker_template_add    (KdBroker *broker, const KdTemplateSpec *spec,

@@ -1170,7 +1170,9 @@ run_template_add (KdCli *cli, const KdCliInvocation *inv, GError **error)
     { "vcpus", "vcpus" }, { "memory", "memory_mib" }, { "disk", "disk_gib" },
     { "rdp-port", "rdp_port" }, { "gpus", "gpus" },
   };
-  static const char *const strings[] = { "display", "network", "firmware" };
+  static const struct { const char *option; const char *member; } strings[] = {
+    { "display", "display" }, { "network", "network" }, { "firmware", "firmware" }, { "vgpu", "gpu_mdev" },
+  };
   g_autoptr(JsonBuilder) b = json_builder_new ();
   g_autoptr(JsonNode) body = NULL;
   g_autoptr(JsonNode) answer = NULL;
@@ -1192,11 +1194,11 @@ run_template_add (KdCli *cli, const KdCliInvocation *inv, GError **error)
     }
   for (guint i = 0; i < G_N_ELEMENTS (strings); i++)
     {
-      const char *value = kd_cli_option (inv, strings[i]);
+      const char *value = kd_cli_option (inv, strings[i].option);
 
       if (value == NULL)
         continue;
-      json_builder_set_member_name (b, strings[i]);
+      json_builder_set_member_name (b, strings[i].member);
       json_builder_add_string_value (b, value);
     }
   json_builder_end_object (b);
@@ -2387,6 +2389,7 @@ static const KdCliOption template_add_options[] = {
   { "firmware", "bios|uefi", FALSE, "firmware (default bios)" },
   { "rdp-port", "PORT", FALSE, "the guest runs an RDP server on PORT (enables console.rdp)" },
   { "gpus", "N", FALSE, "whole passthrough GPUs per desktop (0-8; default 0)" },
+  { "vgpu", "TYPE", FALSE, "a vGPU per desktop: a mediated device type a host GPU offers (e.g. nvidia-63)" },
   { NULL }
 };
 static const KdCliOption desktop_create_options[] = {

@@ -115,6 +115,9 @@ kd_hv_domain_spec_validate (const KdHvDomainSpec  *spec,
       if (canon == NULL || !g_str_equal (canon, spec->hostdevs[i]))
         return kd_invalid (error, "hostdevs", "'%s' is not a PCI address", spec->hostdevs[i]);
     }
+  for (guint i = 0; spec->mdevs != NULL && spec->mdevs[i] != NULL; i++)
+    if (!g_uuid_string_is_valid (spec->mdevs[i]))
+      return kd_invalid (error, "mdevs", "'%.40s' is not a UUID", spec->mdevs[i]);
   if (!kd_check_text ("graphics_listen", spec->graphics_listen, FALSE, 255, error))
     return FALSE;
   if (!kd_check_text ("network", spec->network, FALSE, 255, error))
@@ -253,6 +256,20 @@ kd_hv_add_hostdevs (xmlNode              *devices,
       kd_attr (addr, "slot", buf);
       g_snprintf (buf, sizeof buf, "0x%x", function);
       kd_attr (addr, "function", buf);
+    }
+  /* A vGPU: the mediated device exists before the domain starts (kvmdesk
+   * creates it on the host), so libvirt must not manage it. */
+  for (guint i = 0; spec->mdevs != NULL && spec->mdevs[i] != NULL; i++)
+    {
+      xmlNode *h = kd_el (devices, "hostdev"), *src, *addr;
+
+      kd_attr (h, "mode", "subsystem");
+      kd_attr (h, "type", "mdev");
+      kd_attr (h, "model", "vfio-pci");
+      kd_attr (h, "managed", "no");
+      src = kd_el (h, "source");
+      addr = kd_el (src, "address");
+      kd_attr (addr, "uuid", spec->mdevs[i]);
     }
 }
 

@@ -1,14 +1,52 @@
 /*
  * kd-hv-pci.c: PCI devices for passthrough, as libvirt's node devices
  * describe them: driver, product, IOMMU group and its members, mediated
- * device types. The XML parsing and the group rule are pure (unit-tested
- * on fixtures); one blocking call reads a device from a host.
+ * device types with their free instances. The XML parsing and the group
+ * rule are pure (unit-tested on fixtures); one blocking call reads a
+ * device from a host. Mediated devices (vGPUs) are created and destroyed
+ * here too, through libvirt's node device API.
  */
 #include "hv/kd-hv-priv.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include <libxml/xpath.h>
+
+static char *kd_hv_node_device_name (const char *address);
+
+/* Bounds on what a node device may claim. */
+#define KD_HV_MDEV_TYPES_MAX      64
+#define KD_HV_MDEV_TYPE_ID_MAX    64
+#define KD_HV_MDEV_INSTANCES_MAX  1024
+
+void
+kd_hv_mdev_type_free (KdHvMdevType *type)
+{
+  if (type == NULL)
+    return;
+  g_free (type->id);
+  g_free (type->name);
+  g_free (type->device_api);
+  g_free (type);
+}
+
+/**
+ * kd_hv_mdev_type_is_valid:
+ * @type: a mediated device type id
+ *
+ * Returns: %TRUE for what sysfs names types with (letters, digits, '-',
+ * '_', '.'; 1 to 64 bytes), so that the id is safe in XML, logs and
+ * messages.
+ */
+gboolean
+kd_hv_mdev_type_is_valid (const char *type)
+{
+  gsize len = type ? strlen (type) : 0;
+
+  return len > 0 && len <= KD_HV_MDEV_TYPE_ID_MAX &&
+         strspn (type, "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-_.") == len;
+}
 
 void
 kd_hv_pci_device_clear (KdHvPciDevice *dev)
@@ -19,6 +57,7 @@ kd_hv_pci_device_clear (KdHvPciDevice *dev)
   g_clear_pointer (&dev->vendor, g_free);
   g_clear_pointer (&dev->group_members, g_strfreev);
   g_clear_pointer (&dev->mdev_types, g_strfreev);
+  g_clear_pointer (&dev->mdevs, g_ptr_array_unref);
   dev->iommu_group = -1;
 }
 
@@ -62,7 +101,7 @@ kd_xpath_string (xmlXPathContext *ctx, const char *xpath)
 }
 
 static char **
-kd_xpath_strings (xmlXPathContext *ctx, const char *xpath, gboolean addresses)
+kd_xpath_addresses (xmlXPathContext *ctx, const char *xpath)
 {
   g_autoptr(xmlXPathObject) obj = xmlXPathEvalExpression ((const xmlChar *) xpath, ctx);
   GPtrArray *out = g_ptr_array_new ();
@@ -70,7 +109,6 @@ kd_xpath_strings (xmlXPathContext *ctx, const char *xpath, gboolean addresses)
   for (int i = 0; obj != NULL && obj->nodesetval != NULL && i < obj->nodesetval->nodeNr; i++)
     {
       xmlNode *n = obj->nodesetval->nodeTab[i];
-      if (addresses)
         {
           xmlChar *d = xmlGetProp (n, (const xmlChar *) "domain");
           xmlChar *b = xmlGetProp (n, (const xmlChar *) "bus");
@@ -87,16 +125,54 @@ kd_xpath_strings (xmlXPathContext *ctx, const char *xpath, gboolean addresses)
           xmlFree (s);
           xmlFree (f);
         }
-      else
-        {
-          xmlChar *id = xmlGetProp (n, (const xmlChar *) "id");
-          if (id != NULL)
-            g_ptr_array_add (out, g_strdup ((const char *) id));
-          xmlFree (id);
-        }
     }
   g_ptr_array_add (out, NULL);
   return (char **) g_ptr_array_free (out, FALSE);
+}
+
+/* The <type> elements of the device's mdev_types capability: id, name,
+ * deviceAPI, availableInstances. Types with an id kvmdesk would not
+ * accept are left out. */
+static GPtrArray *
+kd_hv_mdev_types_parse (xmlXPathContext *ctx)
+{
+  g_autoptr(xmlXPathObject) obj =
+    xmlXPathEvalExpression ((const xmlChar *) "/device/capability[@type='pci']/capability[@type='mdev_types']/type",
+                            ctx);
+  GPtrArray *out = g_ptr_array_new_with_free_func ((GDestroyNotify) kd_hv_mdev_type_free);
+
+  for (int i = 0; obj != NULL && obj->nodesetval != NULL && i < obj->nodesetval->nodeNr &&
+                  out->len < KD_HV_MDEV_TYPES_MAX; i++)
+    {
+      xmlNode *n = obj->nodesetval->nodeTab[i];
+      xmlChar *id = xmlGetProp (n, (const xmlChar *) "id");
+      KdHvMdevType *t;
+
+      if (id == NULL || !kd_hv_mdev_type_is_valid ((const char *) id))
+        {
+          xmlFree (id);
+          continue;
+        }
+      t = g_new0 (KdHvMdevType, 1);
+      t->id = g_strdup ((const char *) id);
+      xmlFree (id);
+      for (xmlNode *c = n->children; c != NULL; c = c->next)
+        {
+          xmlChar *v;
+          if (c->type != XML_ELEMENT_NODE)
+            continue;
+          v = xmlNodeGetContent (c);
+          if (v != NULL && g_str_equal ((const char *) c->name, "name"))
+            t->name = g_strndup ((const char *) v, 128);
+          else if (v != NULL && g_str_equal ((const char *) c->name, "deviceAPI"))
+            t->device_api = g_strndup ((const char *) v, 64);
+          else if (v != NULL && g_str_equal ((const char *) c->name, "availableInstances"))
+            t->available = CLAMP (g_ascii_strtoll ((const char *) v, NULL, 10), 0, KD_HV_MDEV_INSTANCES_MAX);
+          xmlFree (v);
+        }
+      g_ptr_array_add (out, t);
+    }
+  return out;
 }
 
 /**
@@ -105,7 +181,8 @@ kd_xpath_strings (xmlXPathContext *ctx, const char *xpath, gboolean addresses)
  *
  * Fills @out from a PCI node device: canonical address, driver (may be
  * NULL when none is bound), product and vendor, IOMMU group number and
- * members (canonical addresses), mediated device types.
+ * members (canonical addresses), mediated device types (ids in
+ * ->mdev_types, in full with their free instances in ->mdevs).
  */
 gboolean
 kd_hv_pci_device_parse (const char *xml, KdHvPciDevice *out, GError **error)
@@ -138,9 +215,15 @@ kd_hv_pci_device_parse (const char *xml, KdHvPciDevice *out, GError **error)
   out->vendor = kd_xpath_string (ctx, "string(/device/capability[@type='pci']/vendor)");
   group = kd_xpath_string (ctx, "string(/device/capability[@type='pci']/iommuGroup/@number)");
   out->iommu_group = group ? (gint64) g_ascii_strtoll (group, NULL, 10) : -1;
-  out->group_members = kd_xpath_strings (ctx, "/device/capability[@type='pci']/iommuGroup/address", TRUE);
-  out->mdev_types = kd_xpath_strings (ctx, "/device/capability[@type='pci']/capability[@type='mdev_types']/type",
-                                      FALSE);
+  out->group_members = kd_xpath_addresses (ctx, "/device/capability[@type='pci']/iommuGroup/address");
+  out->mdevs = kd_hv_mdev_types_parse (ctx);
+  {
+    GPtrArray *ids = g_ptr_array_new ();
+    for (guint i = 0; i < out->mdevs->len; i++)
+      g_ptr_array_add (ids, g_strdup (((KdHvMdevType *) out->mdevs->pdata[i])->id));
+    g_ptr_array_add (ids, NULL);
+    out->mdev_types = (char **) g_ptr_array_free (ids, FALSE);
+  }
   return TRUE;
 }
 
@@ -206,8 +289,7 @@ kd_hv_pci_device_get (KdHvHost *host, const char *address, KdHvPciDevice *out, G
   out->iommu_group = -1;
   if (conn == NULL)
     return FALSE;
-  name = g_strdup_printf ("pci_%s", address);
-  g_strdelimit (name, ":.", '_');
+  name = kd_hv_node_device_name (address);
   dev = virNodeDeviceLookupByName (conn, name);
   if (dev == NULL)
     {
@@ -224,4 +306,160 @@ kd_hv_pci_device_get (KdHvHost *host, const char *address, KdHvPciDevice *out, G
       return FALSE;
     }
   return kd_hv_pci_device_parse (xml, out, error);
+}
+
+/* ---- mediated devices (vGPUs) ---- */
+
+static char *
+kd_hv_node_device_name (const char *address)
+{
+  char *name = g_strdup_printf ("pci_%s", address);
+  g_strdelimit (name, ":.", '_');
+  return name;
+}
+
+/**
+ * kd_hv_mdev_xml_build:
+ * @parent: the GPU's canonical PCI address
+ * @type: a mediated device type id it offers
+ * @uuid: the new device's UUID
+ *
+ * Returns: (transfer full): <device><parent>pci_…</parent><capability
+ * type='mdev'><type id='…'/><uuid>…</uuid></capability></device>, or
+ * %NULL with an error naming the bad value.
+ */
+char *
+kd_hv_mdev_xml_build (const char *parent, const char *type, const char *uuid, GError **error)
+{
+  g_autofree char *canon = kd_hv_pci_address_parse (parent, error);
+  g_autofree char *parent_name = NULL;
+  g_autoptr(xmlDoc) doc = NULL;
+  xmlNode *root, *cap, *node;
+  xmlChar *buf = NULL;
+  int len = 0;
+  char *out;
+
+  if (canon == NULL)
+    return NULL;
+  if (!kd_hv_mdev_type_is_valid (type))
+    {
+      g_set_error (error, KD_HV_ERROR, KD_HV_ERROR_FAILED, "'%.40s' is not a mediated device type",
+                   type ? type : "");
+      return NULL;
+    }
+  if (uuid == NULL || !g_uuid_string_is_valid (uuid))
+    {
+      g_set_error (error, KD_HV_ERROR, KD_HV_ERROR_FAILED, "'%.40s' is not a UUID", uuid ? uuid : "");
+      return NULL;
+    }
+  parent_name = kd_hv_node_device_name (canon);
+  doc = xmlNewDoc ((const xmlChar *) "1.0");
+  root = xmlNewNode (NULL, (const xmlChar *) "device");
+  xmlDocSetRootElement (doc, root);
+  xmlNewTextChild (root, NULL, (const xmlChar *) "parent", (const xmlChar *) parent_name);
+  cap = xmlNewChild (root, NULL, (const xmlChar *) "capability", NULL);
+  xmlNewProp (cap, (const xmlChar *) "type", (const xmlChar *) "mdev");
+  node = xmlNewChild (cap, NULL, (const xmlChar *) "type", NULL);
+  xmlNewProp (node, (const xmlChar *) "id", (const xmlChar *) type);
+  xmlNewTextChild (cap, NULL, (const xmlChar *) "uuid", (const xmlChar *) uuid);
+  xmlDocDumpFormatMemory (doc, &buf, &len, 1);
+  out = g_strndup ((const char *) buf, len);
+  xmlFree (buf);
+  return out;
+}
+
+/**
+ * kd_hv_mdev_create:
+ *
+ * Creates the mediated device through virNodeDeviceCreateXML (libvirt
+ * hands it to mdevctl or sysfs). libvirt's test driver creates only
+ * vHBAs ("Device is not a fibre channel HBA"), so on a simulated host
+ * nothing is created and *@out_simulated says so. Blocking.
+ */
+gboolean
+kd_hv_mdev_create (KdHvHost *host, const char *parent, const char *type, const char *uuid,
+                   gboolean *out_simulated, GError **error)
+{
+  g_autofree char *xml = kd_hv_mdev_xml_build (parent, type, uuid, error);
+  g_autoptr(virConnect) conn = NULL;
+  virNodeDevicePtr dev;
+
+  if (out_simulated != NULL)
+    *out_simulated = FALSE;
+  if (xml == NULL)
+    return FALSE;
+  if (kd_hv_host_is_simulated (host))
+    {
+      if (out_simulated != NULL)
+        *out_simulated = TRUE;
+      return TRUE;
+    }
+  conn = kd_hv_host_get_connection (host, error);
+  if (conn == NULL)
+    return FALSE;
+  dev = virNodeDeviceCreateXML (conn, xml, 0);
+  if (dev == NULL)
+    {
+      kd_hv_set_error_from_libvirt (error, host, conn, "cannot create vGPU %s of type %s on %s",
+                                    uuid, type, parent);
+      return FALSE;
+    }
+  virNodeDeviceFree (dev);
+  return TRUE;
+}
+
+/**
+ * kd_hv_mdev_destroy:
+ *
+ * Finds the mediated device by its UUID among the host's node devices
+ * (libvirt names it "mdev_UUID" or "mdev_UUID_PARENT", with '_' for '-')
+ * and destroys it. Blocking.
+ */
+gboolean
+kd_hv_mdev_destroy (KdHvHost *host, const char *uuid, GError **error)
+{
+  g_autoptr(virConnect) conn = NULL;
+  g_autofree char *prefix = NULL;
+  virNodeDevicePtr *devs = NULL;
+  virNodeDevicePtr found = NULL;
+  int n;
+  gboolean ok = TRUE;
+
+  if (uuid == NULL || !g_uuid_string_is_valid (uuid))
+    {
+      g_set_error (error, KD_HV_ERROR, KD_HV_ERROR_FAILED, "'%.40s' is not a UUID", uuid ? uuid : "");
+      return FALSE;
+    }
+  if (kd_hv_host_is_simulated (host))
+    return TRUE;   /* nothing was created there */
+  conn = kd_hv_host_get_connection (host, error);
+  if (conn == NULL)
+    return FALSE;
+  prefix = g_strdup_printf ("mdev_%s", uuid);
+  g_strdelimit (prefix, "-", '_');
+  n = virConnectListAllNodeDevices (conn, &devs, VIR_CONNECT_LIST_NODE_DEVICES_CAP_MDEV);
+  if (n < 0)
+    {
+      kd_hv_set_error_from_libvirt (error, host, conn, "cannot list mediated devices");
+      return FALSE;
+    }
+  for (int i = 0; i < n; i++)
+    {
+      const char *name = virNodeDeviceGetName (devs[i]);
+      if (found == NULL && name != NULL && g_ascii_strncasecmp (name, prefix, strlen (prefix)) == 0 &&
+          (name[strlen (prefix)] == '\0' || name[strlen (prefix)] == '_'))
+        found = devs[i];
+      else
+        virNodeDeviceFree (devs[i]);
+    }
+  free (devs);
+  if (found == NULL)
+    return TRUE;
+  if (virNodeDeviceDestroy (found) < 0)
+    {
+      kd_hv_set_error_from_libvirt (error, host, conn, "cannot destroy vGPU %s", uuid);
+      ok = FALSE;
+    }
+  virNodeDeviceFree (found);
+  return ok;
 }

@@ -279,6 +279,16 @@ GPtrArray  *kd_hv_volume_list (KdHvHost  *host,
 /* ------------------------------------------------------------------ */
 /* PCI passthrough (kd-hv-pci.c) */
 
+/* One mediated device type a PCI device offers (vGPU). */
+typedef struct {
+  char   *id;             /* "nvidia-63" */
+  char   *name;           /* "GRID P4-1Q", may be NULL */
+  char   *device_api;     /* "vfio-pci", may be NULL */
+  gint64  available;      /* availableInstances when read */
+} KdHvMdevType;
+
+void     kd_hv_mdev_type_free (KdHvMdevType *type);
+
 typedef struct {
   char   *address;        /* "0000:01:00.0" */
   char   *driver;         /* bound driver, NULL when none */
@@ -286,7 +296,8 @@ typedef struct {
   char   *vendor;
   gint64  iommu_group;    /* -1: none (IOMMU off) */
   char  **group_members;  /* addresses in its IOMMU group, itself included */
-  char  **mdev_types;     /* mediated device types it offers (vGPU) */
+  char  **mdev_types;     /* mediated device types it offers (vGPU): their ids */
+  GPtrArray *mdevs;       /* the same in full (KdHvMdevType), in the same order */
 } KdHvPciDevice;
 
 void     kd_hv_pci_device_clear (KdHvPciDevice *dev);
@@ -298,6 +309,18 @@ gboolean kd_hv_gpu_check         (const KdHvPciDevice *functions, guint n,
 /* Blocking: the node device of @address on the host. */
 gboolean kd_hv_pci_device_get    (KdHvHost *host, const char *address, KdHvPciDevice *out,
                                   GError **error);
+/* A mediated device type id as sysfs names them ("nvidia-63", "i915-GVTg_V5_4"). */
+gboolean kd_hv_mdev_type_is_valid (const char *type);
+/* The node device XML that creates mdev @uuid of @type on PCI device @parent. Pure. */
+char    *kd_hv_mdev_xml_build    (const char *parent, const char *type, const char *uuid,
+                                  GError **error);
+/* Blocking: creates mdev @uuid of @type on PCI device @parent (canonical
+ * address). A simulated (test://) host cannot make one (its driver
+ * creates only vHBAs): nothing is done and *@out_simulated is set. */
+gboolean kd_hv_mdev_create       (KdHvHost *host, const char *parent, const char *type,
+                                  const char *uuid, gboolean *out_simulated, GError **error);
+/* Blocking: destroys mdev @uuid; one that is not there is not an error. */
+gboolean kd_hv_mdev_destroy      (KdHvHost *host, const char *uuid, GError **error);
 
 /* ------------------------------------------------------------------ */
 /* Domain XML: pure, built with libxml2 (values always escaped). */
@@ -319,6 +342,7 @@ typedef struct {
   const char *graphics_passwd; /* NULL: none; a secret nobody is told, so that
                                 * reaching the port is not enough */
   const char *const *hostdevs; /* PCI addresses passed through (a GPU's functions), may be NULL */
+  const char *const *mdevs;    /* UUIDs of mediated devices (vGPUs) it gets, may be NULL */
   const char *network;         /* "none" | "user" | NAME | "bridge:NAME" */
   /* <metadata><kvmdesk:desktop xmlns:kvmdesk=NS> */
   const char *instance_id;     /* the kvmdesk installation */

@@ -22,6 +22,7 @@ typedef enum {
   KD_REFUSE_LABEL,
   KD_REFUSE_IMAGE,
   KD_REFUSE_GPU,
+  KD_REFUSE_VGPU,
   KD_REFUSE_CPU,
   KD_REFUSE_MEMORY,
   KD_REFUSE_DISK,
@@ -30,7 +31,7 @@ typedef enum {
 
 static const char *const kd_refusal_words[KD_REFUSE_N] = {
   "", "down", "maintenance", "not in the pool's hosts", "missing label", "no image",
-  "no free GPU", "vCPUs", "memory", "disk",
+  "no free GPU", "no free vGPU", "vCPUs", "memory", "disk",
 };
 
 static double
@@ -67,6 +68,61 @@ gint64
 kd_sched_host_free_memory (const KdSchedHost *h)
 {
   return memory_limit (h) - h->used_memory_bytes;
+}
+
+/**
+ * kd_sched_host_gpus_free:
+ * Returns: the whole GPUs free on @h: from its GPU list when it has one,
+ * else its ->gpus_free count.
+ */
+gint64
+kd_sched_host_gpus_free (const KdSchedHost *h)
+{
+  gint64 n = 0;
+
+  if (h->n_gpus == 0)
+    return h->gpus_free;
+  for (guint i = 0; i < h->n_gpus; i++)
+    if (!h->gpus[i].taken && h->gpus[i].vgpus == 0)
+      n++;
+  return n;
+}
+
+static gint64
+gpu_instances (const KdSchedGpu *g, const char *type)
+{
+  for (guint t = 0; t < g->n_types; t++)
+    if (g_strcmp0 (g->types[t].type_id, type) == 0)
+      return g->types[t].instances;
+  return 0;
+}
+
+gint
+kd_sched_vgpu_pick (const KdSchedHost *h, const char *type)
+{
+  gint best = -1;
+
+  if (type == NULL)
+    return -1;
+  for (guint i = 0; i < h->n_gpus; i++)
+    {
+      const KdSchedGpu *g = &h->gpus[i];
+      if (g->taken || (g->vgpus > 0 && g_strcmp0 (g->vgpu_type, type) != 0) ||
+          g->vgpus >= gpu_instances (g, type))
+        continue;
+      if (best < 0 || g->vgpus > h->gpus[best].vgpus)
+        best = (gint) i;
+    }
+  return best;
+}
+
+static gboolean
+offers_type (const KdSchedHost *h, const char *type)
+{
+  for (guint i = 0; i < h->n_gpus; i++)
+    if (gpu_instances (&h->gpus[i], type) > 0)
+      return TRUE;
+  return FALSE;
 }
 
 static gboolean
@@ -108,12 +164,21 @@ check_host (const KdSchedHost *h, const KdSchedRequest *req, GString *why)
         g_string_append (why, "does not hold the image and cannot import it");
       return KD_REFUSE_IMAGE;
     }
-  if (req->gpus > 0 && h->gpus_free < req->gpus)
+  if (req->gpus > 0 && kd_sched_host_gpus_free (h) < req->gpus)
     {
+      gint64 n = kd_sched_host_gpus_free (h);
       if (why)
         g_string_append_printf (why, "%" G_GINT64_FORMAT " free GPU%s, needs %" G_GINT64_FORMAT,
-                                h->gpus_free, h->gpus_free == 1 ? "" : "s", req->gpus);
+                                n, n == 1 ? "" : "s", req->gpus);
       return KD_REFUSE_GPU;
+    }
+  if (req->vgpu_type != NULL && kd_sched_vgpu_pick (h, req->vgpu_type) < 0)
+    {
+      if (why && !offers_type (h, req->vgpu_type))
+        g_string_append_printf (why, "no GPU offers vGPU type %s", req->vgpu_type);
+      else if (why)
+        g_string_append_printf (why, "no free vGPU of type %s", req->vgpu_type);
+      return KD_REFUSE_VGPU;
     }
   if (h->used_vcpus + req->vcpus > cpu_limit (h))
     {
@@ -163,7 +228,27 @@ kd_sched_commit (KdSchedHost *host, const KdSchedRequest *req)
   host->used_vcpus += req->vcpus;
   host->used_memory_bytes += req->memory_bytes;
   host->used_disk_bytes += req->disk_bytes;
-  host->gpus_free -= req->gpus;
+  if (host->n_gpus == 0)
+    host->gpus_free -= req->gpus;
+  else
+    {
+      gint64 left = req->gpus;
+      for (guint i = 0; i < host->n_gpus && left > 0; i++)
+        if (!host->gpus[i].taken && host->gpus[i].vgpus == 0)
+          {
+            host->gpus[i].taken = TRUE;
+            left--;
+          }
+    }
+  if (req->vgpu_type != NULL)
+    {
+      gint g = kd_sched_vgpu_pick (host, req->vgpu_type);
+      if (g >= 0)
+        {
+          host->gpus[g].vgpus++;
+          host->gpus[g].vgpu_type = req->vgpu_type;
+        }
+    }
   host->desktops++;
 }
 

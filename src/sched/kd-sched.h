@@ -6,7 +6,8 @@
  * Filters (every one must pass): host up and not in maintenance; vCPUs,
  * memory and disk within the host's capacity times its overcommit ratio
  * (memory minus what is reserved for the host itself); a free GPU when
- * the request needs one; in the pool's allowed hosts; carrying every
+ * the request needs one, or a GPU with a free vGPU instance of the type
+ * it asks for; in the pool's allowed hosts; carrying every
  * required label; holding the image or able to import it.
  *
  * Weighers: spread (most free memory first, then fewest desktops) or
@@ -40,6 +41,23 @@ typedef enum {
   KD_SCHED_PACK,     /* least free memory first (that still fits), then most desktops */
 } KdSchedWeigher;
 
+/* A mediated device type a GPU offers, and how many instances. */
+typedef struct {
+  const char *type_id;
+  gint64      instances;
+} KdSchedMdevType;
+
+/* One GPU of a host. A GPU is either passed through whole to one desktop
+ * or shared as vGPUs of one type at a time (what NVIDIA's time-sliced
+ * vGPU requires; conservative for others), never both. */
+typedef struct {
+  gboolean               taken;      /* passed through whole to a desktop */
+  const char            *vgpu_type;  /* type of the vGPUs on it; NULL when none */
+  gint64                 vgpus;      /* vGPUs on it */
+  const KdSchedMdevType *types;
+  guint                  n_types;
+} KdSchedGpu;
+
 /* One host as the scheduler sees it. Sizes in bytes. */
 typedef struct {
   const char         *name;
@@ -57,7 +75,9 @@ typedef struct {
   gint64              used_memory_bytes;
   gint64              used_disk_bytes;
   gint64              desktops;
-  gint64              gpus_free;
+  gint64              gpus_free;             /* whole GPUs free; used only when n_gpus is 0 */
+  KdSchedGpu         *gpus;                  /* each GPU (commits change it); may be NULL */
+  guint               n_gpus;
   const char *const  *labels;                /* NULL-terminated, may be NULL */
   gboolean            has_image;
   gboolean            image_importable;      /* can get it before the desktop starts */
@@ -70,6 +90,7 @@ typedef struct {
   gint64              memory_bytes;
   gint64              disk_bytes;
   gint64              gpus;                  /* whole GPUs */
+  const char         *vgpu_type;             /* one vGPU of this mediated device type; NULL: none */
   const char *const  *allowed_hosts;         /* NULL or empty: any host */
   const char *const  *labels;                /* every one required; may be NULL */
   KdSchedWeigher      weigher;
@@ -81,6 +102,13 @@ typedef struct {
  * 1.0"), or NULL when it fits. */
 char    *kd_sched_host_refusal (const KdSchedHost    *host,
                                 const KdSchedRequest *req);
+/* The GPU of @host a vGPU of @type goes to, or -1 when none has one
+ * free: one already running that type first (most vGPUs first), so
+ * that whole GPUs stay free. */
+gint     kd_sched_vgpu_pick (const KdSchedHost *host,
+                             const char        *type);
+/* Whole GPUs of @host that are free (not passed through, no vGPUs). */
+gint64   kd_sched_host_gpus_free (const KdSchedHost *host);
 /* Free memory for desktops: capacity * ratio - reserved - used. */
 gint64   kd_sched_host_free_memory (const KdSchedHost *host);
 

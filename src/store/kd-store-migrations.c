@@ -290,6 +290,25 @@ static const KdMigration migrations[] = {
     "ALTER TABLE hosts ADD COLUMN draining INTEGER NOT NULL DEFAULT 0;"
     "ALTER TABLE hosts ADD COLUMN migration TEXT NOT NULL DEFAULT 'live';"
   },
+  {
+    9, "vGPUs: mediated device types of host GPUs, the vGPUs of desktops, template vGPU type",
+    "CREATE TABLE host_gpu_mdev_types ("
+    "  gpu_id      INTEGER NOT NULL REFERENCES host_gpus(id) ON DELETE CASCADE,"
+    "  type_id     TEXT NOT NULL,"
+    "  name        TEXT,"
+    "  device_api  TEXT,"
+    "  instances   INTEGER NOT NULL DEFAULT 0,"
+    "  PRIMARY KEY (gpu_id, type_id));"
+    "CREATE TABLE vgpus ("
+    "  id          INTEGER PRIMARY KEY,"
+    "  gpu_id      INTEGER NOT NULL REFERENCES host_gpus(id) ON DELETE CASCADE,"
+    "  type_id     TEXT NOT NULL,"
+    "  uuid        TEXT NOT NULL UNIQUE,"
+    "  desktop_id  INTEGER NOT NULL REFERENCES desktops(id) ON DELETE CASCADE);"
+    "CREATE INDEX vgpus_gpu ON vgpus (gpu_id);"
+    "CREATE INDEX vgpus_desktop ON vgpus (desktop_id);"
+    "ALTER TABLE templates ADD COLUMN gpu_mdev TEXT NOT NULL DEFAULT '';"
+  },
 };
 
 /**

@@ -2405,7 +2405,73 @@ kd_host_gpu_row_free (KdHostGpuRow *row)
   g_free (row->product);
   g_free (row->driver);
   g_free (row->mdev_types);
+  g_clear_pointer (&row->mdevs, g_ptr_array_unref);
   g_free (row);
+}
+
+void
+kd_gpu_mdev_type_row_free (KdGpuMdevTypeRow *row)
+{
+  if (row == NULL)
+    return;
+  g_free (row->type_id);
+  g_free (row->name);
+  g_free (row->device_api);
+  g_free (row);
+}
+
+typedef struct {
+  gint64            gpu_id;
+  KdGpuMdevTypeRow *type;
+} KdMdevTypeRead;
+
+static gpointer
+read_mdev_type (sqlite3_stmt *st)
+{
+  KdMdevTypeRead *r = g_new0 (KdMdevTypeRead, 1);
+
+  r->gpu_id = sqlite3_column_int64 (st, 0);
+  r->type = g_new0 (KdGpuMdevTypeRow, 1);
+  r->type->type_id = col_text (st, 1);
+  r->type->name = col_text (st, 2);
+  r->type->device_api = col_text (st, 3);
+  r->type->instances = sqlite3_column_int64 (st, 4);
+  return r;
+}
+
+/* Fills ->mdevs of every GPU in @gpus. */
+static gboolean
+attach_mdev_types (KdStore *s, GPtrArray *gpus, gint64 host_id, GError **error)
+{
+  g_autoptr(GPtrArray) types = NULL;
+  g_autoptr(GHashTable) by_id = g_hash_table_new (g_int64_hash, g_int64_equal);
+
+  if (host_id < 0)
+    types = list_rows (s, "SELECT gpu_id, type_id, name, device_api, instances FROM host_gpu_mdev_types "
+                          "ORDER BY gpu_id, type_id", FALSE, 0, read_mdev_type, g_free, "GPU vGPU types", error);
+  else
+    types = list_rows (s, "SELECT t.gpu_id, t.type_id, t.name, t.device_api, t.instances "
+                          "FROM host_gpu_mdev_types t JOIN host_gpus g ON g.id = t.gpu_id "
+                          "WHERE g.host_id = ?1 ORDER BY t.gpu_id, t.type_id", TRUE, host_id,
+                       read_mdev_type, g_free, "GPU vGPU types", error);
+  if (types == NULL)
+    return FALSE;
+  for (guint i = 0; i < gpus->len; i++)
+    {
+      KdHostGpuRow *g = gpus->pdata[i];
+      g->mdevs = g_ptr_array_new_with_free_func ((GDestroyNotify) kd_gpu_mdev_type_row_free);
+      g_hash_table_insert (by_id, &g->id, g);
+    }
+  for (guint i = 0; i < types->len; i++)
+    {
+      KdMdevTypeRead *r = types->pdata[i];
+      KdHostGpuRow *g = g_hash_table_lookup (by_id, &r->gpu_id);
+      if (g != NULL)
+        g_ptr_array_add (g->mdevs, g_steal_pointer (&r->type));
+      else
+        kd_gpu_mdev_type_row_free (g_steal_pointer (&r->type));
+    }
+  return TRUE;
 }
 
 static gpointer
@@ -2427,12 +2493,18 @@ read_host_gpu (sqlite3_stmt *st)
 GPtrArray *
 kd_store_host_gpu_list (KdStore *s, gint64 host_id, GError **error)
 {
+  g_autoptr(GPtrArray) gpus = NULL;
+
   g_return_val_if_fail (s != NULL, NULL);
   if (host_id < 0)
-    return list_rows (s, "SELECT " HOST_GPU_COLS " FROM host_gpus ORDER BY host_id, id", FALSE, 0,
+    gpus = list_rows (s, "SELECT " HOST_GPU_COLS " FROM host_gpus ORDER BY host_id, id", FALSE, 0,
                       read_host_gpu, (GDestroyNotify) kd_host_gpu_row_free, "host GPUs", error);
-  return list_rows (s, "SELECT " HOST_GPU_COLS " FROM host_gpus WHERE host_id = ?1 ORDER BY id", TRUE,
-                    host_id, read_host_gpu, (GDestroyNotify) kd_host_gpu_row_free, "host GPUs", error);
+  else
+    gpus = list_rows (s, "SELECT " HOST_GPU_COLS " FROM host_gpus WHERE host_id = ?1 ORDER BY id", TRUE,
+                      host_id, read_host_gpu, (GDestroyNotify) kd_host_gpu_row_free, "host GPUs", error);
+  if (gpus == NULL || !attach_mdev_types (s, gpus, host_id, error))
+    return NULL;
+  return g_steal_pointer (&gpus);
 }
 
 /**
@@ -2447,7 +2519,8 @@ kd_store_host_gpus_set (KdStore *s, gint64 host_id, GPtrArray *rows, GError **er
 
   g_return_val_if_fail (s != NULL && rows != NULL, FALSE);
 
-  busy = count_by_id (s, "SELECT COUNT(*) FROM host_gpus WHERE host_id = ?1 AND desktop_id IS NOT NULL",
+  busy = count_by_id (s, "SELECT COUNT(*) FROM host_gpus g WHERE g.host_id = ?1 AND (g.desktop_id IS NOT NULL "
+                         "OR EXISTS (SELECT 1 FROM vgpus v WHERE v.gpu_id = g.id))",
                       host_id, error);
   if (busy < 0)
     return FALSE;
@@ -2492,6 +2565,24 @@ kd_store_host_gpus_set (KdStore *s, gint64 host_id, GPtrArray *rows, GError **er
         }
       row->id = sqlite3_last_insert_rowid (s->db);
       row->host_id = host_id;
+      for (guint k = 0; row->mdevs != NULL && k < row->mdevs->len; k++)
+        {
+          KdGpuMdevTypeRow *t = row->mdevs->pdata[k];
+          g_autoptr(KdStmt) ti = stmt_get (s, "INSERT INTO host_gpu_mdev_types (gpu_id, type_id, name, "
+                                              "device_api, instances) VALUES (?1, ?2, ?3, ?4, ?5)", error);
+          if (ti == NULL)
+            goto fail;
+          sqlite3_bind_int64 (ti, 1, row->id);
+          bind_text (ti, 2, t->type_id);
+          bind_text (ti, 3, t->name);
+          bind_text (ti, 4, t->device_api);
+          sqlite3_bind_int64 (ti, 5, t->instances);
+          if (sqlite3_step (ti) != SQLITE_DONE)
+            {
+              set_write_error (s, "vGPU type", t->type_id, "GPU", error);
+              goto fail;
+            }
+        }
     }
   return kd_store_commit (s, error);
 
@@ -2506,7 +2597,8 @@ kd_store_host_gpu_assign (KdStore *s, gint64 gpu_id, gint64 desktop_id, GError *
   g_autoptr(KdStmt) st = NULL;
 
   g_return_val_if_fail (s != NULL, FALSE);
-  st = stmt_get (s, "UPDATE host_gpus SET desktop_id = ?2 WHERE id = ?1 AND desktop_id IS NULL", error);
+  st = stmt_get (s, "UPDATE host_gpus SET desktop_id = ?2 WHERE id = ?1 AND desktop_id IS NULL "
+                    "AND NOT EXISTS (SELECT 1 FROM vgpus WHERE gpu_id = ?1)", error);
   if (st == NULL)
     return FALSE;
   sqlite3_bind_int64 (st, 1, gpu_id);
@@ -2542,10 +2634,105 @@ kd_store_host_gpu_free (KdStore *s, gint64 gpu_id, GError **error)
   return TRUE;
 }
 
+/* ---- vGPUs ----------------------------------------------------------- */
+
+#define VGPU_SELECT "SELECT v.id, v.gpu_id, g.host_id, v.type_id, v.uuid, v.desktop_id " \
+                    "FROM vgpus v JOIN host_gpus g ON g.id = v.gpu_id "
+
+void
+kd_vgpu_row_free (KdVgpuRow *row)
+{
+  if (row == NULL)
+    return;
+  g_free (row->type_id);
+  g_free (row->uuid);
+  g_free (row);
+}
+
+static gpointer
+read_vgpu (sqlite3_stmt *st)
+{
+  KdVgpuRow *row = g_new0 (KdVgpuRow, 1);
+
+  row->id = sqlite3_column_int64 (st, 0);
+  row->gpu_id = sqlite3_column_int64 (st, 1);
+  row->host_id = sqlite3_column_int64 (st, 2);
+  row->type_id = col_text (st, 3);
+  row->uuid = col_text (st, 4);
+  row->desktop_id = sqlite3_column_int64 (st, 5);
+  return row;
+}
+
+GPtrArray *
+kd_store_vgpu_list (KdStore *s, gint64 host_id, GError **error)
+{
+  g_return_val_if_fail (s != NULL, NULL);
+  if (host_id < 0)
+    return list_rows (s, VGPU_SELECT "ORDER BY v.id", FALSE, 0, read_vgpu,
+                      (GDestroyNotify) kd_vgpu_row_free, "vGPUs", error);
+  return list_rows (s, VGPU_SELECT "WHERE g.host_id = ?1 ORDER BY v.id", TRUE, host_id, read_vgpu,
+                    (GDestroyNotify) kd_vgpu_row_free, "vGPUs", error);
+}
+
+GPtrArray *
+kd_store_vgpu_list_by_desktop (KdStore *s, gint64 desktop_id, GError **error)
+{
+  g_return_val_if_fail (s != NULL, NULL);
+  return list_rows (s, VGPU_SELECT "WHERE v.desktop_id = ?1 ORDER BY v.id", TRUE, desktop_id, read_vgpu,
+                    (GDestroyNotify) kd_vgpu_row_free, "vGPUs", error);
+}
+
+/**
+ * kd_store_vgpu_insert:
+ * The rules of a GPU shared as vGPUs are checked in the statement itself,
+ * so that no caller can hand out more instances than the GPU has, a
+ * vGPU of a GPU passed through whole, or two types on one GPU.
+ */
+gboolean
+kd_store_vgpu_insert (KdStore *s, KdVgpuRow *row, GError **error)
+{
+  g_autoptr(KdStmt) st = NULL;
+
+  g_return_val_if_fail (s != NULL && row != NULL, FALSE);
+  st = stmt_get (s, "INSERT INTO vgpus (gpu_id, type_id, uuid, desktop_id) "
+                    "SELECT ?1, ?2, ?3, ?4 "
+                    "WHERE EXISTS (SELECT 1 FROM host_gpus WHERE id = ?1 AND desktop_id IS NULL) "
+                    "AND NOT EXISTS (SELECT 1 FROM vgpus WHERE gpu_id = ?1 AND type_id <> ?2) "
+                    "AND (SELECT COUNT(*) FROM vgpus WHERE gpu_id = ?1) < "
+                    "    COALESCE ((SELECT instances FROM host_gpu_mdev_types WHERE gpu_id = ?1 AND type_id = ?2), 0)",
+                 error);
+  if (st == NULL)
+    return FALSE;
+  sqlite3_bind_int64 (st, 1, row->gpu_id);
+  bind_text (st, 2, row->type_id);
+  bind_text (st, 3, row->uuid);
+  sqlite3_bind_int64 (st, 4, row->desktop_id);
+  if (sqlite3_step (st) != SQLITE_DONE)
+    {
+      set_write_error (s, "vGPU", row->uuid, "desktop", error);
+      return FALSE;
+    }
+  if (sqlite3_changes (s->db) == 0)
+    {
+      g_set_error (error, KD_STORE_ERROR, KD_STORE_ERROR_IN_USE,
+                   "GPU %" G_GINT64_FORMAT " has no free vGPU of type %s", row->gpu_id, row->type_id);
+      return FALSE;
+    }
+  row->id = sqlite3_last_insert_rowid (s->db);
+  return TRUE;
+}
+
+gboolean
+kd_store_vgpu_delete (KdStore *s, gint64 id, GError **error)
+{
+  g_return_val_if_fail (s != NULL, FALSE);
+  return delete_row (s, "DELETE FROM vgpus WHERE id = ?1", "vgpus", "vGPU", id, error);
+}
+
 /* ---- templates ------------------------------------------------------- */
 
 #define TEMPLATE_COLS "id, name, vcpus, memory_mib, disk_gib, display, network, firmware, created_at, " \
-                      "rdp_port, gpus"
+                      "rdp_port, gpus, gpu_mdev"
 
 void
 kd_template_row_free (KdTemplateRow *row)
@@ -2556,6 +2743,7 @@ kd_template_row_free (KdTemplateRow *row)
   g_free (row->display);
   g_free (row->network);
   g_free (row->firmware);
+  g_free (row->gpu_mdev);
   g_free (row);
 }
 
@@ -2575,6 +2763,9 @@ read_template (sqlite3_stmt *st)
   row->created_at = sqlite3_column_int64 (st, 8);
   row->rdp_port = sqlite3_column_int64 (st, 9);
   row->gpus = sqlite3_column_int64 (st, 10);
+  row->gpu_mdev = col_text (st, 11);
+  if (row->gpu_mdev == NULL)
+    row->gpu_mdev = g_strdup ("");
   return row;
 }
 
@@ -2595,7 +2786,8 @@ kd_store_template_insert (KdStore        *s,
   g_return_val_if_fail (s != NULL && row != NULL, FALSE);
 
   st = stmt_get (s, "INSERT INTO templates (name, vcpus, memory_mib, disk_gib, display, network, "
-                    "firmware, created_at, rdp_port, gpus) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10)",
+                    "firmware, created_at, rdp_port, gpus, gpu_mdev) "
+                    "VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)",
                  error);
   if (st == NULL)
     return FALSE;
@@ -2609,6 +2801,7 @@ kd_store_template_insert (KdStore        *s,
   sqlite3_bind_int64 (st, 8, now);
   sqlite3_bind_int64 (st, 9, row->rdp_port);
   sqlite3_bind_int64 (st, 10, row->gpus);
+  bind_text (st, 11, row->gpu_mdev ? row->gpu_mdev : "");
   if (sqlite3_step (st) != SQLITE_DONE)
     {
       set_write_error (s, "template", row->name, NULL, error);

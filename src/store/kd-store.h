@@ -224,19 +224,54 @@ typedef struct {
   gint64  iommu_group;
   char   *mdev_types;      /* comma-separated, "" for none */
   gint64  desktop_id;      /* 0: free */
+  GPtrArray *mdevs;        /* schema v9: KdGpuMdevTypeRow, by type id; never NULL when listed */
 } KdHostGpuRow;
+
+/* schema v9: a mediated device type a GPU offers. */
+typedef struct {
+  char   *type_id;         /* "nvidia-63" */
+  char   *name;            /* "GRID P4-1Q", may be NULL */
+  char   *device_api;      /* "vfio-pci", may be NULL */
+  gint64  instances;       /* how many kvmdesk may create (availableInstances when checked) */
+} KdGpuMdevTypeRow;
+
+void        kd_gpu_mdev_type_row_free (KdGpuMdevTypeRow *row);
 
 void        kd_host_gpu_row_free (KdHostGpuRow *row);
 G_DEFINE_AUTOPTR_CLEANUP_FUNC (KdHostGpuRow, kd_host_gpu_row_free)
 /* Every GPU of the host (@host_id -1: of every host), by id. */
 GPtrArray  *kd_store_host_gpu_list (KdStore *s, gint64 host_id, GError **error);
 /* Replaces the host's GPUs with @rows (KdHostGpuRow; ids filled in);
- * KD_STORE_ERROR_IN_USE while one of the host's GPUs is given to a
- * desktop. */
+ * KD_STORE_ERROR_IN_USE while one of the host's GPUs (or a vGPU on one)
+ * is given to a desktop. Each row's ->mdevs (may be NULL) is stored too. */
 gboolean    kd_store_host_gpus_set (KdStore *s, gint64 host_id, GPtrArray *rows, GError **error);
-/* Gives GPU @gpu_id to @desktop_id only if it is free; IN_USE otherwise. */
+/* Gives GPU @gpu_id to @desktop_id only if it is free (not given to a
+ * desktop, no vGPU on it); IN_USE otherwise. */
 gboolean    kd_store_host_gpu_assign (KdStore *s, gint64 gpu_id, gint64 desktop_id, GError **error);
 gboolean    kd_store_host_gpu_free   (KdStore *s, gint64 gpu_id, GError **error);
+
+/* ---- vGPUs: mediated devices of desktops (schema v9) --------------- */
+
+typedef struct {
+  gint64  id;
+  gint64  gpu_id;
+  gint64  host_id;         /* the GPU's host (read only) */
+  char   *type_id;
+  char   *uuid;            /* the mediated device's UUID, chosen by kvmdesk */
+  gint64  desktop_id;
+} KdVgpuRow;
+
+void        kd_vgpu_row_free (KdVgpuRow *row);
+G_DEFINE_AUTOPTR_CLEANUP_FUNC (KdVgpuRow, kd_vgpu_row_free)
+/* Every vGPU (@host_id -1) or those of one host, by id. */
+GPtrArray  *kd_store_vgpu_list   (KdStore *s, gint64 host_id, GError **error);
+/* Those of one desktop. */
+GPtrArray  *kd_store_vgpu_list_by_desktop (KdStore *s, gint64 desktop_id, GError **error);
+/* Records @row (->id filled in) only if its GPU is not passed through
+ * whole, offers ->type_id with an instance free, and runs no vGPU of
+ * another type; IN_USE otherwise. */
+gboolean    kd_store_vgpu_insert (KdStore *s, KdVgpuRow *row, GError **error);
+gboolean    kd_store_vgpu_delete (KdStore *s, gint64 id, GError **error);
 
 /* ---- templates --------------------------------------------------- */
 
@@ -252,6 +287,7 @@ typedef struct {
   gint64  created_at;
   gint64  rdp_port;        /* schema v5: the guest's RDP port; 0 = no RDP server */
   gint64  gpus;            /* schema v7: whole GPUs passed through */
+  char   *gpu_mdev;        /* schema v9: the vGPU (mediated device) type of each desktop, "" none */
 } KdTemplateRow;
 
 void           kd_template_row_free (KdTemplateRow *row);

@@ -24,6 +24,7 @@ static const char *const cases[] = {
   "uuid-machine",
   "test-driver",
   "gpu",
+  "vgpu",
   "error-missing-name",
   "error-empty-name",
   "error-vcpus",
@@ -35,6 +36,7 @@ static const char *const cases[] = {
   "error-relative-disk",
   "error-bad-uuid",
   "error-hostdev",
+  "error-mdev",
   "error-control-char",
   "error-empty-bridge",
   "error-bad-bridge",
@@ -64,7 +66,7 @@ spec_from_json (JsonObject     *obj,
 {
   static const char *const known[] = {
     "name", "uuid", "title", "domain_type", "arch", "machine", "vcpus", "memory_mib",
-    "disk_path", "disk_format", "firmware", "display", "graphics_listen", "graphics_passwd", "hostdevs", "network",
+    "disk_path", "disk_format", "firmware", "display", "graphics_listen", "graphics_passwd", "hostdevs", "mdevs", "network",
     "instance_id", "desktop_id", "desktop_name", NULL,
   };
   g_autoptr(GList) members = json_object_get_members (obj);
@@ -94,6 +96,14 @@ spec_from_json (JsonObject     *obj,
       for (guint i = 0; i < json_array_get_length (arr); i++)
         v[i] = json_array_get_string_element (arr, i);
       spec->hostdevs = v;   /* freed with the test process */
+    }
+  if (json_object_has_member (obj, "mdevs"))
+    {
+      JsonArray *arr = json_object_get_array_member (obj, "mdevs");
+      const char **v = g_new0 (const char *, json_array_get_length (arr) + 1);
+      for (guint i = 0; i < json_array_get_length (arr); i++)
+        v[i] = json_array_get_string_element (arr, i);
+      spec->mdevs = v;   /* freed with the test process */
     }
   spec->network = member_string (obj, "network");
   spec->instance_id = member_string (obj, "instance_id");

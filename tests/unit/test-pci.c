@@ -34,7 +34,16 @@ test_parse (void)
   g_assert_cmpint (video.iommu_group, ==, 12);
   g_assert_cmpstrv (video.group_members, members);
   g_assert_cmpstrv (video.mdev_types, types);
+  g_assert_cmpuint (video.mdevs->len, ==, 2);
+  {
+    KdHvMdevType *t = video.mdevs->pdata[1];
+    g_assert_cmpstr (t->id, ==, "nvidia-223");
+    g_assert_cmpstr (t->name, ==, "GRID T4-2B");
+    g_assert_cmpstr (t->device_api, ==, "vfio-pci");
+    g_assert_cmpint (t->available, ==, 8);
+  }
   load ("no-iommu.xml", &bare);
+  g_assert_cmpuint (bare.mdevs->len, ==, 0);
   g_assert_cmpint (bare.iommu_group, ==, -1);
   g_assert_null (bare.driver);
   g_assert_cmpuint (g_strv_length (bare.group_members), ==, 0);
@@ -54,6 +63,51 @@ test_parse_refused (void)
   g_clear_error (&error);
   g_assert_false (kd_hv_pci_device_parse ("<device", &dev, &error));
   g_assert_nonnull (error);
+}
+
+/* Ids kvmdesk would not put in XML are left out; counts are bounded. */
+static void
+test_parse_mdev_odd (void)
+{
+  g_auto(KdHvPciDevice) dev = { 0 };
+  const char *types[] = { "ok-type", "no-count", NULL };
+
+  load ("gpu-mdev-odd.xml", &dev);
+  g_assert_cmpstrv (dev.mdev_types, types);
+  g_assert_cmpint (((KdHvMdevType *) dev.mdevs->pdata[0])->available, ==, 1024);
+  g_assert_null (((KdHvMdevType *) dev.mdevs->pdata[0])->name);
+  g_assert_cmpint (((KdHvMdevType *) dev.mdevs->pdata[1])->available, ==, 0);
+}
+
+static void
+test_mdev_xml (void)
+{
+  g_autoptr(GError) error = NULL;
+  g_autofree char *xml = kd_hv_mdev_xml_build ("01:00.0", "nvidia-63",
+                                               "8b4e5d36-1c2f-4a8e-9d7f-123456789abc", &error);
+
+  g_assert_no_error (error);
+  g_assert_cmpstr (xml, ==,
+                   "<?xml version=\"1.0\"?>\n"
+                   "<device>\n"
+                   "  <parent>pci_0000_01_00_0</parent>\n"
+                   "  <capability type=\"mdev\">\n"
+                   "    <type id=\"nvidia-63\"/>\n"
+                   "    <uuid>8b4e5d36-1c2f-4a8e-9d7f-123456789abc</uuid>\n"
+                   "  </capability>\n"
+                   "</device>\n");
+  g_assert_null (kd_hv_mdev_xml_build ("0000:01:00.0", "x'/><evil", "8b4e5d36-1c2f-4a8e-9d7f-123456789abc",
+                                       &error));
+  g_assert_nonnull (strstr (error->message, "not a mediated device type"));
+  g_clear_error (&error);
+  g_assert_null (kd_hv_mdev_xml_build ("0000:01:00.0", "nvidia-63", "not-a-uuid", &error));
+  g_assert_nonnull (strstr (error->message, "not a UUID"));
+  g_clear_error (&error);
+  g_assert_null (kd_hv_mdev_xml_build ("garbage", "nvidia-63", "8b4e5d36-1c2f-4a8e-9d7f-123456789abc", &error));
+  g_assert_nonnull (error);
+  g_assert_true (kd_hv_mdev_type_is_valid ("i915-GVTg_V5_4"));
+  g_assert_false (kd_hv_mdev_type_is_valid (""));
+  g_assert_false (kd_hv_mdev_type_is_valid ("a b"));
 }
 
 static void
@@ -131,6 +185,8 @@ main (int argc, char **argv)
   g_test_init (&argc, &argv, NULL);
   g_test_add_func ("/hv/pci/parse-node-device", test_parse);
   g_test_add_func ("/hv/pci/parse-refused", test_parse_refused);
+  g_test_add_func ("/hv/pci/parse-mdev-types-bounded", test_parse_mdev_odd);
+  g_test_add_func ("/hv/pci/mdev-create-xml", test_mdev_xml);
   g_test_add_func ("/hv/pci/address-forms", test_address);
   g_test_add_func ("/sched/gpu/iommu-group-rule", test_gpu_group_rule);
   return g_test_run ();

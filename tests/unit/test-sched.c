@@ -126,6 +126,67 @@ test_filter_gpu (void)
   g_assert_cmpint (kd_sched_place (hosts, 2, &req, NULL), >=, 0);
 }
 
+/* vGPUs: placed only where a GPU offers the type with an instance free;
+ * instances run out; the message names the type; a GPU runs one type at
+ * a time; instances are packed onto the GPU already running the type. */
+static void
+test_filter_vgpu (void)
+{
+  static const KdSchedMdevType p4[] = { { "nvidia-63", 2 }, { "nvidia-64", 1 } };
+  static const KdSchedMdevType other[] = { { "nvidia-11", 4 } };
+  KdSchedGpu gpus1[] = { { .types = other, .n_types = 1 } };
+  KdSchedGpu gpus2[] = { { .types = p4, .n_types = 2 }, { .types = p4, .n_types = 2 } };
+  KdSchedHost hosts[] = { host ("hv1", 64, 64, 500), host ("hv2", 64, 64, 500), host ("hv3", 64, 64, 500) };
+  KdSchedRequest req = desktop (1, 1, 1);
+  gint out[8];
+  g_autoptr(GError) error = NULL;
+
+  hosts[0].gpus = gpus1;
+  hosts[0].n_gpus = 1;
+  hosts[1].gpus = gpus2;
+  hosts[1].n_gpus = 2;
+  req.vgpu_type = "nvidia-63";
+  g_assert_cmpint (kd_sched_vgpu_pick (&hosts[1], "nvidia-63"), ==, 0);
+  g_assert_cmpuint (kd_sched_place_many (hosts, 3, &req, 8, out, &error), ==, 4);
+  for (guint i = 0; i < 4; i++)
+    g_assert_cmpint (out[i], ==, 1);
+  /* The first GPU filled before the second was started. */
+  g_assert_cmpint (gpus2[0].vgpus, ==, 2);
+  g_assert_cmpint (gpus2[1].vgpus, ==, 2);
+  g_assert_cmpstr (error->message, ==,
+                   "no host can take the desktop: hv1: no GPU offers vGPU type nvidia-63; "
+                   "hv2: no free vGPU of type nvidia-63; hv3: no GPU offers vGPU type nvidia-63");
+  g_clear_error (&error);
+
+  /* One type per GPU: with nvidia-63 on GPU 0 only GPU 1 takes nvidia-64. */
+  gpus2[0].vgpus = 1;
+  gpus2[0].vgpu_type = "nvidia-63";
+  gpus2[1].vgpus = 0;
+  gpus2[1].vgpu_type = NULL;
+  req.vgpu_type = "nvidia-64";
+  g_assert_cmpint (kd_sched_vgpu_pick (&hosts[1], "nvidia-64"), ==, 1);
+  kd_sched_commit (&hosts[1], &req);
+  g_assert_cmpint (kd_sched_vgpu_pick (&hosts[1], "nvidia-64"), ==, -1);
+  g_assert_cmpint (kd_sched_vgpu_pick (&hosts[1], "nvidia-63"), ==, 0);
+
+  /* A whole-GPU request does not take a GPU that runs vGPUs, and a
+   * vGPU never goes to a GPU passed through whole. */
+  req.vgpu_type = NULL;
+  req.gpus = 1;
+  assert_refused (&hosts[1], 1, &req, "no host can take the desktop: hv2: 0 free GPUs, needs 1");
+  gpus2[1].vgpus = 0;
+  gpus2[1].vgpu_type = NULL;
+  g_assert_cmpint (kd_sched_host_gpus_free (&hosts[1]), ==, 1);
+  kd_sched_commit (&hosts[1], &req);
+  g_assert_true (gpus2[1].taken);
+  g_assert_cmpint (kd_sched_host_gpus_free (&hosts[1]), ==, 0);
+  req.gpus = 0;
+  req.vgpu_type = "nvidia-64";
+  assert_refused (&hosts[1], 1, &req, "no host can take the desktop: hv2: no free vGPU of type nvidia-64");
+  req.vgpu_type = "nvidia-63";
+  g_assert_cmpint (kd_sched_place (&hosts[1], 1, &req, NULL), ==, 0);
+}
+
 static void
 test_filter_labels_and_image (void)
 {
@@ -312,6 +373,7 @@ main (int argc, char **argv)
   g_test_add_func ("/sched/filter/cpu-overcommit", test_filter_cpu_ratio);
   g_test_add_func ("/sched/filter/disk", test_filter_disk);
   g_test_add_func ("/sched/filter/gpu-exhausted", test_filter_gpu);
+  g_test_add_func ("/sched/filter/vgpu-exhausted", test_filter_vgpu);
   g_test_add_func ("/sched/filter/labels-and-image", test_filter_labels_and_image);
   g_test_add_func ("/sched/filter/allowed-hosts", test_filter_allowed_hosts);
   g_test_add_func ("/sched/weigh/spread", test_weigh_spread);
