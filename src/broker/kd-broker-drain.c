@@ -304,9 +304,10 @@ kd_drain_destination (KdBroker *b, KdBrokerHost *src, KdDesktopRow *d, KdImageVo
       *out_reason = g_strdup ("its image or template is gone");
       return NULL;
     }
-  if (tpl->gpus > 0)
+  if (tpl->gpus > 0 || (tpl->gpu_mdev != NULL && *tpl->gpu_mdev != '\0'))
     {
-      *out_reason = g_strdup ("it has a passthrough GPU: moving those is not built yet");
+      *out_reason = g_strdup_printf ("it has a %s: moving those is not built yet",
+                                     tpl->gpus > 0 ? "passthrough GPU" : "vGPU");
       return NULL;
     }
   if (d->image_version != img->current_version)

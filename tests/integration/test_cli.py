@@ -86,6 +86,12 @@ class CliTest(DaemonTestCase):
             self.assertIn("state", h)
         # The human listing names it too.
         self.assertIn(name, self.kd("host", "list").stdout)
+        # How a drain moves running desktops off it.
+        self.assertEqual(mine[0]["migration"], "live")
+        self.kd("host", "set", name, "--migration", "cold")
+        self.assertEqual(self.api("GET", "/api/v1/hosts/" + name)["migration"], "cold")
+        self.assertCliFails("host", "set", name, "--migration", "warm", mention="warm")
+        self.assertEqual(self.api("GET", "/api/v1/hosts/" + name)["migration"], "cold")
 
     def test_template_add(self):
         name = self.unique("clitpl")
