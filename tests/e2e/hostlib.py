@@ -31,28 +31,66 @@ is set up as follows (measured on Debian 12, libvirt 9.0.0, QEMU 7.2):
   SMBIOS, so each daemon makes up a random one anyway, but the migration
   cookie's host UUID is the one thing libvirt compares to refuse "migrating to
   the same host", so it is set, not left to chance.
-- Hostname: libvirt 9.0 does not compare hostnames in the migration cookie
-  (only the host UUID), so no UTS namespace. The destination's hostname is only
-  used to build a migration URI when none is given: always pass
-  `--migrateuri tcp://127.0.0.1` (and `--listen-address 127.0.0.1`).
+  Measured: with B given A's host UUID, `virsh migrate` fails with "internal
+  error: Attempt to migrate guest to the same host fd8da136-...".
+- Hostname: both daemons report the machine's hostname ("vm"), and migrations
+  between them succeed: libvirt 9.0 does not compare hostnames in the migration
+  cookie (only the host UUID), so no UTS namespace. The destination's hostname
+  is only used to build the migration URI when none is given (here "vm"
+  resolves to 127.0.0.1, so even that works); always pass the migration URI
+  tcp://127.0.0.1 and the listen address 127.0.0.1, or the destination QEMU
+  listens on every address.
 - qemu.conf ports: VNC autoport 6100-6199 (A keeps 5900-65535 by default, and
   its domains start from 5900), websocket 6200-6299, migration (incoming
   migration and NBD for storage copy) 49300-49363 instead of the default
   49152-49215 that A uses.
-- cgroups: B's qemu.conf has `cgroup_controllers = [ ]`. Both daemons name a
-  domain's cgroup machine/qemu-ID-NAME.libvirt-qemu with their own ID
-  counters; during a migration the same NAME runs on both, and a collision of
-  IDs would put both QEMUs in one cgroup where each daemon sets (and on stop
-  removes) limits and the device ACL for both. B's guests run without cgroups.
+- cgroups: B's qemu.conf has `cgroup_controllers = [ ]` (SecondHost(cgroups=True)
+  keeps the default). Both daemons name a domain's cgroup
+  machine/qemu-ID-NAME.libvirt-qemu with their own ID counters, and during a
+  migration NAME runs on both. Forced collision, measured: with B's ID counter
+  advanced to A's, the incoming QEMU joined A's QEMU in the same
+  machine/qemu-12-NAME.libvirt-qemu (7 tasks), the migration completed and the
+  guest went on working; A's clean-up after the move did not remove it (B's
+  QEMU was inside), B's destroy did. So it does not break, but while both run
+  each daemon's settings apply to both QEMUs, and a B killed by stop() (QEMU
+  SIGKILLed, not through libvirt) would leave empty cgroup directories in the
+  shared tree. Without cgroups B leaves nothing there. kvmdesk uses no cgroup
+  based API (no CPU/blkio/memory parameters), so nothing it does needs them.
 - Security driver: the copied qemu.conf keeps A's settings (here: DAC, QEMU as
   libvirt-qemu, no AppArmor/SELinux on this machine), so images must be readable
   by libvirt-qemu on both (pool directories mode 0711 or wider).
+- Start: STATE/cache/qemu/capabilities is seeded with a copy of A's QEMU
+  capabilities cache (libvirt re-probes when it no longer matches the binaries):
+  start takes ~0.4 s instead of ~4.5 s.
 - Logs: B's libvirtd and virtlogd log to STATE/log (its /var/log/libvirt),
   QEMU logs to STATE/log/qemu/NAME.log.
 - No default network, no storage pool: a test makes its own (in a directory
   other than A's pool: both hosts see the same files outside the private mounts).
 
-API:  host = SecondHost(state_dir=DEFAULT_STATE_DIR)
+Live migration A -> B with incremental storage copy, measured (test_second_host_e2e.py;
+virsh without --p2p is the client-driven virDomainMigrate3 path; --p2p works too):
+  virsh -c qemu:///system migrate --live --persistent --undefinesource
+      --copy-storage-inc --migrateuri tcp://127.0.0.1 --listen-address 127.0.0.1
+      --xml DEST.xml --persistent-xml PERSIST.xml
+      NAME 'qemu+unix:///system?socket=STATE/sock/libvirt-sock'
+  (VIR_MIGRATE_LIVE | PERSIST_DEST | UNDEFINE_SOURCE | NON_SHARED_INC; params URI,
+  LISTEN_ADDRESS, DEST_XML, PERSIST_XML.)
+- DEST.xml = `virsh dumpxml --migratable` of the source with the disk's
+  <source file> changed to B's overlay path (the migratable XML has no
+  <backingStore>; any would be dropped). Without it B would mirror onto A's own
+  overlay file, which both see.
+- PERSIST.xml = `virsh dumpxml --migratable --inactive`, same change. Without
+  it the guest RUNS on B's overlay but B's persistent definition keeps A's
+  overlay path (DEST_XML is only the live definition): measured.
+- The overlay must exist on B before (same format, backed by B's copy of the
+  image): without it libvirt 9.0 refuses with "Operation not supported:
+  pre-creation of storage targets for incremental storage migration is not
+  supported". It was created with `virsh vol-create-as POOL_B NAME CAPACITY
+  --format qcow2 --backing-vol B_IMAGE_PATH --backing-vol-format qcow2`.
+- Only the overlay's allocated blocks travel (NBD from B's QEMU, port from B's
+  migration range); a 64 MiB TCG guest with a 1 MiB disk moves in ~3 s.
+
+API:  host = SecondHost(state_dir=DEFAULT_STATE_DIR, cgroups=False)
       host.start(timeout=30) -> host          (cleans a leftover first)
       host.uri                                 qemu+unix:///system?socket=...
       host.virsh(*args, check=True, timeout=60) -> stdout (or CompletedProcess)
@@ -111,8 +149,9 @@ def _alive(pid):
 class SecondHost:
     """A second libvirtd + virtlogd in a private mount namespace under @state_dir."""
 
-    def __init__(self, state_dir=DEFAULT_STATE_DIR):
+    def __init__(self, state_dir=DEFAULT_STATE_DIR, cgroups=False):
         self.state_dir = os.path.abspath(state_dir)
+        self.cgroups = cgroups
         self.sock_dir = os.path.join(self.state_dir, "sock")
         self.uri = "qemu+unix:///system?socket=%s/libvirt-sock" % self.sock_dir
         self.libvirtd_pidfile = os.path.join(self.state_dir, "libvirtd.pid")
@@ -219,8 +258,14 @@ class SecondHost:
                     'remote_display_port_min = %d\nremote_display_port_max = %d\n'
                     'remote_websocket_port_min = %d\nremote_websocket_port_max = %d\n'
                     'migration_port_min = %d\nmigration_port_max = %d\n'
-                    'cgroup_controllers = [ ]\n'
                     % (VNC_PORTS + WEBSOCKET_PORTS + MIGRATION_PORTS))
+            if not self.cgroups:
+                f.write('cgroup_controllers = [ ]\n')
+        # A's QEMU capabilities cache: libvirt checks that it still matches the QEMU
+        # binary and itself before using it; it saves B ~3 s of probing QEMU at start.
+        caps = "/var/cache/libvirt/qemu/capabilities"
+        if os.path.isdir(caps):
+            shutil.copytree(caps, self.path("cache", "qemu", "capabilities"))
 
     # -- start / stop --------------------------------------------------------------------
     def start(self, timeout=30):

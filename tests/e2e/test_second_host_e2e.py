@@ -11,11 +11,12 @@ No kvmdeskd here: this proves the harness the migration e2e test builds on.
     overlay through QEMU (HMP qemu-io), so that it is a block the guest wrote;
  3. the same-named overlay pre-created in B's pool backed by B's copy, then
     `virsh migrate --live --persistent --undefinesource --copy-storage-inc
-    --migrateuri tcp://127.0.0.1 --listen-address 127.0.0.1 --xml DEST`
-    where DEST is A's migratable XML with B's overlay path;
+    --migrateuri tcp://127.0.0.1 --listen-address 127.0.0.1 --xml DEST
+    --persistent-xml PERSIST` where DEST and PERSIST are A's migratable live and
+    inactive XML with B's overlay path;
  4. the domain runs on B and is gone from A, B's screen shows the same banner
     UUID and echoes a key typed after the move, B's overlay holds the marker and
-    is still a small overlay on B's image;
+    is still a small overlay on B's image, B's persistent definition names it;
  5. everything is removed, B is stopped, A still answers.
 
 Every libvirt object is named kdhv2-*; leftovers of an earlier run (on A, and B's
@@ -281,15 +282,19 @@ class SecondHostE2E(unittest.TestCase):
         self.need("overlay_a", "image_b")
         overlay_b = self.make_overlay(self.b, self.pool_b, self.paths["image_b"])
         self.assertFalse(self.marker_at(overlay_b), "the marker is in B's overlay before the move")
-        src = virsh_at(self.a, "dumpxml", "--migratable", self.domain)
+        # The live definition (--xml) and the persistent one (--persistent-xml: without
+        # it B keeps A's inactive definition, with A's overlay path) both move the disk.
         dest = os.path.join(self.host.state_dir, "dest.xml")
-        with open(dest, "w") as f:
-            f.write(destination_xml(src, self.paths["overlay_a"], overlay_b))
+        persist = os.path.join(self.host.state_dir, "persist.xml")
+        for path, flags in ((dest, ["--migratable"]), (persist, ["--migratable", "--inactive"])):
+            src = virsh_at(self.a, "dumpxml", *flags, self.domain)
+            with open(path, "w") as f:
+                f.write(destination_xml(src, self.paths["overlay_a"], overlay_b))
         t0 = time.monotonic()
         virsh_at(self.a, "migrate", "--live", "--persistent", "--undefinesource",
                  "--copy-storage-inc", "--verbose",
                  "--migrateuri", "tcp://127.0.0.1", "--listen-address", "127.0.0.1",
-                 "--xml", dest, self.domain, self.b, timeout=300)
+                 "--xml", dest, "--persistent-xml", persist, self.domain, self.b, timeout=300)
         self.timings["migration"] = time.monotonic() - t0
         self.paths["overlay_b"] = overlay_b
 
@@ -305,6 +310,8 @@ class SecondHostE2E(unittest.TestCase):
         live = virsh_at(self.b, "dumpxml", self.domain)
         self.assertIn("file='%s'" % self.paths["overlay_b"], live)
         self.assertNotIn(self.paths["overlay_a"], live)
+        inactive = virsh_at(self.b, "dumpxml", "--inactive", self.domain)
+        self.assertIn("file='%s'" % self.paths["overlay_b"], inactive)
         rows = self.wait_screen(self.b, lambda r: e2elib.screen.prompt_line(r) is not None,
                                 "the prompt")
         self.assertEqual(e2elib.banner_uuid(rows), self.paths["uuid"], e2elib.screen_text(rows))
