@@ -24,9 +24,12 @@ is set up as follows (measured on Debian 12, libvirt 9.0.0, QEMU 7.2):
   in B's private /run/libvirt, where B's libvirtd looks for it.
 - Pid files: `virtlogd -d -p STATE/virtlogd.pid`, `libvirtd -d -p
   STATE/libvirtd.pid` (the defaults /run/virtlogd.pid and /run/libvirtd.pid are
-  A's: /run itself is shared). STATE/mntns records the namespace
-  ("mnt:[INODE]") so that stop() finds and ends every process left in it (QEMU
-  of a domain still running, a daemon whose pid file is stale).
+  A's: /run itself is shared). stop() also ends every process whose
+  /run/libvirt is STATE/run (found through /proc/PID/mountinfo): QEMU of a
+  domain still running when B's libvirtd died, a daemon whose pid file is
+  stale. Not by mount namespace: libvirt starts each QEMU in a namespace of its
+  own (qemu.conf `namespaces`), measured: a QEMU left by a killed B was missed
+  that way. STATE/mntns records B's namespace, for status only.
 - host_uuid (libvirtd.conf): a fresh UUID at each start. This machine has no
   SMBIOS, so each daemon makes up a random one anyway, but the migration
   cookie's host UUID is the one thing libvirt compares to refuse "migrating to
@@ -90,7 +93,8 @@ virsh without --p2p is the client-driven virDomainMigrate3 path; --p2p works too
 - Only the overlay's allocated blocks travel (NBD from B's QEMU, port from B's
   migration range); a 64 MiB TCG guest with a 1 MiB disk moves in ~3 s.
 
-API:  host = SecondHost(state_dir=DEFAULT_STATE_DIR, cgroups=False)
+API:  second_host_problem() -> None or the reason a second host cannot run here
+      host = SecondHost(state_dir=DEFAULT_STATE_DIR, cgroups=False)
       host.start(timeout=30) -> host          (cleans a leftover first)
       host.uri                                 qemu+unix:///system?socket=...
       host.virsh(*args, check=True, timeout=60) -> stdout (or CompletedProcess)
@@ -124,6 +128,18 @@ MIGRATION_PORTS = (49300, 49363)
 
 class SecondHostError(Exception):
     pass
+
+
+def second_host_problem():
+    """None when a second host can be started here, else why not (for a skip)."""
+    if os.geteuid() != 0:
+        return "a second libvirtd needs root (mount namespace, bind mounts)"
+    for tool in ("unshare", "mount", "virtlogd", "libvirtd", "virsh"):
+        if shutil.which(tool) is None and not os.path.exists("/usr/sbin/" + tool):
+            return "'%s' not found (packages util-linux, mount, libvirt-daemon-system)" % tool
+    if not os.path.isdir("/etc/libvirt"):
+        return "/etc/libvirt does not exist (package libvirt-daemon-system)"
+    return None
 
 
 def _read(path):
@@ -188,29 +204,30 @@ class SecondHost:
             return None
         return pid if _alive(pid) else None
 
+    def _ours(self, pid):
+        """True when /run/libvirt of process @pid is our STATE/run: B's daemons, and
+        QEMU processes, which libvirt starts in a mount namespace of their own
+        derived from B's (qemu.conf `namespaces`), so the namespace inode alone
+        does not find them."""
+        tail = "/" + os.path.basename(self.state_dir) + "/run"
+        try:
+            with open("/proc/%d/mountinfo" % pid) as f:
+                for line in f:
+                    fields = line.split()
+                    if len(fields) > 4 and fields[4] == "/run/libvirt" and \
+                            fields[3].endswith(tail):
+                        return True
+        except OSError:
+            pass
+        return False
+
     def processes(self):
-        """Pids of every live process in B's mount namespace (as recorded at start)."""
-        ns = _read(self.mntns_file)
-        if not ns:
-            return []
-        marker = os.path.basename(self.state_dir)
+        """Pids of every live process that sees B's private mounts."""
         pids = []
         for entry in os.listdir("/proc"):
-            if not entry.isdigit():
-                continue
-            pid = int(entry)
-            try:
-                if os.readlink("/proc/%d/ns/mnt" % pid) != ns:
-                    continue
-                # Namespace inode numbers are reused once a namespace is gone: make
-                # sure this one carries our mounts.
-                with open("/proc/%d/mountinfo" % pid) as f:
-                    if marker not in f.read():
-                        continue
-            except OSError:
-                continue
-            if pid != os.getpid() and _alive(pid):
-                pids.append(pid)
+            if entry.isdigit() and int(entry) != os.getpid() and self._ours(int(entry)) \
+                    and _alive(int(entry)):
+                pids.append(int(entry))
         return sorted(pids)
 
     def _answers(self, timeout=10):
@@ -277,9 +294,9 @@ class SecondHost:
         if left:
             raise SecondHostError("cannot clean up the leftover second host in %s: %s"
                                   % (self.state_dir, "; ".join(left)))
-        for tool in ("unshare", "mount", "virtlogd", "libvirtd", "virsh"):
-            if shutil.which(tool) is None and not os.path.exists("/usr/sbin/" + tool):
-                raise SecondHostError("'%s' not found" % tool)
+        problem = second_host_problem()
+        if problem:
+            raise SecondHostError(problem)
         os.makedirs(self.state_dir, mode=0o755)
         os.chmod(self.state_dir, 0o755)
         os.makedirs(self.sock_dir)
