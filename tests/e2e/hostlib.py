@@ -343,7 +343,7 @@ class SecondHost:
         of what could not be done ([] when all is gone). Safe to call again, on a
         host never started, and on the leftover of a crashed run."""
         problems = []
-        if not os.path.isdir(self.state_dir):
+        if not os.path.isdir(self.state_dir) and not self.processes():
             return problems
         # 1. Running domains: destroy through libvirt (it restores file owners).
         if self._pid(self.libvirtd_pidfile) is not None and self._answers(timeout=5):
