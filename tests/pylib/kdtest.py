@@ -11,6 +11,7 @@ Environment: KD_BUILD_DIR, KD_SOURCE_DIR, KD_WEB_DIR (set by meson), KD_REQUIRE_
 import json
 import os
 import random
+import shlex
 import shutil
 import signal
 import socket
@@ -168,8 +169,12 @@ class Daemon:
         env["G_DEBUG"] = "fatal-criticals"
         env.update(self.extra_env)
         self.log = open(self.log_path, "ab")
+        # KD_DAEMON_WRAPPER="valgrind --leak-check=full …" runs the daemon under a tool.
+        wrapper = shlex.split(os.environ.get("KD_DAEMON_WRAPPER", ""))
+        if wrapper:
+            timeout *= 10
         self.proc = subprocess.Popen(
-            [KVMDESKD, "--state-dir", self.state_dir, "--listen", "127.0.0.1:0",
+            [*wrapper, KVMDESKD, "--state-dir", self.state_dir, "--listen", "127.0.0.1:0",
              "--config", self.config_path, *extra_args],
             stdout=self.log, stderr=subprocess.STDOUT, env=env)
         deadline = time.time() + timeout
