@@ -344,6 +344,25 @@ kd_api_json_desktop (KdBroker *broker, KdDesktopRow *row)
   json_builder_end_object (b);
   kd_json_add_bool (b, "busy", kd_broker_desktop_is_busy (broker, row->id));
   kd_json_add_str (b, "operation", kd_broker_desktop_operation (broker, row->id));
+  {
+    const KdDisplayProc *dp = kd_broker_display_get (broker, row->id);
+    json_builder_set_member_name (b, "display_process");
+    if (dp == NULL)
+      json_builder_add_null_value (b);
+    else
+      {
+        KdBrokerDisplayInfo info;
+        kd_broker_display_info (dp, &info);
+        json_builder_begin_object (b);
+        kd_json_add_str (b, "state", info.state);
+        kd_json_add_str (b, "pid", info.pid);
+        kd_json_add_int (b, "port", info.port);
+        kd_json_add_str (b, "listen", info.listen);
+        kd_json_add_int (b, "restarts", info.restarts);
+        kd_json_add_str (b, "last_error", info.last_error);
+        json_builder_end_object (b);
+      }
+  }
   kd_json_add_time (b, "created_at", row->created_at);
   kd_json_add_time (b, "updated_at", row->updated_at);
   json_builder_end_object (b);

@@ -115,6 +115,14 @@ kd_broker_display_address (KdHvHost *hv, const char *listen)
   }
 }
 
+/* Its template has display=dbus: kvmdesk-display serves it. */
+gboolean
+kd_broker_desktop_display_is_dbus (KdBroker *b, const KdDesktopRow *row)
+{
+  g_autoptr(KdTemplateRow) tpl = kd_store_template_get (b->store, row->template_id, NULL);
+  return tpl != NULL && g_strcmp0 (tpl->display, "dbus") == 0;
+}
+
 static KdDesktopRow *
 kd_broker_console_desktop (KdBroker *b, gint64 desktop_id, KdBrokerHost **out_host, GError **error)
 {
@@ -155,6 +163,8 @@ typedef struct {
   KdHvHost        *hv;
   char            *domain;
   char            *listen;      /* the host's graphics_listen */
+  char            *display_address; /* kvmdesk-display: where it listens (password given) */
+  gint64           display_port;
   KdBrokerConsole *console;
   GError          *error;
 } KdConsoleJob;
@@ -166,6 +176,7 @@ kd_console_job_free (KdConsoleJob *j)
   g_clear_pointer (&j->hv, kd_hv_host_unref);
   g_free (j->domain);
   g_free (j->listen);
+  g_free (j->display_address);
   kd_broker_console_free (j->console);
   g_clear_error (&j->error);
   g_free (j);
@@ -185,7 +196,8 @@ kd_endpoint_string (GSocketAddress *address)
 }
 
 /* Worker thread: one-time password, then a TCP connection to the VNC
- * port (the gateway answers QEMU's challenge with the password). */
+ * port (the gateway answers QEMU's challenge with the password). For a
+ * kvmdesk-display the password was given to it on the main loop. */
 static gboolean
 kd_console_connect_tcp (KdConsoleJob *j)
 {
@@ -194,24 +206,35 @@ kd_console_connect_tcp (KdConsoleJob *j)
   g_autoptr(GSocketConnection) conn = NULL;
   g_autoptr(GSocketAddress) local = NULL;
   g_autofree char *address = NULL;
-  g_autofree char *password = kd_random_password (KD_BROKER_VNC_PASSWORD_LEN);
+  g_autofree char *password = j->console->password ? g_steal_pointer (&j->console->password)
+                                                   : kd_random_password (KD_BROKER_VNC_PASSWORD_LEN);
   gint64 valid_to = kd_time_now () / G_USEC_PER_SEC + KD_BROKER_GATEWAY_PASSWORD_SEC;
+  gint64 port;
   GSocket *socket;
   int fd, flags;
 
-  g = kd_hv_domain_graphics_get (j->hv, j->domain, "vnc", &j->error);
-  if (g == NULL)
-    return FALSE;
-  if (!kd_hv_domain_graphics_set_password (j->hv, j->domain, "vnc", password, valid_to, &j->error))
-    return FALSE;
-  address = kd_broker_display_address (j->hv, g->listen ? g->listen : j->listen);
+  if (j->display_address != NULL)
+    {
+      address = kd_broker_display_address (j->hv, j->display_address);
+      port = j->display_port;
+    }
+  else
+    {
+      g = kd_hv_domain_graphics_get (j->hv, j->domain, "vnc", &j->error);
+      if (g == NULL)
+        return FALSE;
+      if (!kd_hv_domain_graphics_set_password (j->hv, j->domain, "vnc", password, valid_to, &j->error))
+        return FALSE;
+      address = kd_broker_display_address (j->hv, g->listen ? g->listen : j->listen);
+      port = g->port;
+    }
   client = g_socket_client_new ();
   g_socket_client_set_timeout (client, KD_CONSOLE_CONNECT_TIMEOUT_SEC);
-  conn = g_socket_client_connect_to_host (client, address, (guint16) g->port, NULL, &j->error);
+  conn = g_socket_client_connect_to_host (client, address, (guint16) port, NULL, &j->error);
   if (conn == NULL)
     {
       g_prefix_error (&j->error, "cannot reach the display of domain '%s' at %s port %" G_GINT64_FORMAT ": ",
-                      j->domain, address, g->port);
+                      j->domain, address, port);
       return FALSE;
     }
   socket = g_socket_connection_get_socket (conn);
@@ -289,6 +312,22 @@ kd_broker_desktop_open_console_async (KdBroker *b, gint64 desktop_id, GAsyncRead
   j->console = g_new0 (KdBrokerConsole, 1);
   j->console->fd = -1;
   j->console->path = g_strdup (kd_broker_host_console_path (h));
+  if (kd_broker_desktop_display_is_dbus (b, row))
+    {
+      /* kvmdesk-display serves it: TCP with a password given to it. */
+      g_autofree char *password = kd_random_password (KD_BROKER_VNC_PASSWORD_LEN);
+      gint64 until = kd_time_now () / G_USEC_PER_SEC + KD_BROKER_GATEWAY_PASSWORD_SEC;
+      if (!kd_broker_display_password (b, row->id, password, until, &j->display_address,
+                                       &j->display_port, &error))
+        {
+          g_task_return_error (j->task, g_steal_pointer (&error));
+          kd_console_job_free (j);
+          return;
+        }
+      g_free (j->console->path);
+      j->console->path = g_strdup ("tcp");
+      j->console->password = g_steal_pointer (&password);
+    }
   kd_broker_run_host_job (b, h->row->name, kd_console_run, kd_console_done, j,
                           (GDestroyNotify) kd_console_job_free);
 }
@@ -602,11 +641,27 @@ kd_broker_desktop_viewer_pass_async (KdBroker *b, gint64 desktop_id, gint64 ttl_
       return;
     }
   tpl = kd_store_template_get (b->store, row->template_id, NULL);
-  if (tpl != NULL && tpl->display != NULL && g_str_equal (tpl->display, "dbus"))
+  if (tpl != NULL && g_strcmp0 (tpl->display, "dbus") == 0)
     {
-      g_task_return_new_error (task, KD_ERROR, KD_ERROR_UNAVAILABLE,
-                               "desktop '%s' uses the D-Bus display, which has no native viewer yet",
-                               row->name);
+      /* kvmdesk-display serves it over VNC: the password goes to it. */
+      g_autoptr(KdBrokerViewerPass) pass = g_new0 (KdBrokerViewerPass, 1);
+      g_autofree char *listen = NULL;
+      pass->type = g_strdup ("vnc");
+      pass->title = g_strdup (row->name);
+      pass->tls_port = -1;
+      pass->password = kd_random_password (KD_BROKER_VNC_PASSWORD_LEN);
+      pass->expires_at = kd_time_now () + ttl_sec * G_USEC_PER_SEC;
+      if (!kd_broker_display_password (b, row->id, pass->password, pass->expires_at / G_USEC_PER_SEC,
+                                       &listen, &pass->port, &error))
+        {
+          g_task_return_error (task, g_steal_pointer (&error));
+          return;
+        }
+      pass->host = kd_broker_display_address (h->hv, listen);
+      kd_broker_desktop_event (b, row, actor, "viewer-pass", row->state, row->state,
+                               "a viewer password for desktop '%s' (kvmdesk-display) was issued to %s, "
+                               "valid %" G_GINT64_FORMAT " s", row->name, actor ? actor : "the system", ttl_sec);
+      g_task_return_pointer (task, g_steal_pointer (&pass), (GDestroyNotify) kd_broker_viewer_pass_free);
       return;
     }
   kd_broker_desktop_event (b, row, actor, "viewer-pass", row->state, row->state,

@@ -119,6 +119,7 @@ kd_broker_desktop_set_state (KdBroker *b, KdDesktopRow *row, const char *state,
     kd_broker_desktop_event (b, row, actor, action, from, state, "desktop '%s': %s -> %s%s%s",
                              row->name, from ? from : "(new)", state, reason ? ": " : "",
                              reason ? reason : "");
+  kd_broker_display_follow (b, row);
 }
 
 /* The state of a desktop whose guest runs: who holds it decides. */
@@ -806,6 +807,7 @@ kd_action_done (KdBroker *b, gpointer data)
             g_task_return_error (j->task, g_steal_pointer (&error));
             return;
           }
+        kd_broker_display_forget (b, row->id);
         kd_broker_desktop_event (b, row, j->actor, "delete", j->prev_state, NULL,
                                  "desktop '%s' deleted (domain '%s' and its overlay removed)",
                                  row->name, row->domain);

@@ -259,11 +259,12 @@ kd_move_done (KdBroker *b, gpointer data)
       row->overlay_path = g_strdup (j->new_path);
       kd_store_desktop_update (b->store, row, NULL);
       g_hash_table_remove (b->drain_notes, &j->desktop_id);
+      g_autofree char *size = g_format_size (j->copied_bytes);
       kd_broker_desktop_event (b, row, j->actor, j->live ? "migrate" : "move", row->state, row->state,
                                "desktop '%s' %s from host '%s' to host '%s' in %.1f s (its overlay, "
-                               "%" G_GINT64_FORMAT " MiB, copied)%s%s", row->name,
+                               "%s, copied)%s%s", row->name,
                                j->live ? "migrated live" : "moved", kd_hv_host_get_name (j->src),
-                               kd_hv_host_get_name (j->dst), seconds, j->copied_bytes >> 20,
+                               kd_hv_host_get_name (j->dst), seconds, size,
                                j->warning ? "; " : "", j->warning ? j->warning : "");
     }
   else

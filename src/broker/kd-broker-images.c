@@ -449,16 +449,10 @@ kd_broker_template_add (KdBroker *b, const KdTemplateSpec *spec, const char *act
                              KD_TEMPLATE_MEMORY_MAX, error) ||
       !kd_range_check_int64 ("disk_gib", row->disk_gib, 1, KD_TEMPLATE_DISK_MAX, error))
     return NULL;
-  if (g_str_equal (display, "dbus"))
+  if (!g_str_equal (display, "vnc") && !g_str_equal (display, "spice") && !g_str_equal (display, "dbus"))
     {
       g_set_error (error, KD_ERROR, KD_ERROR_INVALID,
-                   "display 'dbus' is not supported yet; use vnc or spice");
-      return NULL;
-    }
-  if (!g_str_equal (display, "vnc") && !g_str_equal (display, "spice"))
-    {
-      g_set_error (error, KD_ERROR, KD_ERROR_INVALID,
-                   "display '%.40s' is invalid: use vnc or spice", display);
+                   "display '%.40s' is invalid: use vnc, spice or dbus", display);
       return NULL;
     }
   if (!kd_range_check_int64 ("rdp_port", spec->rdp_port, 0, 65535, error) ||

@@ -37,10 +37,23 @@ struct _KdBroker {
   GHashTable            *pool_problems; /* pool id (gint64*) -> last placement refusal */
   GHashTable            *copy_waiters;  /* image volume id (gint64*) -> GPtrArray of creates
                                          * waiting for that copy */
+  /* kd-broker-display.c */
+  GHashTable            *displays;     /* desktop id (gint64*) -> KdDisplayProc */
   /* kd-broker-drain.c */
   GHashTable            *drain_notes;  /* desktop id (gint64*) -> last drain decision told */
   GHashTable            *no_live;      /* desktop ids whose live migration failed */
 };
+
+/* kvmdesk-display processes (kd-broker-display.c). */
+void     kd_broker_displays_init (KdBroker *broker);
+void     kd_broker_displays_fini (KdBroker *broker);
+void     kd_broker_display_follow (KdBroker *broker, const KdDesktopRow *row);
+void     kd_broker_display_forget (KdBroker *broker, gint64 desktop_id);
+void     kd_broker_displays_check (KdBroker *broker);
+gboolean kd_broker_desktop_display_is_dbus (KdBroker *broker, const KdDesktopRow *row);
+gboolean kd_broker_display_password (KdBroker *broker, gint64 desktop_id, const char *password,
+                                     gint64 until, char **out_address, gint64 *out_port,
+                                     GError **error);
 
 /* Goes on with the hosts still draining (kd-broker-drain.c). */
 void kd_broker_drain_continue (KdBroker *broker);

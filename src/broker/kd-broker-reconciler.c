@@ -303,6 +303,7 @@ kd_reconcile_done (KdBroker *b, gpointer data)
   b->report.running = FALSE;
 
   kd_broker_drain_continue (b);
+  kd_broker_displays_check (b);
   for (guint i = 0; i < j->waiters->len; i++)
     g_task_return_boolean (j->waiters->pdata[i], TRUE);
 

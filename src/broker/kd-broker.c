@@ -213,6 +213,7 @@ kd_broker_new (KdConfig *config, KdStore *store)
                                     (GDestroyNotify) kd_broker_host_free);
   b->busy = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, g_free);
   kd_broker_consoles_init (b);
+  kd_broker_displays_init (b);
   b->rr_cursors = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, g_free);
   b->pool_problems = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free, g_free);
   b->copy_waiters = g_hash_table_new_full (g_int64_hash, g_int64_equal, g_free,
@@ -276,6 +277,7 @@ kd_broker_free (KdBroker *b)
   g_hash_table_destroy (b->host_slots);
   g_hash_table_destroy (b->hosts);
   g_hash_table_destroy (b->busy);
+  kd_broker_displays_fini (b);
   kd_broker_consoles_fini (b);
   g_hash_table_destroy (b->rr_cursors);
   g_hash_table_destroy (b->pool_problems);

@@ -361,6 +361,20 @@ guint      kd_broker_viewer_count  (KdBroker *broker, gint64 desktop_id);
 /* The pool's console mode for the desktop: "takeover" (default) or "share". */
 const char *kd_broker_desktop_console_mode (KdBroker *broker, const KdDesktopRow *row);
 
+/* The kvmdesk-display process of a desktop with display=dbus
+ * (kd-broker-display.c). */
+typedef struct _KdDisplayProc KdDisplayProc;
+typedef struct {
+  const char *state;       /* "starting" | "running" | "restarting" | "stopped" | "failed" */
+  const char *pid;
+  gint64      port;        /* its VNC port once running, else 0 */
+  const char *listen;
+  guint       restarts;
+  const char *last_error;  /* its last sentence on stderr, or NULL */
+} KdBrokerDisplayInfo;
+const KdDisplayProc *kd_broker_display_get (KdBroker *broker, gint64 desktop_id);
+void kd_broker_display_info (const KdDisplayProc *proc, KdBrokerDisplayInfo *out);
+
 /* A native viewer's connection data (.vv): address, port and a password
  * valid @ttl_sec, set on the running domain. */
 typedef struct {

@@ -46,6 +46,7 @@ static const KdCfgKey kd_cfg_keys[] = {
   S ("libvirt", "domain_prefix", domain_prefix),
   I ("libvirt", "shutdown_timeout", shutdown_timeout, 1, 3600),
   I ("libvirt", "worker_threads", worker_threads, 1, 256),
+  S ("display", "program", display_program),
   I ("reconciler", "interval", reconcile_interval, 1, 86400),
   I ("broker", "policy_interval", policy_interval, 1, 3600),
 };
@@ -81,6 +82,7 @@ kd_config_new_default (void)
   c->domain_prefix = g_strdup ("kd");
   c->shutdown_timeout = 60;
   c->worker_threads = 32;
+  c->display_program = g_strdup ("");
   c->reconcile_interval = 60;
   c->policy_interval = 5;
   return c;

@@ -40,6 +40,9 @@ typedef struct {
   gint64  shutdown_timeout;       /* seconds of ACPI shutdown before force */
   gint64  worker_threads;         /* threads running libvirt calls */
 
+  /* [display] */
+  char   *display_program;        /* kvmdesk-display; "" finds it next to kvmdeskd */
+
   /* [reconciler] */
   gint64  reconcile_interval;     /* seconds */
 

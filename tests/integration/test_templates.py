@@ -66,7 +66,7 @@ class TemplatesTest(DaemonTestCase):
             ("vcpus", 0), ("vcpus", 257), ("vcpus", -1),
             ("memory_mib", 10), ("memory_mib", 63), ("memory_mib", 4194305),
             ("disk_gib", 0), ("disk_gib", 65537),
-            ("display", "x"), ("display", ""), ("display", "dbus"), ("display", "VNC"),
+            ("display", "x"), ("display", ""), ("display", "VNC"),
             ("rdp_port", -1), ("rdp_port", 65536), ("rdp_port", "3389"),
             ("network", "bridge:"), ("network", ""), ("network", "bridge:bad name"),
             ("firmware", "x"), ("firmware", ""),
