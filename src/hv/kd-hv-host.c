@@ -28,7 +28,8 @@ struct _KdHvHost {
   int                  lifecycle_id;
   int                  graphics_id;
   gboolean             close_cb_registered;
-  gboolean             simulated;
+  gboolean             simulated;   /* the test driver */
+  gboolean             in_process;  /* test:// (no daemon): no close callback */
   KdHvHostClosedFunc   closed_func;
   KdHvDomainEventFunc  event_func;
   gpointer             user_data;
@@ -205,6 +206,7 @@ kd_hv_host_new (const char            *name,
   host->lifecycle_id = -1;
   host->graphics_id = -1;
   host->simulated = g_str_has_prefix (uri, "test:");
+  host->in_process = host->simulated;
   g_mutex_init (&host->lock);
   return host;
 }
@@ -691,8 +693,9 @@ kd_hv_host_connect (KdHvHost  *host,
 
   /* In-process drivers (test://) cannot close and report success without
    * keeping the callback, so its free function would never run: only
-   * connections through the daemon (remote driver) get one. */
-  if (!host->simulated)
+   * connections through a daemon (remote driver, test+unix:// included)
+   * get one. */
+  if (!host->in_process)
     {
       link = kd_hv_host_link_register (host, host->generation);
       if (virConnectRegisterCloseCallback (conn, kd_hv_host_close_cb, link,
