@@ -329,11 +329,11 @@ on_update (KdDisplay1Listener    *listener,
 
   /* Outside the frame: maybe the guest changed mode and the console's
    * new size is on its way (see client_follow_console_size()). */
-  if (!rect_fits (client, x, y, width, height) || !client->has_frame)
+  if ((!rect_fits (client, x, y, width, height) || !client->has_frame)
+      && x >= 0 && y >= 0 && width > 0 && height > 0)
     {
       client_follow_console_size (client);
       if ((!rect_fits (client, x, y, width, height) || !client->has_frame)
-          && x >= 0 && y >= 0 && width > 0 && height > 0
           && (guint64) x + (guint64) width <= KD_DISPLAY_MAX_WIDTH
           && (guint64) y + (guint64) height <= KD_DISPLAY_MAX_HEIGHT
           && client->pending_updates.length < KD_DISPLAY_PENDING_UPDATES_MAX
