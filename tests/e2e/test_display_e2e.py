@@ -71,14 +71,14 @@ def domain_xml(name, disk):
 """ % (name, disk)
 
 
-def start_domain(name):
+def start_domain(name, paused=False):
     disk = os.path.join(IMAGES_DIR, name + ".qcow2")
     shutil.copyfile(kdtest.TEST_IMAGE, disk)
     xml_path = os.path.join(e2elib.OUT_DIR, name + ".xml")
     os.makedirs(e2elib.OUT_DIR, exist_ok=True)
     with open(xml_path, "w") as f:
         f.write(domain_xml(name, disk))
-    e2elib.virsh("create", xml_path)
+    e2elib.virsh("create", xml_path, *(["--paused"] if paused else []))
     return disk
 
 
@@ -464,20 +464,83 @@ class DisplayE2E(unittest.TestCase):
         self.assertEqual(len(err.strip().splitlines()), 1, err)
 
 
-class DisplayVmStopsE2E(unittest.TestCase):
+class DisplayLifecycleE2E(unittest.TestCase):
+    """A VM of its own, started paused: the display is attached before the
+    guest's BIOS switches from QEMU's 640x480 placeholder to 720x400 text
+    mode (QEMU 7.2 announces that with the console's size, no Scanout), then
+    the VM is destroyed under it."""
 
-    def test_exits_0_when_the_vm_stops(self):
+    def test_resolution_change_reaches_the_viewer_then_vm_stops(self):
         e2elib.require_system_libvirt()
-        domain = "%sstop-%d" % (PREFIX, os.getpid())
+        domain = "%slife-%d" % (PREFIX, os.getpid())
         self.addCleanup(remove_domain, domain)
-        start_domain(domain)
+        start_domain(domain, paused=True)
         d = Display(domain=domain)
         self.addCleanup(d.stop)
-        d.wait_ready()
+        ready = d.wait_ready()
+        d.add_password("resize1")
+        v = Viewer(d.port)
+        self.addCleanup(v.close)
+        v.connect("resize1")
+        before = (v.width, v.height)
+        v.full_frame()
+        e2elib.virsh("resume", domain)
+        e2elib.wait_for_prompt(domain)
+        deadline = time.monotonic() + 30
+        while (v.width, v.height) != (720, 400):
+            self.assertLess(time.monotonic(), deadline, "no NewFBSize to 720x400")
+            v.request(True)
+            v.read_update()
+        print("\n  ready at %sx%s, viewer saw %dx%d then 720x400"
+              % (ready["width"], ready["height"], before[0], before[1]))
+        self.assertNotEqual(before, (720, 400))
+        deadline = time.monotonic() + 20
+        while True:
+            v.full_frame()
+            try:
+                compare_with_screenshot(self, domain, v, "resized")
+                break
+            except AssertionError:
+                if time.monotonic() > deadline:
+                    raise
         e2elib.virsh("destroy", domain)
         rc, out, err = d.wait_exit()
         self.assertEqual((rc, out), (0, ""))
         self.assertIn("the VM stopped", err)
+
+    def test_password_file_and_sighup(self):
+        e2elib.require_system_libvirt()
+        domain = "%spwf-%d" % (PREFIX, os.getpid())
+        self.addCleanup(remove_domain, domain)
+        start_domain(domain)
+        path = os.path.join(e2elib.OUT_DIR, domain + ".passwords")
+        with open(path, "w") as f:
+            f.write("# one a line\nfile111 %d\n" % (int(time.time()) + 600))
+        self.addCleanup(os.unlink, path)
+        d = Display("--connect", e2elib.URI, "--domain", domain, "--password-file", path)
+        self.addCleanup(d.stop)
+        d.wait_ready()
+        d.proc.stdin.close()                 # not read in this mode: it keeps running
+        v = Viewer(d.port)
+        self.addCleanup(v.close)
+        v.connect("file111")
+        with open(path, "w") as f:
+            f.write("file222\n")
+        d.proc.send_signal(signal.SIGHUP)
+        deadline = time.monotonic() + 10
+        while True:
+            w = Viewer(d.port)
+            self.addCleanup(w.close)
+            self.assertEqual(w.security_types(), [2])
+            if w.vnc_auth("file222"):
+                break
+            self.assertLess(time.monotonic(), deadline, "SIGHUP did not reload the file")
+            time.sleep(0.2)
+        w = Viewer(d.port)
+        self.addCleanup(w.close)
+        w.security_types()
+        self.assertFalse(w.vnc_auth("file111"))
+        self.assertIsNone(d.proc.poll())
 
 
 if __name__ == "__main__":
