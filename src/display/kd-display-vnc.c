@@ -30,6 +30,8 @@
 #define KD_DISPLAY_VNC_DEFAULT_HEIGHT  480
 /* Highest QEMU key number (0xE0-prefixed keys have bit 7 set). */
 #define KD_DISPLAY_QNUM_MAX            0xff
+/* Longest wait on one viewer's socket inside libvncserver, milliseconds. */
+#define KD_DISPLAY_VNC_CLIENT_WAIT_MS  5000
 /* RFB pointer-event button bits forwarded: left, middle, right, wheel up/down. */
 #define KD_DISPLAY_VNC_BUTTONS         5
 
@@ -57,6 +59,19 @@ typedef struct {
 } KdDisplayViewer;
 
 static void vnc_process (KdDisplayVnc *vnc);
+
+/* libvncserver's own chatter goes to the debug log (never stdout). */
+static void
+on_rfb_log (const char *format, ...)
+{
+  va_list args;
+  g_autofree char *message = NULL;
+
+  va_start (args, format);
+  message = g_strdup_vprintf (format, args);
+  va_end (args);
+  g_debug ("libvncserver: %s", g_strchomp (message));
+}
 
 /* ------------------------------------------------------------------ */
 /* Main-loop integration */
@@ -482,6 +497,8 @@ kd_display_vnc_new (KdDisplayClient    *client,
     }
   vnc->port = g_inet_socket_address_get_port (G_INET_SOCKET_ADDRESS (effective));
 
+  rfbLog = on_rfb_log;
+  rfbErr = on_rfb_log;
   vnc_current_buffer (vnc, &pixels, &width, &height);
   vnc->screen = rfbGetScreen (&argc, argv, width, height, 8, 3, 4);
   if (vnc->screen == NULL)
@@ -507,8 +524,14 @@ kd_display_vnc_new (KdDisplayClient    *client,
   vnc->screen->authPasswdData = vnc;
   vnc->screen->passwordCheck = on_check_password;
   vnc->screen->alwaysShared = TRUE;
+  /* No deferral of updates or pointer motion: libvncserver would need to
+   * be called again later to flush them, and we only call it on events. */
   vnc->screen->deferUpdateTime = 0;
+  vnc->screen->deferPtrUpdateTime = 0;
   vnc->screen->ignoreSIGPIPE = TRUE;
+  /* libvncserver reads and writes whole messages, waiting for a slow
+   * viewer meanwhile: bound how long one can stall the loop. */
+  vnc->screen->maxClientWait = KD_DISPLAY_VNC_CLIENT_WAIT_MS;
   vnc->screen->kbdAddEvent = on_key;
   vnc->screen->ptrAddEvent = on_pointer;
   vnc->screen->newClientHook = on_new_viewer;

@@ -30,7 +30,6 @@
 
 #include <gio/gunixinputstream.h>
 #include <glib-unix.h>
-#include <rfb/rfb.h>
 
 #include "display/kd-display-client.h"
 #include "display/kd-display-vnc.h"
@@ -88,19 +87,6 @@ program_exit (KdDisplayProgram *prog,
   if (prog->status < 0)
     prog->status = status;
   g_main_loop_quit (prog->loop);
-}
-
-/* libvncserver's own chatter goes to the debug log, never to stdout. */
-static void
-on_rfb_log (const char *format, ...)
-{
-  va_list args;
-  g_autofree char *message = NULL;
-
-  va_start (args, format);
-  message = g_strdup_vprintf (format, args);
-  va_end (args);
-  g_debug ("libvncserver: %s", g_strchomp (message));
 }
 
 /* ------------------------------------------------------------------ */
@@ -391,8 +377,6 @@ main (int   argc,
     }
 
   signal (SIGPIPE, SIG_IGN);
-  rfbLog = on_rfb_log;
-  rfbErr = on_rfb_log;
   prog.status = -1;
   prog.started_us = g_get_monotonic_time ();
   prog.loop = g_main_loop_new (NULL, FALSE);

@@ -327,6 +327,7 @@ typedef struct {
   GArray             *keys;            /* guint: +qnum pressed, -qnum released */
   GArray             *abs_moves;       /* guint pairs */
   GArray             *buttons;         /* int: +1+button pressed, -(1+button) released */
+  GArray             *rel_moves;       /* int pairs */
 
   KdDisplayClient    *client;
   GError             *open_error;
@@ -405,6 +406,15 @@ on_fake_abs (KdDisplay1Mouse *mouse, GDBusMethodInvocation *invocation, guint x,
 {
   g_array_append_val (f->abs_moves, x);
   g_array_append_val (f->abs_moves, y);
+  g_dbus_method_invocation_return_value (invocation, NULL);
+  return TRUE;
+}
+
+static gboolean
+on_fake_rel (KdDisplay1Mouse *mouse, GDBusMethodInvocation *invocation, int dx, int dy, Fixture *f)
+{
+  g_array_append_val (f->rel_moves, dx);
+  g_array_append_val (f->rel_moves, dy);
   g_dbus_method_invocation_return_value (invocation, NULL);
   return TRUE;
 }
@@ -501,6 +511,7 @@ fixture_setup (Fixture *f, gconstpointer data)
   f->keys = g_array_new (FALSE, FALSE, sizeof (gint));
   f->abs_moves = g_array_new (FALSE, FALSE, sizeof (guint));
   f->buttons = g_array_new (FALSE, FALSE, sizeof (int));
+  f->rel_moves = g_array_new (FALSE, FALSE, sizeof (int));
   f->vm = kd_display1_vm_skeleton_new ();
   kd_display1_vm_set_name (f->vm, "fake-vm");
   kd_display1_vm_set_uuid (f->vm, "00000000-0000-0000-0000-000000000001");
@@ -517,6 +528,7 @@ fixture_setup (Fixture *f, gconstpointer data)
   f->mouse = kd_display1_mouse_skeleton_new ();
   kd_display1_mouse_set_is_absolute (f->mouse, TRUE);
   g_signal_connect (f->mouse, "handle-set-abs-position", G_CALLBACK (on_fake_abs), f);
+  g_signal_connect (f->mouse, "handle-rel-motion", G_CALLBACK (on_fake_rel), f);
   g_signal_connect (f->mouse, "handle-press", G_CALLBACK (on_fake_button), f);
   g_signal_connect (f->mouse, "handle-release", G_CALLBACK (on_fake_button), f);
 
@@ -552,6 +564,7 @@ fixture_teardown (Fixture *f, gconstpointer data)
   g_array_unref (f->keys);
   g_array_unref (f->abs_moves);
   g_array_unref (f->buttons);
+  g_array_unref (f->rel_moves);
   g_free (f->guid);
   g_free (f->closed);
   g_clear_error (&f->open_error);
@@ -896,6 +909,11 @@ test_client_cursor_and_input (Fixture *f, gconstpointer data)
   while (f->mouse_mode != 0)
     g_main_context_iteration (NULL, TRUE);
   g_assert_false (kd_display_client_mouse_is_absolute (f->client));
+  kd_display_client_mouse_rel (f->client, 4, -1);
+  while (f->rel_moves->len < 2)
+    g_main_context_iteration (NULL, TRUE);
+  g_assert_cmpint (g_array_index (f->rel_moves, int, 0), ==, 4);
+  g_assert_cmpint (g_array_index (f->rel_moves, int, 1), ==, -1);
 }
 
 static void
@@ -926,6 +944,390 @@ test_client_refused_peer (void)
   g_clear_error (&f.open_error);
 }
 
+
+/* ------------------------------------------------------------------ */
+/* The VNC front end over the client, with an RFB viewer written here */
+
+typedef struct {
+  Fixture         *f;
+  KdDisplayVnc    *vnc;
+  GSocket         *sock;
+  GByteArray      *in;
+} Viewer;
+
+static void
+on_vnc_resized (KdDisplayClient *c, gpointer user_data)
+{
+  Viewer *v = user_data;
+
+  v->f->resized++;
+  if (v->vnc != NULL)
+    kd_display_vnc_resized (v->vnc);
+}
+
+static void
+on_vnc_mouse_mode (KdDisplayClient *c, gboolean absolute, gpointer user_data)
+{
+  ((Viewer *) user_data)->f->mouse_mode = absolute;
+}
+
+static void
+viewer_read (Viewer *v, guint8 *out, gsize n)
+{
+  gint64 deadline = g_get_monotonic_time () + 10 * G_USEC_PER_SEC;
+
+  while (v->in->len < n)
+    {
+      guint8 buf[65536];
+      g_autoptr(GError) error = NULL;
+      gssize got = g_socket_receive (v->sock, (char *) buf, sizeof buf, NULL, &error);
+
+      if (got > 0)
+        g_byte_array_append (v->in, buf, (guint) got);
+      else if (got == 0)
+        g_error ("the VNC server closed the connection");
+      else
+        {
+          g_assert_error (error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK);
+          g_assert_cmpint (g_get_monotonic_time (), <, deadline);
+          g_main_context_iteration (NULL, FALSE);
+          g_usleep (1000);
+        }
+    }
+  if (out != NULL)
+    memcpy (out, v->in->data, n);
+  g_byte_array_remove_range (v->in, 0, (guint) n);
+}
+
+static void
+viewer_send (Viewer *v, const void *data, gsize n)
+{
+  g_assert_cmpint (g_socket_send (v->sock, data, n, NULL, NULL), ==, (gssize) n);
+  drain ();
+}
+
+static GSocket *
+viewer_connect (Viewer *v)
+{
+  g_autoptr(GSocketClient) sc = g_socket_client_new ();
+  g_autoptr(GSocketConnectable) addr = g_network_address_new ("127.0.0.1", kd_display_vnc_get_port (v->vnc));
+  GSocketConnection *conn = g_socket_client_connect (sc, addr, NULL, NULL);
+  GSocket *sock;
+
+  g_assert_nonnull (conn);
+  sock = g_object_ref (g_socket_connection_get_socket (conn));
+  g_object_set_data_full (G_OBJECT (sock), "conn", conn, g_object_unref);
+  g_socket_set_blocking (sock, FALSE);
+  return sock;
+}
+
+/* Version, security (VNC auth only), the DES answer; TRUE when accepted. */
+static gboolean
+viewer_auth (Viewer *v, const char *password)
+{
+  guint8 version[12], n, types[8], challenge[16], response[16], result[4];
+
+  viewer_read (v, version, 12);
+  g_assert_cmpmem (version, 4, "RFB ", 4);
+  viewer_send (v, "RFB 003.008\n", 12);
+  viewer_read (v, &n, 1);
+  g_assert_cmpuint (n, ==, 1);
+  viewer_read (v, types, n);
+  g_assert_cmpuint (types[0], ==, 2);      /* VNC authentication, never None (1) */
+  viewer_send (v, "\2", 1);
+  viewer_read (v, challenge, 16);
+  vnc_response (password, challenge, response);
+  viewer_send (v, response, 16);
+  viewer_read (v, result, 4);
+  return result[3] == 0 && result[0] == 0;
+}
+
+static void
+viewer_init (Viewer *v, guint16 *w, guint16 *h)
+{
+  guint8 init[24], name[64];
+  guint32 name_len;
+  static const guint8 encodings[] = {
+    2, 0, 0, 3,
+    0, 0, 0, 0,                 /* raw */
+    0xff, 0xff, 0xff, 0x11,     /* -239 rich cursor */
+    0xff, 0xff, 0xff, 0x21,     /* -223 NewFBSize */
+  };
+
+  viewer_send (v, "\1", 1);
+  viewer_read (v, init, 24);
+  *w = (guint16) (init[0] << 8 | init[1]);
+  *h = (guint16) (init[2] << 8 | init[3]);
+  g_assert_cmpuint (init[4], ==, 32);        /* bits per pixel */
+  g_assert_cmpuint (init[14], ==, 16);       /* red shift: xRGB as the framebuffer */
+  g_assert_cmpuint (init[16], ==, 0);        /* blue shift */
+  name_len = (guint32) init[20] << 24 | init[21] << 16 | init[22] << 8 | init[23];
+  g_assert_cmpuint (name_len, <, sizeof name);
+  viewer_read (v, name, name_len);
+  g_assert_cmpmem (name, name_len, "fake-vm", 7);
+  viewer_send (v, encodings, sizeof encodings);
+}
+
+static void
+viewer_request (Viewer *v, gboolean incremental, guint16 w, guint16 h)
+{
+  guint8 msg[10] = { 3, incremental, 0, 0, 0, 0, w >> 8, w & 0xff, h >> 8, h & 0xff };
+
+  viewer_send (v, msg, sizeof msg);
+}
+
+typedef struct {
+  guint16 x, y, w, h;
+  gint32  encoding;
+  guint8 *data;
+} Rect;
+
+/* Reads one FramebufferUpdate; returns its rectangles (data for raw ones). */
+static GArray *
+viewer_update (Viewer *v)
+{
+  GArray *rects = g_array_new (FALSE, TRUE, sizeof (Rect));
+  guint8 head[4];
+  guint i, n;
+
+  viewer_read (v, head, 4);
+  g_assert_cmpuint (head[0], ==, 0);
+  n = (guint) head[2] << 8 | head[3];
+  for (i = 0; i < n; i++)
+    {
+      guint8 rh[12];
+      Rect r;
+      gsize len = 0;
+
+      viewer_read (v, rh, 12);
+      r.x = (guint16) (rh[0] << 8 | rh[1]);
+      r.y = (guint16) (rh[2] << 8 | rh[3]);
+      r.w = (guint16) (rh[4] << 8 | rh[5]);
+      r.h = (guint16) (rh[6] << 8 | rh[7]);
+      r.encoding = (gint32) ((guint32) rh[8] << 24 | rh[9] << 16 | rh[10] << 8 | rh[11]);
+      if (r.encoding == 0)
+        len = (gsize) r.w * r.h * 4;
+      else if (r.encoding == -239)
+        len = (gsize) r.w * r.h * 4 + (gsize) ((r.w + 7) / 8) * r.h;
+      else
+        g_assert_cmpint (r.encoding, ==, -223);
+      r.data = g_malloc0 (len + 1);
+      viewer_read (v, r.data, len);
+      g_array_append_val (rects, r);
+    }
+  return rects;
+}
+
+static void
+rects_free (GArray *rects)
+{
+  guint i;
+
+  for (i = 0; i < rects->len; i++)
+    g_free (g_array_index (rects, Rect, i).data);
+  g_array_unref (rects);
+}
+
+static void
+send_scanout (Fixture *f, guint w, guint h, guint32 base)
+{
+  g_autofree guint32 *px = g_new (guint32, w * h);
+  guint i;
+
+  for (i = 0; i < w * h; i++)
+    px[i] = base + i;
+  g_assert_true (call_listener (f, LISTENER, "Scanout",
+                                g_variant_new ("(uuuu@ay)", w, h, w * 4, KD_PIXMAN_X8R8G8B8,
+                                               bytes_variant (px, w * h * 4)), NULL, NULL));
+}
+
+static void
+test_vnc_viewer (Fixture *f, gconstpointer data)
+{
+  g_autoptr(KdDisplayPasswords) passwords = kd_display_passwords_new ();
+  g_autoptr(GError) error = NULL;
+  KdDisplayFramebuffer *fb;
+  Viewer v = { f, NULL, NULL, g_byte_array_new () };
+  guint16 w, h;
+  GArray *rects;
+  guint i;
+  gboolean saw_cursor = FALSE, saw_size = FALSE;
+
+  /* The fixture's client reports resizes to the test; route them to VNC too. */
+  kd_display_client_free (f->client);
+  f->client = NULL;
+  g_clear_object (&f->listener_conn);
+  {
+    KdDisplayClientCallbacks cb = { .resized = on_vnc_resized, .mouse_mode_changed = on_vnc_mouse_mode };
+    int pair[2];
+    g_autoptr(GSocket) s = NULL;
+    g_autoptr(GSocketConnection) stream = NULL;
+
+    g_clear_object (&f->conn);
+    g_assert_cmpint (socketpair (AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, pair), ==, 0);
+    s = g_socket_new_from_fd (pair[0], NULL);
+    stream = g_socket_connection_factory_create_connection (s);
+    g_dbus_interface_skeleton_unexport (G_DBUS_INTERFACE_SKELETON (f->vm));
+    g_dbus_interface_skeleton_unexport (G_DBUS_INTERFACE_SKELETON (f->console));
+    g_dbus_interface_skeleton_unexport (G_DBUS_INTERFACE_SKELETON (f->keyboard));
+    g_dbus_interface_skeleton_unexport (G_DBUS_INTERFACE_SKELETON (f->mouse));
+    g_dbus_connection_new (G_IO_STREAM (stream), f->guid,
+                           G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_SERVER
+                           | G_DBUS_CONNECTION_FLAGS_DELAY_MESSAGE_PROCESSING,
+                           NULL, NULL, on_fake_conn, f);
+    f->opened = FALSE;
+    kd_display_client_new_async (pair[1], &cb, &v, NULL, on_opened, f);
+    iterate_until (&f->opened);
+    g_assert_no_error (f->open_error);
+    while (f->listener_conn == NULL)
+      g_main_context_iteration (NULL, TRUE);
+  }
+  fb = kd_display_client_get_framebuffer (f->client);
+  send_scanout (f, 8, 4, 0x102030);
+
+  g_assert_true (kd_display_passwords_add (passwords, "pw1", 0, NULL));
+  g_assert_null (kd_display_vnc_new (f->client, passwords, "localhost:0", &error));
+  g_assert_error (error, KD_DISPLAY_ERROR, KD_DISPLAY_ERROR_INVALID);
+  g_clear_error (&error);
+  v.vnc = kd_display_vnc_new (f->client, passwords, "127.0.0.1:0", &error);
+  g_assert_no_error (error);
+  g_assert_cmpuint (kd_display_vnc_get_port (v.vnc), >, 0);
+
+  /* A wrong password is refused. */
+  v.sock = viewer_connect (&v);
+  g_assert_false (viewer_auth (&v, "nope"));
+  g_socket_close (v.sock, NULL);
+  g_object_set_data (G_OBJECT (v.sock), "conn", NULL);
+  g_clear_object (&v.sock);
+  g_byte_array_set_size (v.in, 0);
+
+  v.sock = viewer_connect (&v);
+  g_assert_true (viewer_auth (&v, "pw1"));
+  viewer_init (&v, &w, &h);
+  g_assert_cmpuint (w, ==, 8);
+  g_assert_cmpuint (h, ==, 4);
+  viewer_request (&v, FALSE, w, h);
+  rects = viewer_update (&v);
+  for (i = 0; i < rects->len; i++)
+    {
+      Rect *r = &g_array_index (rects, Rect, i);
+      guint row;
+
+      if (r->encoding != 0)
+        continue;
+      for (row = 0; row < r->h; row++)
+        g_assert_cmpmem (r->data + (gsize) row * r->w * 4, (gsize) r->w * 4,
+                         fb->pixels + (gsize) (r->y + row) * fb->width + r->x, (gsize) r->w * 4);
+    }
+  rects_free (rects);
+
+  /* Input: a key, absolute motion and a button. */
+  {
+    static const guint8 key_a[] = { 4, 1, 0, 0, 0, 0, 0, 'a' };
+    static const guint8 ptr[] = { 5, 1, 0, 3, 0, 2 };
+
+    viewer_send (&v, key_a, sizeof key_a);
+    viewer_send (&v, ptr, sizeof ptr);
+    while (f->keys->len < 1 || f->buttons->len < 1 || f->abs_moves->len < 2)
+      g_main_context_iteration (NULL, TRUE);
+    g_assert_cmpint (g_array_index (f->keys, gint, 0), ==, 0x1e);
+    g_assert_cmpuint (g_array_index (f->abs_moves, guint, 0), ==, 3);
+    g_assert_cmpuint (g_array_index (f->abs_moves, guint, 1), ==, 2);
+    g_assert_cmpint (g_array_index (f->buttons, int, 0), ==, 1);
+  }
+
+  /* A cursor shape and a new size reach the viewer. */
+  {
+    guint32 shape[4] = { 0xff112233, 0x00000000, 0xffffffff, 0xff000000 };
+
+    g_assert_true (call_listener (f, LISTENER, "CursorDefine",
+                                  g_variant_new ("(iiii@ay)", 2, 2, 0, 0,
+                                                 bytes_variant (shape, sizeof shape)), NULL, NULL));
+    kd_display_vnc_cursor_changed (v.vnc, TRUE);
+  }
+  for (i = 0; !saw_cursor; i++)
+    {
+      guint j;
+
+      g_assert_cmpuint (i, <, 5);
+      viewer_request (&v, TRUE, w, h);
+      rects = viewer_update (&v);
+      for (j = 0; j < rects->len; j++)
+        {
+          Rect *r = &g_array_index (rects, Rect, j);
+
+          if (r->encoding != -239)
+            continue;
+          saw_cursor = TRUE;
+          g_assert_cmpuint (r->w, ==, 2);
+          /* rich pixels, then the mask: opaque pixels 0, 2, 3 */
+          g_assert_cmphex (r->data[0] | r->data[1] << 8 | r->data[2] << 16, ==, 0x112233);
+          g_assert_cmphex (r->data[16], ==, 0x80);
+          g_assert_cmphex (r->data[17], ==, 0xc0);
+        }
+      rects_free (rects);
+    }
+
+  /* The guest changes resolution: NewFBSize (libvncserver may send it at
+   * once, on the request still pending). */
+  send_scanout (f, 10, 5, 0x0);
+  viewer_request (&v, TRUE, w, h);
+  for (i = 0; !saw_size; i++)
+    {
+      guint j;
+
+      g_assert_cmpuint (i, <, 5);
+      rects = viewer_update (&v);
+      for (j = 0; j < rects->len; j++)
+        if (g_array_index (rects, Rect, j).encoding == -223)
+          {
+            saw_size = TRUE;
+            w = g_array_index (rects, Rect, j).w;
+            h = g_array_index (rects, Rect, j).h;
+          }
+      rects_free (rects);
+    }
+  g_assert_true (saw_cursor);
+  g_assert_cmpuint (w, ==, 10);
+  g_assert_cmpuint (h, ==, 5);
+
+  /* Relative mouse: deltas between the viewer's positions. */
+  kd_display1_mouse_set_is_absolute (f->mouse, FALSE);
+  while (f->mouse_mode != 0)
+    g_main_context_iteration (NULL, TRUE);
+  {
+    static const guint8 p1[] = { 5, 0, 0, 7, 0, 1 };
+
+    viewer_send (&v, p1, sizeof p1);
+    while (f->rel_moves->len < 2)
+      g_main_context_iteration (NULL, TRUE);
+    g_assert_cmpint (g_array_index (f->rel_moves, int, 0), ==, 4);
+    g_assert_cmpint (g_array_index (f->rel_moves, int, 1), ==, -1);
+    while (f->buttons->len < 2)          /* the left button was let go */
+      g_main_context_iteration (NULL, TRUE);
+    g_assert_cmpint (g_array_index (f->buttons, int, 1), ==, -1);
+  }
+
+  /* A viewer that leaves with keys down: they are released. */
+  {
+    static const guint8 key_b[] = { 4, 1, 0, 0, 0, 0, 0, 'b' };
+    guint n = f->keys->len;
+
+    viewer_send (&v, key_b, sizeof key_b);
+    g_socket_close (v.sock, NULL);
+    g_object_set_data (G_OBJECT (v.sock), "conn", NULL);
+    g_clear_object (&v.sock);
+    /* 'a' (pressed above, never released) and 'b' both come up. */
+    while (f->keys->len < n + 3)
+      g_main_context_iteration (NULL, TRUE);
+    g_assert_cmpint (g_array_index (f->keys, gint, n), ==, 0x30);
+    g_assert_cmpint (g_array_index (f->keys, gint, n + 1), ==, -0x1e);
+    g_assert_cmpint (g_array_index (f->keys, gint, n + 2), ==, -0x30);
+  }
+  kd_display_vnc_free (v.vnc);
+  g_byte_array_unref (v.in);
+}
+
 int
 main (int argc, char **argv)
 {
@@ -949,5 +1351,7 @@ main (int argc, char **argv)
   g_test_add ("/display/client/closed", Fixture, NULL, fixture_setup,
               test_client_closed, fixture_teardown);
   g_test_add_func ("/display/client/refused-peer", test_client_refused_peer);
+  g_test_add ("/display/vnc/viewer", Fixture, NULL, fixture_setup,
+              test_vnc_viewer, fixture_teardown);
   return g_test_run ();
 }
