@@ -296,7 +296,8 @@ kd_display_framebuffer_fill (KdDisplayFramebuffer *fb,
  * kd_display_framebuffer_blit:
  * @data: the rectangle's pixels, row 0 first, @data_stride bytes apart
  *
- * Converts the rectangle into @fb at (@x, @y) and damages it. Refused
+ * Converts the rectangle into @fb at (@x, @y) and damages the rows that
+ * changed. Refused
  * (and @fb unchanged) when the rectangle is not inside the frame or the
  * data does not hold it.
  */
@@ -312,7 +313,8 @@ kd_display_framebuffer_blit (KdDisplayFramebuffer *fb,
                              guint32               format,
                              GError              **error)
 {
-  int row;
+  int row, first_changed = -1, last_changed = -1;
+  guint32 *tmp;
 
   if (x < 0 || y < 0 || width < 0 || height < 0
       || (guint64) x + (guint64) width > fb->width
@@ -328,10 +330,26 @@ kd_display_framebuffer_blit (KdDisplayFramebuffer *fb,
     return FALSE;
   if (width == 0 || height == 0)
     return TRUE;
+  /* QEMU resends regions that did not change (VGA text mode redraws the
+   * cursor cell at every refresh): only rows that differ are damaged, so
+   * an unchanged screen costs viewers nothing. */
+  tmp = g_new (guint32, width);
   for (row = 0; row < height; row++)
-    kd_display_convert_row (fb->pixels + (gsize) (y + row) * fb->width + x,
-                            data + (gsize) row * data_stride, (guint) width, format);
-  kd_display_framebuffer_damage (fb, x, y, width, height);
+    {
+      guint32 *dst = fb->pixels + (gsize) (y + row) * fb->width + x;
+
+      kd_display_convert_row (tmp, data + (gsize) row * data_stride, (guint) width, format);
+      if (memcmp (dst, tmp, (gsize) width * 4) == 0)
+        continue;
+      memcpy (dst, tmp, (gsize) width * 4);
+      if (first_changed < 0)
+        first_changed = row;
+      last_changed = row;
+    }
+  g_free (tmp);
+  if (first_changed >= 0)
+    kd_display_framebuffer_damage (fb, x, y + first_changed, width,
+                                   last_changed - first_changed + 1);
   return TRUE;
 }
 

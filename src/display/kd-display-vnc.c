@@ -358,7 +358,8 @@ kd_display_vnc_damaged (KdDisplayVnc *vnc)
 
       rfbMarkRectAsModified (vnc->screen, r->x, r->y, r->x + r->width, r->y + r->height);
     }
-  if (damage->len > 0)
+  /* Without viewers there is nobody to send it to. */
+  if (damage->len > 0 && g_hash_table_size (vnc->fd_tags) > 0)
     vnc_schedule_flush (vnc);
 }
 

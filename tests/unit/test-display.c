@@ -127,6 +127,22 @@ test_blit_bounds (void)
   g_assert_cmpint (g_array_index (damage, KdDisplayRect, 0).x, ==, 2);
   g_assert_cmpint (g_array_index (damage, KdDisplayRect, 0).width, ==, 2);
 
+  /* the same pixels again: nothing damaged; one changed row: that row */
+  g_assert_true (kd_display_framebuffer_blit (&fb, 2, 1, 2, 2, src, sizeof src, 8,
+                                              KD_PIXMAN_X8R8G8B8, NULL));
+  g_array_unref (damage);
+  damage = kd_display_framebuffer_take_damage (&fb);
+  g_assert_cmpuint (damage->len, ==, 0);
+  src[8] = 0x77;
+  g_assert_true (kd_display_framebuffer_blit (&fb, 2, 1, 2, 2, src, sizeof src, 8,
+                                              KD_PIXMAN_X8R8G8B8, NULL));
+  g_assert_cmphex (fb.pixels[2 * 4 + 2], ==, 0x77);
+  g_array_unref (damage);
+  damage = kd_display_framebuffer_take_damage (&fb);
+  g_assert_cmpuint (damage->len, ==, 1);
+  g_assert_cmpint (g_array_index (damage, KdDisplayRect, 0).y, ==, 2);
+  g_assert_cmpint (g_array_index (damage, KdDisplayRect, 0).height, ==, 1);
+
   /* outside, negative, overflowing: refused, nothing written, no damage */
   {
     static const int bad[][4] = {
