@@ -10,8 +10,9 @@
  *           seconds, 0 for none; several may be valid at once) and
  *           "quit". EOF makes us exit 0. Not read with --password-file
  *           (then the file, "SECRET [UNTIL]" lines, is re-read on SIGHUP).
- *   stdout  exactly one line once the D-Bus display is attached and VNC
- *           listens: "ready port=PORT width=W height=H"; nothing else.
+ *   stdout  exactly one line once the D-Bus display is attached, VNC
+ *           listens and QEMU's first frame is in (or 2 s later without
+ *           one): "ready port=PORT width=W height=H"; nothing else.
  *   stderr  one sentence per problem; exit 1 on errors, 2 on bad
  *           arguments, 0 when the VM stops (QEMU's connection closed),
  *           on "quit", EOF on stdin, SIGTERM or SIGINT.
@@ -37,6 +38,9 @@
 
 /* Attaching to QEMU and listening must be done within this time. */
 #define KD_DISPLAY_STARTUP_TIMEOUT_SEC 30
+/* Once attached, how long the ready line waits for QEMU's first frame
+ * (which gives the real size; the console's properties can be stale). */
+#define KD_DISPLAY_FIRST_FRAME_WAIT_MS 2000
 /* Longest control line accepted on stdin. */
 #define KD_DISPLAY_CONTROL_LINE_MAX    1024
 
@@ -53,6 +57,8 @@ typedef struct {
   GDataInputStream   *control;
   GCancellable       *cancellable;
   guint               startup_timeout_id;
+  guint               first_frame_id;
+  gboolean            announced;
   gint64              started_us;
 } KdDisplayProgram;
 
@@ -187,6 +193,8 @@ on_sigterm (gpointer user_data)
 /* ------------------------------------------------------------------ */
 /* The display */
 
+static void announce_ready (KdDisplayProgram *prog);
+
 static void
 on_resized (KdDisplayClient *client,
             gpointer         user_data)
@@ -205,6 +213,8 @@ on_damaged (KdDisplayClient *client,
 
   if (prog->vnc != NULL)
     kd_display_vnc_damaged (prog->vnc);
+  if (prog->vnc != NULL && !prog->announced && kd_display_client_has_frame (client))
+    announce_ready (prog);
 }
 
 static void
@@ -226,6 +236,43 @@ on_closed (KdDisplayClient *client,
   program_exit (user_data, 0, "the VM stopped: %s.", reason);
 }
 
+/* The one line on stdout: when attached, listening, and with the first
+ * frame (or after waiting KD_DISPLAY_FIRST_FRAME_WAIT_MS for it). */
+static void
+announce_ready (KdDisplayProgram *prog)
+{
+  KdDisplayFramebuffer *fb = kd_display_client_get_framebuffer (prog->client);
+  guint width, height;
+
+  if (prog->announced || prog->vnc == NULL)
+    return;
+  prog->announced = TRUE;
+  g_clear_handle_id (&prog->first_frame_id, g_source_remove);
+  if (fb->pixels != NULL)
+    {
+      width = fb->width;
+      height = fb->height;
+    }
+  else
+    kd_display_client_get_console_size (prog->client, &width, &height);
+  g_debug ("ready after %" G_GINT64_FORMAT " ms, %s",
+           (g_get_monotonic_time () - prog->started_us) / 1000,
+           kd_display_client_has_frame (prog->client) ? "with a frame" : "no frame yet");
+  fprintf (stdout, "ready port=%u width=%u height=%u\n",
+           kd_display_vnc_get_port (prog->vnc), width, height);
+  fflush (stdout);
+}
+
+static gboolean
+on_first_frame_timeout (gpointer user_data)
+{
+  KdDisplayProgram *prog = user_data;
+
+  prog->first_frame_id = 0;
+  announce_ready (prog);
+  return G_SOURCE_REMOVE;
+}
+
 static void
 on_client_ready (GObject      *source,
                  GAsyncResult *result,
@@ -234,7 +281,6 @@ on_client_ready (GObject      *source,
   KdDisplayProgram *prog = user_data;
   g_autoptr(GError) error = NULL;
   KdDisplayFramebuffer *fb;
-  guint width, height;
 
   prog->client = kd_display_client_new_finish (result, &error);
   if (prog->client == NULL)
@@ -254,13 +300,6 @@ on_client_ready (GObject      *source,
   g_array_unref (kd_display_framebuffer_take_damage (fb));
   if (kd_display_client_get_cursor (prog->client)->pixels != NULL)
     kd_display_vnc_cursor_changed (prog->vnc, TRUE);
-  if (fb->pixels != NULL)
-    {
-      width = fb->width;
-      height = fb->height;
-    }
-  else
-    kd_display_client_get_console_size (prog->client, &width, &height);
   g_clear_handle_id (&prog->startup_timeout_id, g_source_remove);
   g_debug ("attached to VM '%s' (%s), console '%s' (%s) in %" G_GINT64_FORMAT " ms",
            kd_display_client_get_vm_name (prog->client),
@@ -268,9 +307,11 @@ on_client_ready (GObject      *source,
            kd_display_client_get_console_label (prog->client),
            kd_display_client_get_console_type (prog->client),
            (g_get_monotonic_time () - prog->started_us) / 1000);
-  fprintf (stdout, "ready port=%u width=%u height=%u\n",
-           kd_display_vnc_get_port (prog->vnc), width, height);
-  fflush (stdout);
+  if (kd_display_client_has_frame (prog->client))
+    announce_ready (prog);
+  else
+    prog->first_frame_id = g_timeout_add (KD_DISPLAY_FIRST_FRAME_WAIT_MS,
+                                          on_first_frame_timeout, prog);
 }
 
 static gboolean
@@ -424,6 +465,7 @@ main (int   argc,
 
   g_cancellable_cancel (prog.cancellable);
   g_clear_handle_id (&prog.startup_timeout_id, g_source_remove);
+  g_clear_handle_id (&prog.first_frame_id, g_source_remove);
   g_clear_pointer (&prog.vnc, kd_display_vnc_free);
   g_clear_pointer (&prog.client, kd_display_client_free);
   g_clear_object (&prog.control);

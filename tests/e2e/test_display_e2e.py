@@ -36,6 +36,7 @@ import kdtest
 PREFIX = "kddsp-"
 DISPLAY = os.path.join(kdtest.BUILD_DIR, "src", "display", "kvmdesk-display")
 VNC_AUTH = os.path.join(kdtest.BUILD_DIR, "tests", "e2e", "kd-vnc-auth")
+OPEN_GRAPHICS = os.path.join(kdtest.BUILD_DIR, "tests", "e2e", "kd-open-graphics")
 IMAGES_DIR = "/var/lib/libvirt/images"
 READY_TIMEOUT = 30         # seconds for kvmdesk-display to attach and listen
 EXIT_TIMEOUT = 15          # seconds for it to exit when told to
@@ -93,9 +94,10 @@ def remove_domain(name):
 class Display:
     """A running kvmdesk-display with its pipes."""
 
-    def __init__(self, *args, domain=None):
-        argv = [DISPLAY] + (list(args) if args else
-                            ["--connect", e2elib.URI, "--domain", domain])
+    def __init__(self, *args, domain=None, argv=None):
+        if argv is None:
+            argv = [DISPLAY] + (list(args) if args else
+                                ["--connect", e2elib.URI, "--domain", domain])
         self.started = time.monotonic()
         self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
                                      stderr=subprocess.PIPE)
@@ -304,7 +306,7 @@ class DisplayE2E(unittest.TestCase):
     @classmethod
     def setUpClass(cls):
         e2elib.require_system_libvirt()
-        if not os.path.exists(DISPLAY) or not os.path.exists(VNC_AUTH):
+        if not all(os.path.exists(p) for p in (DISPLAY, VNC_AUTH, OPEN_GRAPHICS)):
             raise AssertionError("build kvmdesk-display and kd-vnc-auth first (%s)" % DISPLAY)
         cls.domain = "%s%d" % (PREFIX, os.getpid())
         cls.addClassCleanup(remove_domain, cls.domain)
@@ -424,6 +426,18 @@ class DisplayE2E(unittest.TestCase):
         compare_with_screenshot(self, self.domain, v, "restarted")
         self.assertEqual(self.domain_id(), before)
         self.assertEqual(e2elib.domain_state(self.domain), "running")
+
+    def test_inherited_dbus_fd(self):
+        """As kvmdeskd will run it: the display socket opened by the parent."""
+        d = Display(argv=[OPEN_GRAPHICS, e2elib.URI, self.domain, DISPLAY, "--dbus-fd", "{fd}"])
+        self.displays.append(d)
+        ready = d.wait_ready()
+        self.assertEqual((ready["width"], ready["height"]), ("720", "400"))
+        d.add_password("fdpass1")
+        v = self.viewer(d.port)
+        v.connect("fdpass1")
+        v.full_frame()
+        compare_with_screenshot(self, self.domain, v, "dbus-fd")
 
     def test_idle_costs_no_cpu(self):
         d = self.display()
