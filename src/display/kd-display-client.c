@@ -332,7 +332,12 @@ on_update (KdDisplay1Listener    *listener,
   if ((!rect_fits (client, x, y, width, height) || !client->has_frame)
       && x >= 0 && y >= 0 && width > 0 && height > 0)
     {
-      client_follow_console_size (client);
+      /* Follow the console's size only when the update fits it: QEMU 7.2
+       * was seen reporting a stale size (640x480 while in 720x400 text). */
+      if (client->console != NULL
+          && (guint64) x + (guint64) width <= kd_display1_console_get_width (client->console)
+          && (guint64) y + (guint64) height <= kd_display1_console_get_height (client->console))
+        client_follow_console_size (client);
       if ((!rect_fits (client, x, y, width, height) || !client->has_frame)
           && (guint64) x + (guint64) width <= KD_DISPLAY_MAX_WIDTH
           && (guint64) y + (guint64) height <= KD_DISPLAY_MAX_HEIGHT
