@@ -966,6 +966,7 @@ kd_display_client_new_async (int                             fd,
     client->callbacks = *callbacks;
   client->user_data = user_data;
   client->map_fd = -1;
+  client->cursor.visible = TRUE;   /* until a MouseSet says otherwise */
   kd_display_framebuffer_init (&client->fb);
   data->client = client;
   data->fd = fd;

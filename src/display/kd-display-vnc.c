@@ -48,6 +48,7 @@ struct _KdDisplayVnc {
   GHashTable         *fd_tags;    /* fd -> GSource unix-fd tag */
   guint               flush_id;   /* idle: push updates to viewers */
   char               *desktop_name;
+  gboolean            cursor_hidden;  /* the guest hid its pointer (MouseSet) */
 };
 
 /* Per viewer (rfbClientRec.clientData). */
@@ -394,14 +395,18 @@ kd_display_vnc_cursor_changed (KdDisplayVnc *vnc,
   gsize row;
   guint x, y;
 
-  /* Viewers draw the pointer where they are; only its shape matters. */
-  if (!shape_changed && cursor->pixels == NULL)
+  /* Viewers draw the pointer where they are: only its shape and whether
+   * it shows matter (MouseSet comes at every guest pointer move). */
+  if (cursor->pixels == NULL)
     return;
-  if (!cursor->visible && !shape_changed && cursor->pixels != NULL)
+  if (!shape_changed && vnc->cursor_hidden == !cursor->visible)
+    return;
+  vnc->cursor_hidden = !cursor->visible;
+  if (vnc->cursor_hidden)
     {
       c = vnc_cursor_new (1, 1, 0, 0);   /* hidden: one transparent pixel */
     }
-  else if (cursor->pixels != NULL && cursor->width > 0 && cursor->height > 0)
+  else if (cursor->width > 0 && cursor->height > 0)
     {
       c = vnc_cursor_new (cursor->width, cursor->height, cursor->hot_x, cursor->hot_y);
       row = (cursor->width + 7) / 8;
