@@ -1,0 +1,115 @@
+/*
+ * kd-display-vnc-keymap.c: X keysyms (what VNC clients send) to QEMU
+ * "qnum" key numbers (PC XT scancode set 1; 0xE0-prefixed keys with bit 7
+ * set). A US layout: a shifted symbol maps to the key that carries it, so
+ * '!' is the '1' key and the client's own Shift press makes it '!'.
+ * Pure table lookup; no state.
+ */
+#include "kd-display-vnc.h"
+
+typedef struct {
+  guint32 keysym;
+  guint16 qnum;
+} KeyEntry;
+
+static const KeyEntry keymap[] = {
+  /* control keys */
+  { 0xff1b, 0x01 },  /* Escape */
+  { 0xff08, 0x0e },  /* BackSpace */
+  { 0xff09, 0x0f },  /* Tab */
+  { 0xfe20, 0x0f },  /* ISO_Left_Tab (Shift+Tab) */
+  { 0xff0d, 0x1c },  /* Return */
+  { 0x0020, 0x39 },  /* space */
+  { 0xffe1, 0x2a },  /* Shift_L */
+  { 0xffe2, 0x36 },  /* Shift_R */
+  { 0xffe3, 0x1d },  /* Control_L */
+  { 0xffe4, 0x9d },  /* Control_R */
+  { 0xffe9, 0x38 },  /* Alt_L */
+  { 0xffe7, 0x38 },  /* Meta_L */
+  { 0xffea, 0xb8 },  /* Alt_R */
+  { 0xffe8, 0xb8 },  /* Meta_R */
+  { 0xfe03, 0xb8 },  /* ISO_Level3_Shift (AltGr) */
+  { 0xffeb, 0xdb },  /* Super_L */
+  { 0xffec, 0xdc },  /* Super_R */
+  { 0xff67, 0xdd },  /* Menu */
+  { 0xffe5, 0x3a },  /* Caps_Lock */
+  { 0xff7f, 0x45 },  /* Num_Lock */
+  { 0xff14, 0x46 },  /* Scroll_Lock */
+  { 0xff61, 0xb7 },  /* Print */
+  { 0xff13, 0xc6 },  /* Pause */
+  /* navigation */
+  { 0xff50, 0xc7 },  /* Home */
+  { 0xff51, 0xcb },  /* Left */
+  { 0xff52, 0xc8 },  /* Up */
+  { 0xff53, 0xcd },  /* Right */
+  { 0xff54, 0xd0 },  /* Down */
+  { 0xff55, 0xc9 },  /* Page_Up */
+  { 0xff56, 0xd1 },  /* Page_Down */
+  { 0xff57, 0xcf },  /* End */
+  { 0xff63, 0xd2 },  /* Insert */
+  { 0xffff, 0xd3 },  /* Delete */
+  /* function keys */
+  { 0xffbe, 0x3b }, { 0xffbf, 0x3c }, { 0xffc0, 0x3d }, { 0xffc1, 0x3e },
+  { 0xffc2, 0x3f }, { 0xffc3, 0x40 }, { 0xffc4, 0x41 }, { 0xffc5, 0x42 },
+  { 0xffc6, 0x43 }, { 0xffc7, 0x44 }, { 0xffc8, 0x57 }, { 0xffc9, 0x58 },
+  /* keypad */
+  { 0xff8d, 0x9c },  /* KP_Enter */
+  { 0xffaa, 0x37 },  /* KP_Multiply */
+  { 0xffab, 0x4e },  /* KP_Add */
+  { 0xffad, 0x4a },  /* KP_Subtract */
+  { 0xffae, 0x53 },  /* KP_Decimal */
+  { 0xffaf, 0xb5 },  /* KP_Divide */
+  { 0xffb0, 0x52 }, { 0xffb1, 0x4f }, { 0xffb2, 0x50 }, { 0xffb3, 0x51 },
+  { 0xffb4, 0x4b }, { 0xffb5, 0x4c }, { 0xffb6, 0x4d }, { 0xffb7, 0x47 },
+  { 0xffb8, 0x48 }, { 0xffb9, 0x49 },
+  { 0xff95, 0x47 },  /* KP_Home */
+  { 0xff96, 0x4b },  /* KP_Left */
+  { 0xff97, 0x48 },  /* KP_Up */
+  { 0xff98, 0x4d },  /* KP_Right */
+  { 0xff99, 0x50 },  /* KP_Down */
+  { 0xff9a, 0x49 },  /* KP_Page_Up */
+  { 0xff9b, 0x51 },  /* KP_Page_Down */
+  { 0xff9c, 0x4f },  /* KP_End */
+  { 0xff9d, 0x4c },  /* KP_Begin */
+  { 0xff9e, 0x52 },  /* KP_Insert */
+  { 0xff9f, 0x53 },  /* KP_Delete */
+  /* digit row, unshifted and shifted */
+  { '1', 0x02 }, { '!', 0x02 }, { '2', 0x03 }, { '@', 0x03 },
+  { '3', 0x04 }, { '#', 0x04 }, { '4', 0x05 }, { '$', 0x05 },
+  { '5', 0x06 }, { '%', 0x06 }, { '6', 0x07 }, { '^', 0x07 },
+  { '7', 0x08 }, { '&', 0x08 }, { '8', 0x09 }, { '*', 0x09 },
+  { '9', 0x0a }, { '(', 0x0a }, { '0', 0x0b }, { ')', 0x0b },
+  { '-', 0x0c }, { '_', 0x0c }, { '=', 0x0d }, { '+', 0x0d },
+  /* punctuation */
+  { '[', 0x1a }, { '{', 0x1a }, { ']', 0x1b }, { '}', 0x1b },
+  { ';', 0x27 }, { ':', 0x27 }, { '\'', 0x28 }, { '"', 0x28 },
+  { '`', 0x29 }, { '~', 0x29 }, { '\\', 0x2b }, { '|', 0x2b },
+  { ',', 0x33 }, { '<', 0x33 }, { '.', 0x34 }, { '>', 0x34 },
+  { '/', 0x35 }, { '?', 0x35 },
+};
+
+/* Letters by position in the alphabet. */
+static const guint8 letter_qnum[26] = {
+  0x1e, 0x30, 0x2e, 0x20, 0x12, 0x21, 0x22, 0x23, 0x17, 0x24, 0x25, 0x26, 0x32, /* a-m */
+  0x31, 0x18, 0x19, 0x10, 0x13, 0x1f, 0x14, 0x16, 0x2f, 0x11, 0x2d, 0x15, 0x2c, /* n-z */
+};
+
+/**
+ * kd_display_vnc_keysym_to_qnum:
+ * Returns: the QEMU key number for an X keysym, 0 when the US layout has
+ * no key for it.
+ */
+guint
+kd_display_vnc_keysym_to_qnum (guint32 keysym)
+{
+  gsize i;
+
+  if (keysym >= 'a' && keysym <= 'z')
+    return letter_qnum[keysym - 'a'];
+  if (keysym >= 'A' && keysym <= 'Z')
+    return letter_qnum[keysym - 'A'];
+  for (i = 0; i < G_N_ELEMENTS (keymap); i++)
+    if (keymap[i].keysym == keysym)
+      return keymap[i].qnum;
+  return 0;
+}
