@@ -258,6 +258,7 @@ kd_move_done (KdBroker *b, gpointer data)
       g_free (row->overlay_path);
       row->overlay_path = g_strdup (j->new_path);
       kd_store_desktop_update (b->store, row, NULL);
+      kd_broker_display_follow (b, row);   /* a D-Bus display is served on its new host */
       g_hash_table_remove (b->drain_notes, &j->desktop_id);
       g_autofree char *size = g_format_size (j->copied_bytes);
       kd_broker_desktop_event (b, row, j->actor, j->live ? "migrate" : "move", row->state, row->state,
