@@ -658,6 +658,7 @@ typedef struct {
   KdDisplayClient *client;  /* owned until the task returns it */
   int              fd;      /* the peer socket until the connection owns it */
   guint            pending; /* listener connection + RegisterListener */
+  gboolean         returned; /* the task has its result */
 } OpenData;
 
 static void
@@ -670,15 +671,19 @@ open_data_free (OpenData *data)
   g_free (data);
 }
 
+/* Each step's callback owns one reference to the task; the two parallel
+ * steps of open_listener() one each. The first failure is the result. */
 static void
 open_step_done (GTask *task)
 {
   OpenData *data = g_task_get_task_data (task);
 
-  if (--data->pending > 0)
-    return;
-  g_task_return_pointer (task, g_steal_pointer (&data->client),
-                         (GDestroyNotify) kd_display_client_free);
+  if (--data->pending == 0 && !data->returned)
+    {
+      data->returned = TRUE;
+      g_task_return_pointer (task, g_steal_pointer (&data->client),
+                             (GDestroyNotify) kd_display_client_free);
+    }
   g_object_unref (task);
 }
 
@@ -687,8 +692,16 @@ open_fail (GTask      *task,
            GError     *error,
            const char *what)
 {
-  g_prefix_error (&error, "%s: ", what);
-  g_task_return_error (task, error);
+  OpenData *data = g_task_get_task_data (task);
+
+  if (!data->returned)
+    {
+      data->returned = TRUE;
+      g_prefix_error (&error, "%s: ", what);
+      g_task_return_error (task, error);
+    }
+  else
+    g_error_free (error);
   g_object_unref (task);
 }
 
@@ -799,7 +812,8 @@ open_listener (GTask *task)
                          | G_DBUS_CONNECTION_FLAGS_DELAY_MESSAGE_PROCESSING,
                          NULL, g_task_get_cancellable (task), on_listener_conn, task);
   kd_display1_console_call_register_listener (client->console, g_variant_new_handle (0), fd_list,
-                                              g_task_get_cancellable (task), on_registered, task);
+                                              g_task_get_cancellable (task), on_registered,
+                                              g_object_ref (task));
 }
 
 static void
