@@ -433,10 +433,15 @@ kd_display_vnc_cursor_changed (KdDisplayVnc *vnc,
 /* ------------------------------------------------------------------ */
 /* Life */
 
-static gboolean
-parse_listen (const char      *listen,
-              GSocketAddress **out,
-              GError         **error)
+/**
+ * kd_display_vnc_parse_listen:
+ * @listen: "ADDRESS:PORT": a numeric IPv4 address or a bracketed IPv6 one
+ * @out: (out) (optional): the socket address
+ */
+gboolean
+kd_display_vnc_parse_listen (const char      *listen,
+                             GSocketAddress **out,
+                             GError         **error)
 {
   g_autofree char *host = NULL;
   g_autoptr(GInetAddress) address = NULL;
@@ -455,7 +460,8 @@ parse_listen (const char      *listen,
   address = g_inet_address_new_from_string (host);
   if (address == NULL)
     goto bad;
-  *out = g_inet_socket_address_new (address, (guint16) port);
+  if (out != NULL)
+    *out = g_inet_socket_address_new (address, (guint16) port);
   return TRUE;
 
 bad:
@@ -490,7 +496,7 @@ kd_display_vnc_new (KdDisplayClient    *client,
   vnc->client = client;
   vnc->passwords = passwords;
   vnc->fd_tags = g_hash_table_new (NULL, NULL);
-  if (!parse_listen (listen, &address, error))
+  if (!kd_display_vnc_parse_listen (listen, &address, error))
     return NULL;
 
   vnc->service = g_socket_service_new ();
