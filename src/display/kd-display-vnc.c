@@ -339,7 +339,8 @@ kd_display_vnc_resized (KdDisplayVnc *vnc)
     return;
   rfbNewFramebuffer (vnc->screen, (char *) pixels, width, height, 8, 3, 4);
   vnc_set_pixel_format (vnc);
-  g_clear_pointer (&vnc->placeholder, g_free);
+  if (pixels != vnc->placeholder)
+    g_clear_pointer (&vnc->placeholder, g_free);
   rfbMarkRectAsModified (vnc->screen, 0, 0, width, height);
   vnc_schedule_flush (vnc);
 }
@@ -351,7 +352,7 @@ kd_display_vnc_damaged (KdDisplayVnc *vnc)
   g_autoptr(GArray) damage = kd_display_framebuffer_take_damage (fb);
   guint i;
 
-  if ((char *) fb->pixels != vnc->screen->frameBuffer)
+  if (fb->pixels != NULL && (char *) fb->pixels != vnc->screen->frameBuffer)
     kd_display_vnc_resized (vnc);
   for (i = 0; i < damage->len; i++)
     {
