@@ -25,11 +25,10 @@
  * Not here: any remote-display protocol, any policy about what to do
  * when the VM goes away (the caller decides).
  */
-#define _GNU_SOURCE 1 /* F_GET_SEALS */
+#define _GNU_SOURCE 1 /* pread */
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
-#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -68,14 +67,13 @@ struct _KdDisplayClient {
   KdDisplayCursor      cursor;
   KdDisplayClientStats stats;
 
-  /* The current shared-memory scanout, when QEMU uses one. */
+  /* The current shared-memory scanout, when QEMU uses one. Read with
+   * pread(), never mapped: a peer that shrinks the file under us must get
+   * an error, not make us fault (SIGBUS). */
   int      map_fd;
-  guint8  *map_addr;
-  gsize    map_len;      /* bytes mapped from file offset 0 */
-  gsize    map_offset;   /* where the frame starts */
+  gsize    map_offset;   /* where the frame starts in the file */
   gsize    map_stride;
   guint32  map_format;
-  gboolean map_sealed;   /* the memfd cannot shrink */
 
   /* Updates for a size the console has not announced yet (see
    * client_follow_console_size()), applied when it does. */
@@ -86,6 +84,8 @@ struct _KdDisplayClient {
   gboolean mouse_absolute;
 };
 
+/* Bytes read from a shared frame per pread() batch. */
+#define KD_DISPLAY_MAP_CHUNK_BYTES (1u << 20)
 /* Bounds on the updates held back while waiting for a new console size. */
 #define KD_DISPLAY_PENDING_UPDATES_MAX       4096
 #define KD_DISPLAY_PENDING_UPDATES_MAX_BYTES (64u * 1024u * 1024u)
@@ -117,32 +117,52 @@ client_drop_pending (KdDisplayClient *client)
 static void
 client_unmap (KdDisplayClient *client)
 {
-  if (client->map_addr != NULL)
-    munmap (client->map_addr, client->map_len);
-  client->map_addr = NULL;
-  client->map_len = 0;
   if (client->map_fd >= 0)
     close (client->map_fd);
   client->map_fd = -1;
 }
 
-/* A peer that shrinks the file under our mapping would make reads fault
- * (SIGBUS): unless the memfd is sealed against shrinking, its size is
- * checked again before each read. */
+/* Copies a rectangle of the shared frame into the framebuffer, a chunk of
+ * rows at a time. The rectangle must be inside the frame. */
 static gboolean
-client_map_still_valid (KdDisplayClient *client,
-                        GError         **error)
+client_blit_from_map (KdDisplayClient *client,
+                      int              x,
+                      int              y,
+                      int              width,
+                      int              height,
+                      GError         **error)
 {
-  struct stat st;
+  guint bpp = kd_display_pixman_bytes_per_pixel (client->map_format);
+  gsize row_bytes = (gsize) width * bpp;
+  gsize rows_per_chunk, row;
+  g_autofree guint8 *buf = NULL;
 
-  if (client->map_sealed)
+  if (width <= 0 || height <= 0)
     return TRUE;
-  if (fstat (client->map_fd, &st) < 0 || st.st_size < 0
-      || (guint64) st.st_size < client->map_len)
+  rows_per_chunk = MAX (KD_DISPLAY_MAP_CHUNK_BYTES / row_bytes, 1);
+  rows_per_chunk = MIN (rows_per_chunk, (gsize) height);
+  buf = g_malloc (rows_per_chunk * row_bytes);
+  for (row = 0; row < (gsize) height; row += rows_per_chunk)
     {
-      g_set_error (error, KD_DISPLAY_ERROR, KD_DISPLAY_ERROR_INVALID,
-                   "the shared frame shrank below %" G_GSIZE_FORMAT " bytes", client->map_len);
-      return FALSE;
+      gsize n = MIN (rows_per_chunk, (gsize) height - row), i;
+
+      for (i = 0; i < n; i++)
+        {
+          guint64 off = client->map_offset + (guint64) (y + row + i) * client->map_stride
+                        + (guint64) x * bpp;
+          ssize_t got = pread (client->map_fd, buf + i * row_bytes, row_bytes, (off_t) off);
+
+          if (got < 0 || (gsize) got != row_bytes)
+            {
+              g_set_error (error, KD_DISPLAY_ERROR, KD_DISPLAY_ERROR_INVALID,
+                           "the shared frame cannot be read at offset %" G_GUINT64_FORMAT
+                           " (%s)", off, got < 0 ? g_strerror (errno) : "the file is shorter");
+              return FALSE;
+            }
+        }
+      if (!kd_display_framebuffer_blit (&client->fb, x, y + (int) row, width, (int) n,
+                                        buf, n * row_bytes, row_bytes, client->map_format, error))
+        return FALSE;
     }
   return TRUE;
 }
@@ -295,7 +315,7 @@ on_console_size (GObject         *object,
                  GParamSpec      *pspec,
                  KdDisplayClient *client)
 {
-  if (client->map_addr == NULL && client_follow_console_size (client))
+  if (client->map_fd < 0 && client_follow_console_size (client))
     {
       client_apply_pending (client);
       client_emit_damaged (client);
@@ -502,8 +522,7 @@ on_scanout_map (KdDisplay1ListenerUnixMap *map,
   guint bpp = kd_display_pixman_bytes_per_pixel (format);
   struct stat st;
   guint64 frame_len;
-  int fd = -1, seals;
-  void *addr;
+  int fd = -1;
 
   client_unmap (client);
   client_drop_pending (client);
@@ -527,36 +546,30 @@ on_scanout_map (KdDisplay1ListenerUnixMap *map,
                    width, height, stride, offset);
       goto refuse;
     }
-  addr = mmap (NULL, (gsize) offset + frame_len, PROT_READ, MAP_SHARED, fd, 0);
-  if (addr == MAP_FAILED)
-    {
-      g_set_error (&error, KD_DISPLAY_ERROR, KD_DISPLAY_ERROR_FAILED,
-                   "cannot map the shared frame: %s", g_strerror (errno));
-      goto refuse;
-    }
-  seals = fcntl (fd, F_GET_SEALS);
   client->map_fd = fd;
-  client->map_addr = addr;
-  client->map_len = (gsize) offset + frame_len;
+  fd = -1;
   client->map_offset = offset;
   client->map_stride = stride;
   client->map_format = format;
-  client->map_sealed = seals >= 0 && (seals & F_SEAL_SHRINK) != 0;
-  if (!client_take_scanout (client, width, height, client->map_addr + offset,
-                            (gsize) frame_len, stride, format, &error))
+  if (width != client->fb.width || height != client->fb.height || client->fb.pixels == NULL)
     {
-      client_unmap (client);
-      fd = -1;
-      goto refuse;
+      if (!kd_display_framebuffer_resize (&client->fb, width, height, &error))
+        goto refuse;
+      if (client->callbacks.resized != NULL)
+        client->callbacks.resized (client, client->user_data);
     }
+  if (!client_blit_from_map (client, 0, 0, (int) width, (int) height, &error))
+    goto refuse;
+  client->has_frame = TRUE;
   client->stats.map_scanouts++;
   kd_display1_listener_unix_map_complete_scanout_map (map, invocation, NULL);
   client_emit_damaged (client);
   return TRUE;
 
 refuse:
-  if (fd >= 0 && client->map_fd != fd)
+  if (fd >= 0)
     close (fd);
+  client_unmap (client);
   g_debug ("ScanoutMap refused: %s", error->message);
   client->stats.refused++;
   return_error (invocation, error);
@@ -573,25 +586,16 @@ on_update_map (KdDisplay1ListenerUnixMap *map,
                KdDisplayClient           *client)
 {
   g_autoptr(GError) error = NULL;
-  guint bpp = kd_display_pixman_bytes_per_pixel (client->map_format);
-  gsize start;
 
-  if (client->map_addr == NULL)
+  if (client->map_fd < 0)
     g_set_error (&error, KD_DISPLAY_ERROR, KD_DISPLAY_ERROR_INVALID,
                  "UpdateMap without a shared scanout");
-  else if (x < 0 || y < 0 || width < 0 || height < 0
-           || (guint64) x + (guint64) width > client->fb.width
-           || (guint64) y + (guint64) height > client->fb.height)
+  else if (!rect_fits (client, x, y, width, height))
     g_set_error (&error, KD_DISPLAY_ERROR, KD_DISPLAY_ERROR_INVALID,
                  "rectangle %dx%d at %d,%d is outside the %ux%u display",
                  width, height, x, y, client->fb.width, client->fb.height);
-  else if (client_map_still_valid (client, &error))
-    {
-      start = client->map_offset + (gsize) y * client->map_stride + (gsize) x * bpp;
-      kd_display_framebuffer_blit (&client->fb, x, y, width, height,
-                                   client->map_addr + start, client->map_len - start,
-                                   client->map_stride, client->map_format, &error);
-    }
+  else
+    client_blit_from_map (client, x, y, width, height, &error);
   if (error != NULL)
     {
       g_debug ("UpdateMap refused: %s", error->message);
@@ -658,6 +662,7 @@ typedef struct {
   KdDisplayClient *client;  /* owned until the task returns it */
   int              fd;      /* the peer socket until the connection owns it */
   guint            pending; /* listener connection + RegisterListener */
+  gboolean         returned; /* the task has its result */
 } OpenData;
 
 static void
@@ -670,15 +675,19 @@ open_data_free (OpenData *data)
   g_free (data);
 }
 
+/* Each step's callback owns one reference to the task; the two parallel
+ * steps of open_listener() one each. The first failure is the result. */
 static void
 open_step_done (GTask *task)
 {
   OpenData *data = g_task_get_task_data (task);
 
-  if (--data->pending > 0)
-    return;
-  g_task_return_pointer (task, g_steal_pointer (&data->client),
-                         (GDestroyNotify) kd_display_client_free);
+  if (--data->pending == 0 && !data->returned)
+    {
+      data->returned = TRUE;
+      g_task_return_pointer (task, g_steal_pointer (&data->client),
+                             (GDestroyNotify) kd_display_client_free);
+    }
   g_object_unref (task);
 }
 
@@ -687,8 +696,16 @@ open_fail (GTask      *task,
            GError     *error,
            const char *what)
 {
-  g_prefix_error (&error, "%s: ", what);
-  g_task_return_error (task, error);
+  OpenData *data = g_task_get_task_data (task);
+
+  if (!data->returned)
+    {
+      data->returned = TRUE;
+      g_prefix_error (&error, "%s: ", what);
+      g_task_return_error (task, error);
+    }
+  else
+    g_error_free (error);
   g_object_unref (task);
 }
 
@@ -799,7 +816,8 @@ open_listener (GTask *task)
                          | G_DBUS_CONNECTION_FLAGS_DELAY_MESSAGE_PROCESSING,
                          NULL, g_task_get_cancellable (task), on_listener_conn, task);
   kd_display1_console_call_register_listener (client->console, g_variant_new_handle (0), fd_list,
-                                              g_task_get_cancellable (task), on_registered, task);
+                                              g_task_get_cancellable (task), on_registered,
+                                              g_object_ref (task));
 }
 
 static void

@@ -339,7 +339,8 @@ kd_display_vnc_resized (KdDisplayVnc *vnc)
     return;
   rfbNewFramebuffer (vnc->screen, (char *) pixels, width, height, 8, 3, 4);
   vnc_set_pixel_format (vnc);
-  g_clear_pointer (&vnc->placeholder, g_free);
+  if (pixels != vnc->placeholder)
+    g_clear_pointer (&vnc->placeholder, g_free);
   rfbMarkRectAsModified (vnc->screen, 0, 0, width, height);
   vnc_schedule_flush (vnc);
 }
@@ -351,7 +352,7 @@ kd_display_vnc_damaged (KdDisplayVnc *vnc)
   g_autoptr(GArray) damage = kd_display_framebuffer_take_damage (fb);
   guint i;
 
-  if ((char *) fb->pixels != vnc->screen->frameBuffer)
+  if (fb->pixels != NULL && (char *) fb->pixels != vnc->screen->frameBuffer)
     kd_display_vnc_resized (vnc);
   for (i = 0; i < damage->len; i++)
     {
@@ -433,10 +434,15 @@ kd_display_vnc_cursor_changed (KdDisplayVnc *vnc,
 /* ------------------------------------------------------------------ */
 /* Life */
 
-static gboolean
-parse_listen (const char      *listen,
-              GSocketAddress **out,
-              GError         **error)
+/**
+ * kd_display_vnc_parse_listen:
+ * @listen: "ADDRESS:PORT": a numeric IPv4 address or a bracketed IPv6 one
+ * @out: (out) (optional): the socket address
+ */
+gboolean
+kd_display_vnc_parse_listen (const char      *listen,
+                             GSocketAddress **out,
+                             GError         **error)
 {
   g_autofree char *host = NULL;
   g_autoptr(GInetAddress) address = NULL;
@@ -455,7 +461,8 @@ parse_listen (const char      *listen,
   address = g_inet_address_new_from_string (host);
   if (address == NULL)
     goto bad;
-  *out = g_inet_socket_address_new (address, (guint16) port);
+  if (out != NULL)
+    *out = g_inet_socket_address_new (address, (guint16) port);
   return TRUE;
 
 bad:
@@ -490,7 +497,7 @@ kd_display_vnc_new (KdDisplayClient    *client,
   vnc->client = client;
   vnc->passwords = passwords;
   vnc->fd_tags = g_hash_table_new (NULL, NULL);
-  if (!parse_listen (listen, &address, error))
+  if (!kd_display_vnc_parse_listen (listen, &address, error))
     return NULL;
 
   vnc->service = g_socket_service_new ();

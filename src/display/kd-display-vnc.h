@@ -48,6 +48,9 @@ guint kd_display_vnc_keysym_to_qnum (guint32 keysym);
 
 typedef struct _KdDisplayVnc KdDisplayVnc;
 
+gboolean      kd_display_vnc_parse_listen (const char      *listen,
+                                           GSocketAddress **out,
+                                           GError         **error);
 KdDisplayVnc *kd_display_vnc_new      (KdDisplayClient    *client,
                                        KdDisplayPasswords *passwords,
                                        const char         *listen,

@@ -411,6 +411,11 @@ main (int   argc,
       fprintf (stderr, "kvmdesk-display: give either --connect URI --domain NAME or --dbus-fd N.\n");
       return EXIT_BAD_ARGUMENTS;
     }
+  if (listen != NULL && !kd_display_vnc_parse_listen (listen, NULL, &error))
+    {
+      fprintf (stderr, "kvmdesk-display: %s.\n", error->message);
+      return EXIT_BAD_ARGUMENTS;
+    }
   if (dbus_fd >= 0 && !check_dbus_fd (dbus_fd, &error))
     {
       fprintf (stderr, "kvmdesk-display: %s.\n", error->message);

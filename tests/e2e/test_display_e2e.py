@@ -466,7 +466,9 @@ class DisplayE2E(unittest.TestCase):
         d.proc.send_signal(signal.SIGTERM)
         self.assertEqual(d.wait_exit()[0], 0)
         for args in (["--domain", "x"], ["--dbus-fd", "1"], ["--bogus"],
-                     ["--dbus-fd", "9", "--connect", e2elib.URI, "--domain", "x"]):
+                     ["--dbus-fd", "9", "--connect", e2elib.URI, "--domain", "x"],
+                     ["--connect", e2elib.URI, "--domain", "x", "--listen", "localhost:5900"],
+                     ["--connect", e2elib.URI, "--domain", "x", "--listen", "127.0.0.1:70000"]):
             d = self.display(*args)
             rc, out, err = d.wait_exit()
             self.assertEqual(rc, 2, args)

@@ -354,6 +354,7 @@ typedef struct {
   guint               cursor_moves;
   int                 mouse_mode;      /* -1 none, 0 relative, 1 absolute */
   char               *closed;
+  gboolean            refuse_register; /* the fake refuses RegisterListener */
 } Fixture;
 
 static void
@@ -394,12 +395,21 @@ on_fake_register (KdDisplay1Console *console, GDBusMethodInvocation *invocation,
 {
   g_autoptr(GError) error = NULL;
   int fd = g_unix_fd_list_get (fd_list, g_variant_get_handle (handle), &error);
-  g_autoptr(GSocket) socket = g_socket_new_from_fd (fd, &error);
+  g_autoptr(GSocket) socket = NULL;
   g_autoptr(GSocketConnection) stream = NULL;
 
   g_assert_no_error (error);
+  if (f->refuse_register)
+    {
+      close (fd);
+      g_dbus_method_invocation_return_dbus_error (invocation, "org.qemu.Display1.Error.Failed",
+                                                  "no more listeners");
+      return TRUE;
+    }
   /* As QEMU does: reply, then be the server of the listener connection. */
   kd_display1_console_complete_register_listener (console, invocation, NULL);
+  socket = g_socket_new_from_fd (fd, &error);
+  g_assert_no_error (error);
   stream = g_socket_connection_factory_create_connection (socket);
   g_dbus_connection_new (G_IO_STREAM (stream), f->guid, G_DBUS_CONNECTION_FLAGS_AUTHENTICATION_SERVER,
                          NULL, NULL, on_fake_listener_conn, f);
@@ -523,6 +533,7 @@ fixture_setup (Fixture *f, gconstpointer data)
   int pair[2];
 
   f->mouse_mode = -1;
+  f->refuse_register = data != NULL;
   f->guid = g_dbus_generate_guid ();
   f->keys = g_array_new (FALSE, FALSE, sizeof (gint));
   f->abs_moves = g_array_new (FALSE, FALSE, sizeof (guint));
@@ -557,6 +568,8 @@ fixture_setup (Fixture *f, gconstpointer data)
                          NULL, NULL, on_fake_conn, f);
   kd_display_client_new_async (pair[1], &callbacks, f, NULL, on_opened, f);
   iterate_until (&f->opened);
+  if (f->refuse_register)
+    return;
   g_assert_no_error (f->open_error);
   while (f->listener_conn == NULL)
     g_main_context_iteration (NULL, TRUE);
@@ -942,6 +955,18 @@ test_client_closed (Fixture *f, gconstpointer data)
   g_assert_nonnull (strstr (f->closed, "QEMU closed"));
   /* Input after the end is dropped quietly. */
   kd_display_client_key (f->client, 0x1e, TRUE);
+}
+
+static void
+test_client_register_refused (Fixture *f, gconstpointer data)
+{
+  /* QEMU refuses the listener: the open fails with its words, and the
+   * listener connection already under way is dropped cleanly. */
+  g_assert_null (f->client);
+  g_assert_nonnull (f->open_error);
+  g_assert_nonnull (strstr (f->open_error->message, "no more listeners"));
+  g_assert_nonnull (strstr (f->open_error->message, "cannot register a display listener"));
+  drain ();
 }
 
 static void
@@ -1367,6 +1392,8 @@ main (int argc, char **argv)
   g_test_add ("/display/client/closed", Fixture, NULL, fixture_setup,
               test_client_closed, fixture_teardown);
   g_test_add_func ("/display/client/refused-peer", test_client_refused_peer);
+  g_test_add ("/display/client/register-refused", Fixture, GINT_TO_POINTER (1), fixture_setup,
+              test_client_register_refused, fixture_teardown);
   g_test_add ("/display/vnc/viewer", Fixture, NULL, fixture_setup,
               test_vnc_viewer, fixture_teardown);
   return g_test_run ();
