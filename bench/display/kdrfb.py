@@ -24,6 +24,8 @@ ENC_ZRLE = 16
 ENC_DESKTOP_SIZE = -223
 ENCODING_NAMES = {"raw": ENC_RAW, "zrle": ENC_ZRLE}
 
+MESSAGE_TIMEOUT = 30.0    # seconds a server message may take once its first byte is in
+
 KEY_BACKSPACE = 0xFF08
 KEY_RETURN = 0xFF0D
 KEY_F1 = 0xFFBE
@@ -169,12 +171,15 @@ class Client:
 
     def read_update(self, deadline):
         """The next FramebufferUpdate (other server messages are read and dropped), applied to
-        the framebuffer copy. Raises TimeoutError after @deadline (time.monotonic())."""
-        self.deadline = deadline
+        the framebuffer copy. Raises TimeoutError when no message has begun by @deadline
+        (time.monotonic()); a message that has begun is read to its end (at most
+        MESSAGE_TIMEOUT more seconds), so that a timeout never leaves one half-read."""
         try:
             while True:
+                self.deadline = deadline
                 start_in = self.bytes_in - self.pending()
                 (mtype,) = self._unpack("!B")
+                self.deadline = time.monotonic() + MESSAGE_TIMEOUT
                 if mtype == 0:
                     return self._update(start_in)
                 if mtype == 1:                                      # SetColourMapEntries
