@@ -11,6 +11,7 @@
 #   make install PREFIX=/usr/local [DESTDIR=...]   build in INSTALL_BUILD_DIR and install
 #   make clean            remove BUILD_DIR and INSTALL_BUILD_DIR
 #   make bench-console    the console gateway benchmark (bench/README.md; a few minutes, root)
+#   make bench-display    QEMU's VNC server vs kvmdesk-display (bench/README.md; ~10 minutes, root)
 #
 # KD_SKIP_SETUP=1 skips the deps and libvirt steps of build/demo/check (for machines that are
 # already set up, or where the caller is not root).
@@ -30,7 +31,7 @@ SERIAL_LOGBASE := testlog-serial
 # Steps run in the order they are listed, also under make -j (ninja parallelises the build).
 .NOTPARALLEL:
 
-.PHONY: all build configure deps libvirt setup-deps setup-libvirt demo check clear-test-logs install clean bench-console
+.PHONY: all build configure deps libvirt setup-deps setup-libvirt demo check clear-test-logs install clean bench-console bench-display
 
 all: build
 
@@ -105,3 +106,7 @@ clean:
 # Not a test: kvmdesk's console gateway vs websockify vs direct TCP (bench/README.md).
 bench-console: build setup-libvirt
 	KD_BUILD_DIR=$(abspath $(BUILD_DIR)) bench/console/run
+
+# Not a test: QEMU's own VNC server vs kvmdesk-display on QEMU's D-Bus display (bench/README.md).
+bench-display: build setup-libvirt
+	KD_BUILD_DIR=$(abspath $(BUILD_DIR)) bench/display/run

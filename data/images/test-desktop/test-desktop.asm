@@ -15,7 +15,21 @@
 ;                                         (bright white on blue), so it is recognisable by
 ;                                         colour in a screenshot; typed keys echo in 0x1F.
 ; Enter starts a new prompt row, Backspace erases back to the prompt; a row takes at most
-; 79 columns (further keys are ignored until Enter). Nothing else: it is a test fixture.
+; 79 columns (further keys are ignored until Enter).
+;
+; Resolution changes (function keys, which the echo ignores and no test types otherwise):
+;   F2  VGA mode 0x12, 640x480, 16 colours: 16 horizontal bands of 30 lines, band i (from the
+;       top) in colour i of the standard VGA palette (0 black, 1 blue, 2 green, 3 cyan, 4 red,
+;       5 magenta, 6 brown, 7 light grey, 8 dark grey, ... 15 white);
+;   F3  VGA mode 0x13, 320x200, 256 colours: 8 horizontal bands of 25 lines, colours 1-8;
+;       QEMU's VGA doubles its pixels, so its console (VNC, D-Bus, screenshot) is 640x400;
+;   F1  back to 80x25 text mode (720x400): the text screen (BIOS lines, banner, prompt row
+;       and what was typed) and the cursor are exactly as before F2/F3.
+; Console sizes: text 720x400, F2 640x480, F3 640x400 (a VNC client sees DesktopSize).
+; In a graphics mode every other key is ignored (nothing is echoed, Enter does nothing);
+; F2/F3 switch between the two graphics modes. F1 in text mode does nothing. The text screen
+; is kept at 0x10000 while a graphics mode is shown (screen.py reads garbage meanwhile).
+; Nothing else: it is a test fixture.
 ;
 ; Reading the screen from a test (no OCR needed): the text screen is VGA memory at guest
 ; physical address 0xB8000, 80 columns x 25 rows, 2 bytes per cell (character, attribute).
@@ -42,6 +56,10 @@ ATTR_BANNER equ 0x0E            ; yellow on black
 ATTR_PROMPT equ 0x1F            ; bright white on blue
 COLS        equ 80
 PROMPT_LEN  equ prompt_end - prompt
+SC_F1       equ 0x3b            ; INT 16h scan codes (AL = 0 for function keys)
+SC_F2       equ 0x3c
+SC_F3       equ 0x3d
+SAVE_SEG    equ 0x1000          ; the text screen (32 KiB at B800:0) while in graphics
 
 start:
     cli
@@ -78,6 +96,10 @@ new_prompt:
 read_key:
     xor ah, ah                  ; wait for a key: AL = ASCII, AH = scan code
     int 0x16
+    test al, al
+    jz function_key
+    cmp byte [gfx], 0
+    jne read_key                ; graphics mode: only F1-F3 do something
     cmp al, 0x0d
     je new_prompt
     cmp al, 0x08
@@ -107,6 +129,99 @@ backspace:
     mov cx, 1
     int 0x10
     jmp read_key
+
+function_key:
+    cmp ah, SC_F1
+    je text_mode
+    mov al, 0x12
+    cmp ah, SC_F2
+    je graphics_mode
+    mov al, 0x13
+    cmp ah, SC_F3
+    jne read_key
+    ; fall through
+; graphics_mode: AL = 0x12 or 0x13. Leaving text mode, keep its screen and cursor.
+graphics_mode:
+    cmp byte [gfx], 0
+    jne .set
+    push ax
+    call cursor
+    pop ax
+    mov [saved_cursor], dx
+    push word 0xb800
+    pop ds
+    push word SAVE_SEG
+    pop es
+    call copy_text
+.set:
+    mov [gfx], al
+    xor ah, ah                  ; set the mode (clears the screen)
+    int 0x10
+    push word 0xa000
+    pop es
+    xor di, di
+    cmp byte [gfx], 0x13
+    je .mode13
+    mov dx, 0x3c4               ; mode 0x12 is planar: the sequencer's map mask (index 2)
+    xor bx, bx                  ; selects the planes a write sets, i.e. the colour on the
+.band12:                        ; cleared screen; 30 lines = 30 * 80 bytes per band
+    mov al, 2
+    mov ah, bl
+    out dx, ax
+    mov cx, 30 * 80 / 2
+    mov ax, 0xffff
+    rep stosw
+    inc bx
+    cmp bl, 16
+    jb .band12
+    mov ax, 0x0f02              ; all planes again
+    out dx, ax
+    jmp .done
+.mode13:                        ; one byte per pixel: 25 lines = 8000 bytes per band
+    mov al, 1
+.band13:
+    mov cx, 25 * 320
+    rep stosb
+    inc ax
+    cmp al, 9
+    jb .band13
+.done:
+    push ds
+    pop es
+    jmp read_key
+
+; text_mode: back to 80x25 text with the screen and cursor kept by graphics_mode.
+text_mode:
+    cmp byte [gfx], 0
+    je read_key
+    mov byte [gfx], 0
+    mov ax, 0x0003
+    int 0x10
+    push word SAVE_SEG
+    pop ds
+    push word 0xb800
+    pop es
+    call copy_text
+    mov ah, 0x05                ; the active page, then the cursor on it
+    mov al, [page]
+    int 0x10
+    mov ah, 0x02
+    mov bh, [page]
+    mov dx, [saved_cursor]
+    int 0x10
+    jmp read_key
+
+; copy_text: 32 KiB from DS:0 to ES:0, then DS = ES = 0 (keeps AX)
+copy_text:
+    xor si, si
+    xor di, di
+    mov cx, 0x4000
+    rep movsw
+    push word 0
+    pop ds
+    push word 0
+    pop es
+    ret
 
 ; cursor: DH = row, DL = column of the cursor on the active page (clobbers AX, CX)
 cursor:
@@ -159,6 +274,8 @@ puts_plain:
     ret
 
 page:   db 0
+gfx:    db 0                    ; 0: text mode, else the graphics mode shown
+saved_cursor: dw 0
 crlf:   db 13, 10, 0
 banner: db "kvmdesk test desktop", 0
 prompt: db "kvmdesk> "
