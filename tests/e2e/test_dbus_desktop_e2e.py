@@ -8,7 +8,8 @@ Real libvirtd + QEMU, through the REST API:
  - the browser console through the gateway reaches it (offered "None", the
    gateway answers kvmdesk-display's VNC authentication with a one-time
    password), shows the desktop's screen (pixels equal libvirt's screenshot
-   but for the cursor) and typed keys are echoed by the guest;
+   but for the cursor), typed keys are echoed by the guest, and the guest's
+   switch to 640x480 graphics and back reaches the browser as DesktopSize;
  - the .vv file's password lets a native VNC client in; a wrong one does not;
  - kvmdesk-display killed: kvmdeskd starts a new one, the VM keeps running
    (same domain id), the console works again;
@@ -101,6 +102,35 @@ class DbusDesktopE2E(unittest.TestCase):
         ws.read(struct.unpack("!I", ws.read(4))[0])
         return ws, w, h
 
+    @staticmethod
+    def wait_resize(ws, w, h, timeout=30):
+        """Asks for updates until a DesktopSize rectangle comes; its size."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            ws.send(struct.pack("!BBHHHH", 3, 1, 0, 0, w, h))
+            kind = ws.read(1)[0]
+            if kind == 2:                                  # Bell
+                continue
+            if kind == 3:                                  # ServerCutText
+                ws.read(3)
+                ws.read(struct.unpack("!I", ws.read(4))[0])
+                continue
+            if kind != 0:
+                raise AssertionError("unexpected RFB message %d" % kind)
+            ws.read(1)
+            size = None
+            for _ in range(struct.unpack("!H", ws.read(2))[0]):
+                x, y, rw, rh, enc = struct.unpack("!HHHHi", ws.read(12))
+                if enc == -223:
+                    size = (rw, rh)
+                elif enc == 0:
+                    ws.read(rw * rh * 4)
+                else:
+                    raise AssertionError("unexpected encoding %d" % enc)
+            if size is not None:
+                return size
+        raise AssertionError("no DesktopSize in %ds" % timeout)
+
     def test_dbus_desktop(self):
         d = self.daemon
         d.request("POST", "/api/v1/desktops", {"name": "dd", "image": "td", "template": "tdbus",
@@ -136,6 +166,15 @@ class DbusDesktopE2E(unittest.TestCase):
             ws.send(struct.pack("!BBxxI", 4, 1, ord(ch)))
             ws.send(struct.pack("!BBxxI", 4, 0, ord(ch)))
         e2elib.wait_for_prompt(domain, typed="kd")
+        # A resolution change reaches the browser through the gateway: F2
+        # switches the test desktop to 640x480 graphics, F1 back to text.
+        ws.send(struct.pack("!BxHii", 2, 2, 0, -223))      # raw + DesktopSize
+        for keysym, size in ((0xFFBF, (640, 480)), (0xFFBE, (720, 400))):
+            ws.send(struct.pack("!BBxxI", 4, 1, keysym))
+            ws.send(struct.pack("!BBxxI", 4, 0, keysym))
+            self.assertEqual(self.wait_resize(ws, w, h), size)
+            w, h = size
+        e2elib.wait_for_prompt(domain, typed="kd")          # the text screen as it was
         ws.close()
 
         # A native viewer with the .vv file's password.
