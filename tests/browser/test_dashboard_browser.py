@@ -157,10 +157,14 @@ class DashboardBrowser(unittest.TestCase):
     # -- the tests -----------------------------------------------------------------------
     def test_a_user_types_into_the_console(self):
         res = self.run_scenario("user-console")
+        self.check_user_console(res, self.pool)
+
+    def check_user_console(self, res, pool):
+        """What the user-console scenario did, seen from outside the browser."""
         name = res["desktop"]
         desk = self.desktop(name)
         self.assertEqual(desk["user"], "alice")
-        self.assertEqual(desk["pool"], self.pool)
+        self.assertEqual(desk["pool"], pool)
         self.assertEqual(res["vv_href"], "/api/v1/desktops/%s/console.vv" % name)
         # The link gave a remote-viewer file for this desktop (not an error page).
         self.assertEqual(res["vv_name"], "%s.vv" % name)
@@ -237,6 +241,23 @@ class DashboardBrowser(unittest.TestCase):
             self.assertTrue(stop["outline"], "no visible focus on %r" % stop)
         self.assertEqual(res["stops"][-1]["tag"], "BUTTON")
         self.assertEqual(self.desktop(res["desktop"])["user"], "carol")
+
+    def test_f_dbus_desktop_in_the_browser(self):
+        """The same user path on a desktop whose display QEMU exports over
+        D-Bus and kvmdesk-display serves: noVNC in the page cannot tell."""
+        d = self.daemon
+        template, pool = "bdbus-" + d.suffix, "dbus-" + d.suffix
+        d.request("POST", "/api/v1/templates", {"name": template, "vcpus": 1, "memory_mib": 96,
+                                                "disk_gib": 1, "network": "none", "display": "dbus"},
+                  expect=201)
+        d.request("POST", "/api/v1/pools", {"name": pool, "image": self.image, "template": template,
+                                            "mode": "floating", "size": 1, "warm": 0,
+                                            "groups": [self.group]}, expect=201)
+        res = self.run_scenario("user-console", pool=pool)
+        desk = self.desktop(res["desktop"])
+        self.assertIn("<graphics type='dbus'", e2elib.virsh("dumpxml", desk["domain"]))
+        self.assertEqual(desk["display_process"]["state"], "running", desk)
+        self.check_user_console(res, pool)
 
     def test_e_screenshots(self):
         self.user_desktop("alice")
