@@ -13,6 +13,8 @@ Real libvirtd + QEMU, through the REST API:
  - the .vv file's password lets a native VNC client in; a wrong one does not;
  - kvmdesk-display killed: kvmdeskd starts a new one, the VM keeps running
    (same domain id), the console works again;
+ - kvmdeskd restarted: the old process ends with it, the new kvmdeskd starts
+   one for the running desktop;
  - the desktop stopped: the process is gone.
 """
 
@@ -210,6 +212,24 @@ class DbusDesktopE2E(unittest.TestCase):
         ws.send(struct.pack("!BBxxI", 4, 1, ord("z")))
         ws.send(struct.pack("!BBxxI", 4, 0, ord("z")))
         e2elib.wait_for_prompt(domain, typed="kdvvz")
+        ws.close()
+
+        # kvmdeskd restarted (an upgrade, a crash): its processes end with it,
+        # the new kvmdeskd starts one for the running desktop.
+        old_pid = int(desk["display_process"]["pid"])
+        d.stop()
+        deadline = time.time() + 10
+        while pid_alive(old_pid) and time.time() < deadline:
+            time.sleep(0.1)
+        self.assertFalse(pid_alive(old_pid), "kvmdesk-display outlived kvmdeskd")
+        self.assertEqual(e2elib.virsh("domid", domain).strip(), dom_id)
+        d.start()
+        desk = self.wait_desktop("dd", self.serving, "a kvmdesk-display from the new kvmdeskd", timeout=60)
+        self.assertNotEqual(int(desk["display_process"]["pid"]), old_pid)
+        ws, w, h = self.console("dd")
+        ws.send(struct.pack("!BBxxI", 4, 1, ord("r")))
+        ws.send(struct.pack("!BBxxI", 4, 0, ord("r")))
+        e2elib.wait_for_prompt(domain, typed="kdvvzr")
         ws.close()
 
         # Stopped with the desktop.
