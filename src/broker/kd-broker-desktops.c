@@ -220,6 +220,7 @@ static gboolean
 kd_create_copy_image (KdCreateJob *j, GCancellable *cancellable)
 {
   j->copied = kd_hv_volume_transfer (j->copy_from, j->hv, j->copy_volume, j->copy_spool, &j->copy_info,
+                                      NULL, NULL,
                                      cancellable, &j->backing_path, &j->copy_simulated, &j->error);
   return j->copied;
 }

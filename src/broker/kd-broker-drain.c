@@ -78,6 +78,8 @@ kd_move_job_free (KdMoveJob *j)
   g_free (j);
 }
 
+static void kd_move_progress (gint64 done, gint64 total, gpointer data);
+
 /* Worker thread: disk, then definition, then the source goes. Undone on
  * the destination when a step fails. */
 static void
@@ -94,8 +96,8 @@ kd_move_cold_run (KdMoveJob *j, GCancellable *cancellable)
     return;
   info.format = g_strdup ("qcow2");
   info.virtual_size = vol->capacity;
-  if (!kd_hv_volume_transfer (j->src, j->dst, j->volume, j->spool, &info, cancellable, &j->new_path,
-                              &simulated, &j->error))
+  if (!kd_hv_volume_transfer (j->src, j->dst, j->volume, j->spool, &info, kd_move_progress, j,
+                              cancellable, &j->new_path, &simulated, &j->error))
     goto out;
   j->copied_bytes = vol->allocation;
   if (vol->path != NULL && j->new_path != NULL && !g_str_equal (vol->path, j->new_path))
@@ -127,6 +129,7 @@ out:
 
 typedef struct {
   KdBroker *broker;
+  gboolean  live;
   gint64    desktop_id;
   char     *desktop;
   char     *dst;
@@ -154,13 +157,15 @@ kd_move_progress_main (gpointer data)
 
   if (!kd_broker_desktop_is_busy (b, p->desktop_id))
     return G_SOURCE_REMOVE;   /* already done */
-  what = g_strdup_printf ("migrate to host '%s' %d%%", p->dst, p->percent);
+  what = g_strdup_printf ("%s to host '%s' %d%%", p->live ? "migrate" : "move", p->dst, p->percent);
   kd_broker_busy_set (b, p->desktop_id, what);
   if (p->report && (row = kd_store_desktop_get (b->store, p->desktop_id, NULL)) != NULL)
-    kd_broker_desktop_event (b, row, NULL, "migrate-progress", row->state, row->state,
-                             "desktop '%s' migrating to host '%s': %d%% (%" G_GINT64_FORMAT
-                             " of %" G_GINT64_FORMAT " MiB of memory and disk)",
-                             p->desktop, p->dst, p->percent, p->done >> 20, p->total >> 20);
+    kd_broker_desktop_event (b, row, NULL, p->live ? "migrate-progress" : "move-progress",
+                             row->state, row->state,
+                             "desktop '%s' %s to host '%s': %d%% (%" G_GINT64_FORMAT
+                             " of %" G_GINT64_FORMAT " MiB %s)", p->desktop,
+                             p->live ? "migrating" : "moving", p->dst, p->percent, p->done >> 20,
+                             p->total >> 20, p->live ? "of memory and disk" : "of its disk copied down and up");
   return G_SOURCE_REMOVE;
 }
 
@@ -172,6 +177,7 @@ kd_move_progress (gint64 done, gint64 total, gpointer data)
   KdMoveProgress *p = g_new0 (KdMoveProgress, 1);
 
   p->broker = j->broker;
+  p->live = j->live;
   p->desktop_id = j->desktop_id;
   p->desktop = g_strdup (j->desktop);
   p->dst = g_strdup (kd_hv_host_get_name (j->dst));

@@ -622,7 +622,8 @@ kd_image_copy_run (gpointer data, GCancellable *cancellable)
 {
   KdImageCopyJob *j = data;
 
-  kd_hv_volume_transfer (j->src, j->dst, j->volume, j->spool, &j->info, cancellable, &j->new_path,
+  kd_hv_volume_transfer (j->src, j->dst, j->volume, j->spool, &j->info, NULL, NULL, cancellable,
+                         &j->new_path,
                          &j->simulated, &j->error);
 }
 

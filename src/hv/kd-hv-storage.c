@@ -439,6 +439,24 @@ fail:
   return FALSE;
 }
 
+/* A transfer is a download then an upload of the same bytes: progress
+ * runs over twice the volume's size. */
+typedef struct {
+  KdHvProgressFunc func;
+  gpointer         data;
+  gint64           base;    /* bytes already counted (the download) */
+  gint64           total;   /* the volume's size, once known */
+} KdTransferProgress;
+
+static void
+kd_transfer_progress (gint64 done, gint64 total, gpointer user_data)
+{
+  KdTransferProgress *t = user_data;
+  gint64 size = t->total > 0 ? t->total : total;
+
+  t->func (t->base + done, 2 * MAX (size, 1), t->data);
+}
+
 /**
  * kd_hv_volume_transfer:
  * @info: format and virtual size of the volume; its file size is set from
@@ -449,25 +467,30 @@ fail:
  * gives a simulated copy. Blocking.
  */
 gboolean
-kd_hv_volume_transfer (KdHvHost       *src,
-                       KdHvHost       *dst,
-                       const char     *volume,
-                       const char     *spool,
-                       KdHvImageInfo  *info,
-                       GCancellable   *cancellable,
-                       char          **out_path,
-                       gboolean       *out_simulated,
-                       GError        **error)
+kd_hv_volume_transfer (KdHvHost          *src,
+                       KdHvHost          *dst,
+                       const char        *volume,
+                       const char        *spool,
+                       KdHvImageInfo     *info,
+                       KdHvProgressFunc   progress,
+                       gpointer           user_data,
+                       GCancellable      *cancellable,
+                       char             **out_path,
+                       gboolean          *out_simulated,
+                       GError           **error)
 {
+  KdTransferProgress phase = { progress, user_data, 0, 0 };
   gint64 size = 0;
   gboolean simulated_source = FALSE, ok;
 
-  if (!kd_hv_volume_download (src, volume, spool, NULL, NULL, cancellable, &size, &simulated_source,
-                              error))
+  if (!kd_hv_volume_download (src, volume, spool, progress ? kd_transfer_progress : NULL, &phase,
+                              cancellable, &size, &simulated_source, error))
     return FALSE;
   info->file_size = simulated_source ? MAX (info->virtual_size, 1) : size;
-  ok = kd_hv_image_upload (dst, volume, spool, info, NULL, NULL, cancellable, out_path, out_simulated,
-                           error);
+  phase.base = size;
+  phase.total = size;
+  ok = kd_hv_image_upload (dst, volume, spool, info, progress ? kd_transfer_progress : NULL, &phase,
+                           cancellable, out_path, out_simulated, error);
   g_unlink (spool);
   return ok;
 }

@@ -201,12 +201,14 @@ gboolean kd_hv_volume_download (KdHvHost          *host,
 
 /* Blocking: volume @volume of @src into a volume of the same name on @dst,
  * through @spool (download, then upload; simulated stays simulated). */
-gboolean kd_hv_volume_transfer (KdHvHost       *src,
-                                KdHvHost       *dst,
-                                const char     *volume,
-                                const char     *spool,
-                                KdHvImageInfo  *info,
-                                GCancellable   *cancellable,
+gboolean kd_hv_volume_transfer (KdHvHost          *src,
+                                KdHvHost          *dst,
+                                const char        *volume,
+                                const char        *spool,
+                                KdHvImageInfo     *info,
+                                KdHvProgressFunc   progress,   /* bytes over twice the size */
+                                gpointer           user_data,
+                                GCancellable      *cancellable,
                                 char          **out_path,
                                 gboolean       *out_simulated,
                                 GError        **error);
