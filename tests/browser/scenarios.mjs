@@ -144,7 +144,7 @@ async function waitFor(what, fn, timeout) {
 async function getDesktop(page, pool) {
   const card = page.locator(`[data-pool-card="${pool}"]`);
   await card.getByRole("button", { name: "Get desktop" }).click();
-  const desk = page.locator("#mine li").first();
+  const desk = page.locator(`#mine li[data-pool="${pool}"]`).first();
   await desk.waitFor({ timeout: BOOT_TIMEOUT });
   const name = await desk.getAttribute("data-desktop");
   await waitFor(`desktop '${name}' to be ready to connect`,

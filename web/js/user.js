@@ -105,7 +105,7 @@ export class UserView {
       dataset: { key: key(what) }, onclick: () => this.action(d, what, label),
     }, label);
     const session = d.session || {};
-    return h("li", { dataset: { desktop: d.name } },
+    return h("li", { dataset: { desktop: d.name, pool: d.pool || "" } },
       h("div", { class: "card-head" }, h("h3", {}, d.name), badge(d.state)),
       facts([
         ["Pool", d.pool || "—"],
