@@ -259,6 +259,11 @@ class MigrateE2E(unittest.TestCase):
         cold = self.wait_desktop("cold", lambda x: x["host"] == "hv2" and not x["busy"], "moved to hv2",
                                  timeout=120)
         self.assertEqual(cold["state"], "stopped")
+        cold_events = d.request("GET", "/api/v1/events?desktop=cold&limit=50")
+        moved_events = [e for e in cold_events if e["action"] == "move"]
+        self.assertTrue(moved_events, cold_events[:6])
+        print(moved_events[0]["message"])
+        self.assertTrue([e for e in cold_events if e["action"] == "move-progress"], cold_events[:8])
         self.assertNotIn(cold["domain"], names_at(a_uri))
         d.request("POST", "/api/v1/desktops/cold/start")
         self.screen_at(b_uri, cold["domain"], lambda rows: e2elib.banner_uuid(rows) == cold["uuid"].lower(),
