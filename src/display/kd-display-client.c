@@ -44,6 +44,8 @@
 #define KD_DBUS_ERROR_INVALID     "org.freedesktop.DBus.Error.InvalidArgs"
 #define KD_DBUS_ERROR_UNSUPPORTED "org.freedesktop.DBus.Error.NotSupported"
 
+typedef struct _KdDisplayListenerGate KdDisplayListenerGate;
+
 struct _KdDisplayClient {
   KdDisplayClientCallbacks callbacks;
   gpointer                 user_data;
@@ -61,6 +63,10 @@ struct _KdDisplayClient {
   gulong              listener_closed_id;
   gulong              mouse_notify_id;
   gulong              console_size_ids[2];
+
+  KdDisplayListenerGate *gate;         /* shared with the listener filter */
+  guint                  gate_filter_id;
+  guint64                unchanged_bytes_folded;  /* into stats.bytes */
 
   KdDisplayFramebuffer fb;
   gboolean             has_frame;
@@ -109,6 +115,242 @@ client_drop_pending (KdDisplayClient *client)
 {
   g_queue_clear_full (&client->pending_updates, (GDestroyNotify) pending_update_free);
   client->pending_bytes = 0;
+}
+
+/* ------------------------------------------------------------------ */
+/* The listener gate: unchanged Updates stop in GDBus's worker thread
+ *
+ * QEMU 7.2 redraws the VGA text cursor cell at every refresh (~32 a
+ * second) and sends each as an Update, with NO_REPLY_EXPECTED. Carrying
+ * each to the main thread (a wake-up, the skeleton's dispatch, the blit's
+ * comparison) was most of kvmdesk-display's CPU with nothing changing.
+ * A filter on the listener connection, in the worker thread, drops an
+ * Update when it is byte for byte one it passed on before for the same
+ * rectangle and that one is known to be in the frame:
+ *   - every frame-changing call it passes on (Scanout, Update, Disable,
+ *     ScanoutMap, UpdateMap with their exact signatures, which the
+ *     skeleton hands to our handlers) counts as in flight until its
+ *     handler is done; nothing is dropped while any is in flight;
+ *   - a passed-on Update forgets the remembered ones it overlaps, any
+ *     other frame-changing call forgets all;
+ *   - the main thread bumps the generation whenever the frame changes in
+ *     another way (a new size from the console's properties) or an Update
+ *     was not applied (refused, held back): remembered ones are then
+ *     forgotten.
+ * The console's size arrives on the other connection, so its order
+ * against listener calls is not defined anyway; an Update dropped just
+ * before such a resize is one the frame already held. Calls that expect
+ * a reply always go through. */
+
+/* Updates remembered, and the largest one remembered (bytes of data). */
+#define KD_DISPLAY_GATE_ENTRIES        8
+#define KD_DISPLAY_GATE_MAX_DATA_BYTES (256u * 1024u)
+
+typedef struct {
+  int       x, y, width, height;
+  guint32   stride, format;
+  GVariant *data;          /* NULL: unused */
+} KdDisplayGateEntry;
+
+struct _KdDisplayListenerGate {
+  gint     ref;            /* atomic */
+  gint     in_flight;      /* atomic: frame-changing calls passed on, not done */
+  gint     generation;     /* atomic: bumped by the main thread */
+  gint     seen_generation;  /* worker thread only, like entries[] */
+  guint64  unchanged;      /* atomic adds: Updates dropped */
+  guint64  unchanged_bytes;
+  GMutex   count_lock;     /* guards the two counts above */
+  KdDisplayGateEntry entries[KD_DISPLAY_GATE_ENTRIES];
+  guint    next;           /* round robin over entries[] */
+};
+
+static void
+gate_forget (KdDisplayListenerGate *gate,
+             guint                  i)
+{
+  g_clear_pointer (&gate->entries[i].data, g_variant_unref);
+}
+
+static void
+gate_forget_all (KdDisplayListenerGate *gate)
+{
+  guint i;
+
+  for (i = 0; i < KD_DISPLAY_GATE_ENTRIES; i++)
+    gate_forget (gate, i);
+}
+
+static KdDisplayListenerGate *
+gate_new (void)
+{
+  KdDisplayListenerGate *gate = g_new0 (KdDisplayListenerGate, 1);
+
+  gate->ref = 1;
+  g_mutex_init (&gate->count_lock);
+  return gate;
+}
+
+static KdDisplayListenerGate *
+gate_ref (KdDisplayListenerGate *gate)
+{
+  g_atomic_int_inc (&gate->ref);
+  return gate;
+}
+
+static void
+gate_unref (gpointer data)
+{
+  KdDisplayListenerGate *gate = data;
+
+  if (!g_atomic_int_dec_and_test (&gate->ref))
+    return;
+  gate_forget_all (gate);
+  g_mutex_clear (&gate->count_lock);
+  g_free (gate);
+}
+
+/* Main thread: the frame changed other than by a passed-on Update, or an
+ * Update was not applied as it came. */
+static void
+client_gate_invalidate (KdDisplayClient *client)
+{
+  if (client->gate != NULL)
+    g_atomic_int_inc (&client->gate->generation);
+}
+
+/* Main thread: a frame-changing call's handler is done. */
+static void
+client_gate_done (KdDisplayClient *client)
+{
+  if (client->gate != NULL)
+    g_atomic_int_add (&client->gate->in_flight, -1);
+}
+
+static gboolean
+rects_overlap (const KdDisplayGateEntry *e,
+               int x, int y, int width, int height)
+{
+  return (gint64) e->x < (gint64) x + width && (gint64) x < (gint64) e->x + e->width
+         && (gint64) e->y < (gint64) y + height && (gint64) y < (gint64) e->y + e->height;
+}
+
+/* Worker thread. An Update: dropped (TRUE) when unchanged, else
+ * remembered. */
+static gboolean
+gate_update (KdDisplayListenerGate *gate,
+             GDBusMessage          *message,
+             gboolean               may_drop)
+{
+  g_autoptr(GVariant) data = NULL;
+  GVariant *body = g_dbus_message_get_body (message);
+  gint32 x, y, width, height;
+  guint32 stride, format;
+  gsize len = 0, i;
+  const guint8 *bytes;
+  int gen = g_atomic_int_get (&gate->generation);
+
+  g_variant_get (body, "(iiiiuu@ay)", &x, &y, &width, &height, &stride, &format, &data);
+  bytes = g_variant_get_fixed_array (data, &len, 1);
+  if (gen != gate->seen_generation)
+    {
+      gate_forget_all (gate);
+      gate->seen_generation = gen;
+    }
+  for (i = 0; i < KD_DISPLAY_GATE_ENTRIES; i++)
+    {
+      KdDisplayGateEntry *e = &gate->entries[i];
+      gsize elen = 0;
+      const guint8 *ebytes;
+
+      if (e->data == NULL || !rects_overlap (e, x, y, width, height))
+        continue;
+      ebytes = g_variant_get_fixed_array (e->data, &elen, 1);
+      if (may_drop && e->x == x && e->y == y && e->width == width && e->height == height
+          && e->stride == stride && e->format == format && elen == len
+          && memcmp (ebytes, bytes, len) == 0)
+        {
+          g_mutex_lock (&gate->count_lock);
+          gate->unchanged++;
+          gate->unchanged_bytes += len;
+          g_mutex_unlock (&gate->count_lock);
+          return TRUE;
+        }
+      gate_forget (gate, i);
+    }
+  if (len <= KD_DISPLAY_GATE_MAX_DATA_BYTES && width > 0 && height > 0)
+    {
+      KdDisplayGateEntry *e = NULL;
+
+      for (i = 0; i < KD_DISPLAY_GATE_ENTRIES && e == NULL; i++)
+        if (gate->entries[i].data == NULL)
+          e = &gate->entries[i];
+      if (e == NULL)
+        {
+          e = &gate->entries[gate->next];
+          gate->next = (gate->next + 1) % KD_DISPLAY_GATE_ENTRIES;
+          g_clear_pointer (&e->data, g_variant_unref);
+        }
+      e->x = x;
+      e->y = y;
+      e->width = width;
+      e->height = height;
+      e->stride = stride;
+      e->format = format;
+      e->data = g_steal_pointer (&data);
+    }
+  return FALSE;
+}
+
+/* GDBus's worker thread, for every message on the listener connection. */
+static GDBusMessage *
+gate_filter (GDBusConnection *connection,
+             GDBusMessage    *message,
+             gboolean         incoming,
+             gpointer         user_data)
+{
+  static const struct { const char *member, *signature; } frame_calls[] = {
+    { "Scanout", "uuuuay" }, { "Update", "iiiiuuay" }, { "Disable", "" },
+    { "ScanoutMap", "huuuuu" }, { "UpdateMap", "iiii" },
+  };
+  KdDisplayListenerGate *gate = user_data;
+  const char *iface, *member, *signature;
+  gboolean update;
+  guint i;
+
+  if (!incoming || g_dbus_message_get_message_type (message) != G_DBUS_MESSAGE_TYPE_METHOD_CALL
+      || g_strcmp0 (g_dbus_message_get_path (message), KD_DISPLAY_LISTENER_PATH) != 0)
+    return message;
+  iface = g_dbus_message_get_interface (message);
+  member = g_dbus_message_get_member (message);
+  signature = g_dbus_message_get_signature (message);
+  if (g_strcmp0 (iface, "org.qemu.Display1.Listener") != 0
+      && g_strcmp0 (iface, KD_DISPLAY_MAP_INTERFACE) != 0)
+    return message;
+  for (i = 0; i < G_N_ELEMENTS (frame_calls); i++)
+    if (g_strcmp0 (member, frame_calls[i].member) == 0
+        && g_strcmp0 (signature, frame_calls[i].signature) == 0
+        && (g_str_equal (iface, KD_DISPLAY_MAP_INTERFACE)
+            == g_str_has_suffix (frame_calls[i].member, "Map")))
+      break;
+  if (i == G_N_ELEMENTS (frame_calls))
+    return message;   /* not a frame change (or the skeleton refuses it) */
+  update = g_str_equal (member, "Update");
+  if (update)
+    {
+      gboolean may_drop = g_atomic_int_get (&gate->in_flight) == 0
+                          && (g_dbus_message_get_flags (message)
+                              & G_DBUS_MESSAGE_FLAGS_NO_REPLY_EXPECTED) != 0;
+
+      if (gate_update (gate, message, may_drop))
+        {
+          g_object_unref (message);
+          return NULL;
+        }
+    }
+  else
+    gate_forget_all (gate);
+  g_atomic_int_inc (&gate->in_flight);
+  return message;
 }
 
 /* ------------------------------------------------------------------ */
@@ -237,11 +479,13 @@ on_scanout (KdDisplay1Listener    *listener,
     {
       g_debug ("Scanout refused: %s", error->message);
       client->stats.refused++;
+      client_gate_done (client);
       return_error (invocation, error);
       return TRUE;
     }
   client->stats.scanouts++;
   client->stats.bytes += len;
+  client_gate_done (client);
   kd_display1_listener_complete_scanout (listener, invocation);
   client_emit_damaged (client);
   return TRUE;
@@ -281,6 +525,7 @@ client_follow_console_size (KdDisplayClient *client)
               (gsize) MIN (old_width, width) * 4);
   client_unmap (client);
   client->has_frame = TRUE;
+  client_gate_invalidate (client);
   if (client->callbacks.resized != NULL)
     client->callbacks.resized (client, client->user_data);
   return TRUE;
@@ -308,6 +553,7 @@ client_apply_pending (KdDisplayClient *client)
       pending_update_free (u);
     }
   client->pending_bytes = 0;
+  client_gate_invalidate (client);
 }
 
 static void
@@ -376,6 +622,8 @@ on_update (KdDisplay1Listener    *listener,
           g_queue_push_tail (&client->pending_updates, u);
           client->pending_bytes += len;
           client->stats.bytes += len;
+          client_gate_invalidate (client);   /* not in the frame yet */
+          client_gate_done (client);
           kd_display1_listener_complete_update (listener, invocation);
           return TRUE;
         }
@@ -390,11 +638,14 @@ on_update (KdDisplay1Listener    *listener,
     {
       g_debug ("Update refused: %s", error->message);
       client->stats.refused++;
+      client_gate_invalidate (client);
+      client_gate_done (client);
       return_error (invocation, error);
       return TRUE;
     }
   client->stats.updates++;
   client->stats.bytes += len;
+  client_gate_done (client);
   kd_display1_listener_complete_update (listener, invocation);
   client_emit_damaged (client);
   return TRUE;
@@ -441,6 +692,7 @@ on_disable (KdDisplay1Listener    *listener,
   client_drop_pending (client);
   if (client->fb.pixels != NULL)
     kd_display_framebuffer_fill (&client->fb, 0);
+  client_gate_done (client);
   kd_display1_listener_complete_disable (listener, invocation);
   client_emit_damaged (client);
   return TRUE;
@@ -562,6 +814,7 @@ on_scanout_map (KdDisplay1ListenerUnixMap *map,
     goto refuse;
   client->has_frame = TRUE;
   client->stats.map_scanouts++;
+  client_gate_done (client);
   kd_display1_listener_unix_map_complete_scanout_map (map, invocation, NULL);
   client_emit_damaged (client);
   return TRUE;
@@ -572,6 +825,7 @@ refuse:
   client_unmap (client);
   g_debug ("ScanoutMap refused: %s", error->message);
   client->stats.refused++;
+  client_gate_done (client);
   return_error (invocation, error);
   return TRUE;
 }
@@ -600,10 +854,12 @@ on_update_map (KdDisplay1ListenerUnixMap *map,
     {
       g_debug ("UpdateMap refused: %s", error->message);
       client->stats.refused++;
+      client_gate_done (client);
       return_error (invocation, error);
       return TRUE;
     }
   client->stats.map_updates++;
+  client_gate_done (client);
   kd_display1_listener_unix_map_complete_update_map (map, invocation);
   client_emit_damaged (client);
   return TRUE;
@@ -663,6 +919,8 @@ typedef struct {
   int              fd;      /* the peer socket until the connection owns it */
   guint            pending; /* listener connection + RegisterListener */
   gboolean         returned; /* the task has its result */
+  gboolean         registered;  /* RegisterListener answered */
+  GError          *listener_error; /* the listener connection failed before that */
 } OpenData;
 
 static void
@@ -672,6 +930,7 @@ open_data_free (OpenData *data)
     kd_display_client_free (data->client);
   if (data->fd >= 0)
     close (data->fd);
+  g_clear_error (&data->listener_error);
   g_free (data);
 }
 
@@ -715,13 +974,21 @@ on_registered (GObject      *source,
                gpointer      user_data)
 {
   GTask *task = user_data;
+  OpenData *data = g_task_get_task_data (task);
   GError *error = NULL;
 
+  data->registered = TRUE;
   if (!kd_display1_console_call_register_listener_finish (KD_DISPLAY1_CONSOLE (source), NULL,
                                                           result, &error))
     {
       g_dbus_error_strip_remote_error (error);
       open_fail (task, error, "cannot register a display listener with QEMU");
+      return;
+    }
+  if (data->listener_error != NULL)
+    {
+      open_fail (task, g_steal_pointer (&data->listener_error),
+                 "cannot set up the display listener connection");
       return;
     }
   open_step_done (task);
@@ -765,12 +1032,24 @@ on_listener_conn (GObject      *source,
   GError *error = NULL;
 
   client->listener_conn = g_dbus_connection_new_finish (result, &error);
+  if (client->listener_conn == NULL && !data->registered)
+    {
+      /* QEMU closes the socket when it refuses the listener: its reply
+       * says why, so it is the error to report. */
+      data->listener_error = error;
+      data->pending--;
+      g_object_unref (task);
+      return;
+    }
   if (client->listener_conn == NULL)
     {
       open_fail (task, error, "cannot set up the display listener connection");
       return;
     }
   g_dbus_connection_set_exit_on_close (client->listener_conn, FALSE);
+  client->gate = gate_new ();
+  client->gate_filter_id = g_dbus_connection_add_filter (client->listener_conn, gate_filter,
+                                                         gate_ref (client->gate), gate_unref);
   client->listener_closed_id = g_signal_connect (client->listener_conn, "closed",
                                                  G_CALLBACK (on_listener_closed), client);
   if (!export_listener (client, &error))
@@ -1038,6 +1317,9 @@ kd_display_client_free (KdDisplayClient *client)
       g_dbus_interface_skeleton_unexport (G_DBUS_INTERFACE_SKELETON (client->listener_map));
       g_object_unref (client->listener_map);
     }
+  if (client->gate_filter_id != 0)
+    g_dbus_connection_remove_filter (client->listener_conn, client->gate_filter_id);
+  g_clear_pointer (&client->gate, gate_unref);
   if (client->listener_conn != NULL)
     {
       g_dbus_connection_close (client->listener_conn, NULL, NULL, NULL);
@@ -1111,6 +1393,16 @@ kd_display_client_get_cursor (KdDisplayClient *client)
 const KdDisplayClientStats *
 kd_display_client_get_stats (KdDisplayClient *client)
 {
+  /* The gate's counts are folded in here (they grow in another thread). */
+  if (client->gate != NULL)
+    {
+      g_mutex_lock (&client->gate->count_lock);
+      client->stats.updates += client->gate->unchanged - client->stats.unchanged;
+      client->stats.bytes += client->gate->unchanged_bytes - client->unchanged_bytes_folded;
+      client->stats.unchanged = client->gate->unchanged;
+      client->unchanged_bytes_folded = client->gate->unchanged_bytes;
+      g_mutex_unlock (&client->gate->count_lock);
+    }
   return &client->stats;
 }
 

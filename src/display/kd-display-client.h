@@ -36,7 +36,9 @@ typedef struct {
 /* What QEMU sent so far (for logs, tests and benchmarks). */
 typedef struct {
   guint64 scanouts;       /* Scanout calls taken */
-  guint64 updates;        /* Update calls taken */
+  guint64 updates;        /* Update calls taken (unchanged ones included) */
+  guint64 unchanged;      /* of those, dropped unread: equal to what the frame holds
+                           * (counted in another thread, folded in by get_stats()) */
   guint64 map_scanouts;   /* ScanoutMap calls taken */
   guint64 map_updates;    /* UpdateMap calls taken */
   guint64 refused;        /* calls refused (bad sizes, DMABUF, ...) */

@@ -393,6 +393,8 @@ main (int   argc,
   };
   int fd;
 
+  /* stdout carries the 'ready' line: logs (G_MESSAGES_DEBUG) go to stderr. */
+  g_log_writer_default_set_use_stderr (TRUE);
   g_option_context_add_main_entries (context, entries, NULL);
   g_option_context_set_help_enabled (context, TRUE);
   if (!g_option_context_parse (context, &argc, &argv, &error))
@@ -472,6 +474,17 @@ main (int   argc,
   g_clear_handle_id (&prog.startup_timeout_id, g_source_remove);
   g_clear_handle_id (&prog.first_frame_id, g_source_remove);
   g_clear_pointer (&prog.vnc, kd_display_vnc_free);
+  if (prog.client != NULL)
+    {
+      const KdDisplayClientStats *st = kd_display_client_get_stats (prog.client);
+
+      g_debug ("QEMU sent %" G_GUINT64_FORMAT " scanouts, %" G_GUINT64_FORMAT " updates (%"
+               G_GUINT64_FORMAT " unchanged, dropped unread), %" G_GUINT64_FORMAT
+               " shared-memory scanouts and %" G_GUINT64_FORMAT " updates; %" G_GUINT64_FORMAT
+               " refused; %" G_GUINT64_FORMAT " image bytes",
+               st->scanouts, st->updates, st->unchanged, st->map_scanouts, st->map_updates,
+               st->refused, st->bytes);
+    }
   g_clear_pointer (&prog.client, kd_display_client_free);
   g_clear_object (&prog.control);
   g_clear_object (&prog.cancellable);

@@ -791,6 +791,88 @@ test_client_scanout_update (Fixture *f, gconstpointer data)
   g_assert_cmpuint (fb->width, ==, 2);
 }
 
+/* QEMU's Updates come with NO_REPLY_EXPECTED; one equal to what the frame
+ * already holds from the same rectangle stops in the worker thread. */
+static void
+send_update_no_reply (Fixture *f, int x, int y, int width, int height, const guint32 *px)
+{
+  g_dbus_connection_call (f->listener_conn, NULL, "/org/qemu/Display1/Listener", LISTENER,
+                          "Update",
+                          g_variant_new ("(iiiiuu@ay)", x, y, width, height, (guint) width * 4,
+                                         KD_PIXMAN_X8R8G8B8,
+                                         bytes_variant (px, (gsize) width * height * 4)),
+                          NULL, G_DBUS_CALL_FLAGS_NONE, -1, NULL, NULL, NULL);
+}
+
+/* A call with a reply after the ones before it: they have all been handled. */
+static void
+listener_sync (Fixture *f)
+{
+  static const guint32 c = 0x00c0c0c0;
+
+  g_assert_true (call_listener (f, LISTENER, "Update",
+                                g_variant_new ("(iiiiuu@ay)", 3, 2, 1, 1, 4, KD_PIXMAN_X8R8G8B8,
+                                               bytes_variant (&c, 4)), NULL, NULL));
+}
+
+static void
+test_client_unchanged_updates (Fixture *f, gconstpointer data)
+{
+  KdDisplayFramebuffer *fb = kd_display_client_get_framebuffer (f->client);
+  const KdDisplayClientStats *stats;
+  guint32 frame[4 * 3] = { 0 };
+  const guint32 a[2] = { 0x00a1a1a1, 0x00a2a2a2 }, b[2] = { 0x00b1b1b1, 0x00b2b2b2 };
+  guint64 updates;
+
+  g_assert_true (call_listener (f, LISTENER, "Scanout",
+                                g_variant_new ("(uuuu@ay)", 4, 3, 16, KD_PIXMAN_X8R8G8B8,
+                                               bytes_variant (frame, sizeof frame)), NULL, NULL));
+  send_update_no_reply (f, 1, 1, 2, 1, a);
+  listener_sync (f);
+  g_assert_cmphex (fb->pixels[1 * 4 + 2], ==, 0xa2a2a2);
+  stats = kd_display_client_get_stats (f->client);
+  g_assert_cmpuint (stats->unchanged, ==, 0);
+  updates = stats->updates;
+
+  /* The same again: dropped, counted. */
+  send_update_no_reply (f, 1, 1, 2, 1, a);
+  listener_sync (f);
+  stats = kd_display_client_get_stats (f->client);
+  g_assert_cmpuint (stats->unchanged, ==, 1);
+  g_assert_cmpuint (stats->updates, ==, updates + 2);
+  g_assert_cmphex (fb->pixels[1 * 4 + 1], ==, 0xa1a1a1);
+
+  /* Something else there, then the first again: applied. */
+  send_update_no_reply (f, 1, 1, 2, 1, b);
+  listener_sync (f);
+  g_assert_cmphex (fb->pixels[1 * 4 + 2], ==, 0xb2b2b2);
+  send_update_no_reply (f, 1, 1, 2, 1, a);
+  listener_sync (f);
+  g_assert_cmphex (fb->pixels[1 * 4 + 2], ==, 0xa2a2a2);
+
+  /* A smaller overlapping update in between counts too. */
+  send_update_no_reply (f, 2, 1, 1, 1, b);
+  listener_sync (f);
+  send_update_no_reply (f, 1, 1, 2, 1, a);
+  listener_sync (f);
+  g_assert_cmphex (fb->pixels[1 * 4 + 2], ==, 0xa2a2a2);
+
+  /* Disable blacks the frame: the same update afterwards is applied. */
+  g_assert_true (call_listener (f, LISTENER, "Disable", NULL, NULL, NULL));
+  g_assert_cmphex (fb->pixels[1 * 4 + 2], ==, 0);
+  send_update_no_reply (f, 1, 1, 2, 1, a);
+  listener_sync (f);
+  g_assert_cmphex (fb->pixels[1 * 4 + 2], ==, 0xa2a2a2);
+
+  /* A call that wants a reply is always handled. */
+  g_assert_true (call_listener (f, LISTENER, "Update",
+                                g_variant_new ("(iiiiuu@ay)", 1, 1, 2, 1, 8, KD_PIXMAN_X8R8G8B8,
+                                               bytes_variant (a, sizeof a)), NULL, NULL));
+  stats = kd_display_client_get_stats (f->client);
+  g_assert_cmpuint (stats->unchanged, ==, 1);
+  g_assert_cmpuint (stats->refused, ==, 0);
+}
+
 static void
 test_client_console_size_change (Fixture *f, gconstpointer data)
 {
@@ -964,6 +1046,7 @@ test_client_register_refused (Fixture *f, gconstpointer data)
    * listener connection already under way is dropped cleanly. */
   g_assert_null (f->client);
   g_assert_nonnull (f->open_error);
+  g_test_message ("open error: %s", f->open_error->message);
   g_assert_nonnull (strstr (f->open_error->message, "no more listeners"));
   g_assert_nonnull (strstr (f->open_error->message, "cannot register a display listener"));
   drain ();
@@ -1383,6 +1466,8 @@ main (int argc, char **argv)
               test_client_properties, fixture_teardown);
   g_test_add ("/display/client/scanout-update", Fixture, NULL, fixture_setup,
               test_client_scanout_update, fixture_teardown);
+  g_test_add ("/display/client/unchanged-updates", Fixture, NULL, fixture_setup,
+              test_client_unchanged_updates, fixture_teardown);
   g_test_add ("/display/client/console-size-change", Fixture, NULL, fixture_setup,
               test_client_console_size_change, fixture_teardown);
   g_test_add ("/display/client/shared-map", Fixture, NULL, fixture_setup,
