@@ -198,6 +198,17 @@ kd_display_exited (GObject *src, GAsyncResult *res, gpointer data)
       p->state = "stopped";
       return;
     }
+  if (!g_subprocess_get_if_signaled (proc) && g_subprocess_get_exit_status (proc) == 0)
+    {
+      /* It ends by itself with 0 when the VM stopped: the desktop's own
+       * state change follows. Should the desktop still run, the next
+       * reconciler pass starts a new one. */
+      p->state = "stopped";
+      p->wanted = FALSE;
+      g_debug ("kvmdesk-display of desktop '%s' ended: %s", p->desktop,
+               p->last_error ? p->last_error : "exit status 0");
+      return;
+    }
   p->restarts++;
   p->state = "restarting";
   p->backoff = p->backoff == 0 ? KD_DISPLAY_RESTART_MIN_SEC : MIN (p->backoff * 2, KD_DISPLAY_RESTART_MAX_SEC);
@@ -303,6 +314,19 @@ kd_display_read_err (KdDisplayProc *p)
                                        kd_display_proc_ref (p));
 }
 
+/* It could not be started: said once per reason; the next reconciler
+ * pass tries again. */
+static void
+kd_display_failed (KdDisplayProc *p, char *reason)
+{
+  if (g_strcmp0 (p->last_error, reason) != 0)
+    kd_display_event (p, "%s", reason);
+  g_free (p->last_error);
+  p->last_error = reason;
+  p->state = "failed";
+  p->wanted = FALSE;
+}
+
 static void
 kd_display_spawn (KdDisplayProc *p)
 {
@@ -319,20 +343,14 @@ kd_display_spawn (KdDisplayProc *p)
   p->cancel = g_cancellable_new ();
   if (program == NULL)
     {
-      p->state = "failed";
-      g_free (p->last_error);
-      p->last_error = g_strdup ("the kvmdesk-display program was not found (set [display] program)");
-      kd_display_event (p, "%s", p->last_error);
+      kd_display_failed (p, g_strdup ("the kvmdesk-display program was not found (set [display] program)"));
       return;
     }
   p->proc = g_subprocess_newv (argv, G_SUBPROCESS_FLAGS_STDIN_PIPE | G_SUBPROCESS_FLAGS_STDOUT_PIPE |
                                      G_SUBPROCESS_FLAGS_STDERR_PIPE, &error);
   if (p->proc == NULL)
     {
-      p->state = "failed";
-      g_free (p->last_error);
-      p->last_error = g_strdup_printf ("cannot start %s: %s", program, error->message);
-      kd_display_event (p, "%s", p->last_error);
+      kd_display_failed (p, g_strdup_printf ("cannot start %s: %s", program, error->message));
       return;
     }
   g_free (p->pid);

@@ -41,6 +41,8 @@ def pid_alive(pid):
 
 class DbusDesktopE2E(unittest.TestCase):
 
+    daemon_config = ""
+
     def setUp(self):
         e2elib.require_system_libvirt()
         for need in (kdtest.TEST_IMAGE, VNC_AUTH,
@@ -49,7 +51,7 @@ class DbusDesktopE2E(unittest.TestCase):
                 if kdtest.require_e2e():
                     self.fail("%s is missing: build the project first" % need)
                 self.skipTest("%s is missing" % need)
-        self.daemon = kdtest.Daemon()
+        self.daemon = kdtest.Daemon(config=self.daemon_config)
         self.addCleanup(self.cleanup)
         self.daemon.start()
         d = self.daemon
@@ -242,6 +244,38 @@ class DbusDesktopE2E(unittest.TestCase):
         while pid_alive(new_pid) and time.time() < deadline:
             time.sleep(0.1)
         self.assertFalse(pid_alive(new_pid), "kvmdesk-display still runs after the desktop stopped")
+
+
+class DbusDisplayMissingE2E(DbusDesktopE2E):
+    """kvmdesk-display cannot be started: the desktop runs, the reason is in
+    its details and once in its events, and a console says why."""
+
+    daemon_config = "[display]\nprogram = /nonexistent/kvmdesk-display\n"
+    test_dbus_desktop = None       # the working path is the class above
+
+    def test_display_cannot_start(self):
+        d = self.daemon
+        d.request("POST", "/api/v1/desktops", {"name": "nd", "image": "td", "template": "tdbus",
+                                               "start": True})
+        desk = self.wait_desktop("nd", lambda x: x["state"] == "running" and x["display_process"] and
+                                 x["display_process"]["state"] == "failed", "running, its display failed")
+        self.assertIn("cannot start /nonexistent/kvmdesk-display", desk["display_process"]["last_error"])
+        status, err = d.status_of("GET", "/api/v1/desktops/nd/console.vv")
+        self.assertEqual(status, 503, err)
+        self.assertIn("kvmdesk-display", err["error"])
+        self.assertIn("failed", err["error"])
+        t = d.request("POST", "/api/v1/desktops/nd/console")
+        u = urllib.parse.urlsplit(t["url"])
+        ws = WebSocket(d.url, u.path + "?" + u.query, d.url)
+        self.addCleanup(ws.close)
+        self.assertEqual(ws.status, 503, ws.body)
+        self.assertIn(b"kvmdesk-display", ws.body)
+        # Every reconciler pass tries again, and says it once.
+        d.request("POST", "/api/v1/reconciler/run")
+        d.request("POST", "/api/v1/reconciler/run")
+        events = d.request("GET", "/api/v1/events?desktop=nd&limit=50")
+        said = [e for e in events if e["action"] == "display"]
+        self.assertEqual(len(said), 1, said)
 
 
 if __name__ == "__main__":
