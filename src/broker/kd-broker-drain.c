@@ -40,7 +40,9 @@ typedef struct {
   char         *old_path;
   KdHvHost     *src;
   KdHvHost     *dst;
+  gint64        src_id;
   gint64        dst_id;
+  char        **hostdevs;        /* cold, with GPUs: the functions taken on the destination */
   char         *spool;           /* cold: where the disk passes through */
   char         *backing_path;    /* live: the image on the destination */
   char         *backing_format;
@@ -74,6 +76,7 @@ kd_move_job_free (KdMoveJob *j)
   g_free (j->listen_address);
   g_free (j->new_path);
   g_free (j->warning);
+  g_strfreev (j->hostdevs);
   g_clear_error (&j->error);
   g_free (j);
 }
@@ -110,6 +113,15 @@ kd_move_cold_run (KdMoveJob *j, GCancellable *cancellable)
         goto undo;
       g_free (xml);
       xml = moved;
+    }
+  if (j->hostdevs != NULL)
+    {
+      /* Its GPU on the new host, in place of the old one's. */
+      char *with = kd_hv_domain_xml_set_pci_hostdevs (xml, (const char *const *) j->hostdevs, &j->error);
+      if (with == NULL)
+        goto undo;
+      g_free (xml);
+      xml = with;
     }
   if (!kd_hv_domain_define (j->dst, xml, &uuid, &j->error))
     goto undo;
@@ -264,6 +276,8 @@ kd_move_done (KdBroker *b, gpointer data)
       g_free (row->overlay_path);
       row->overlay_path = g_strdup (j->new_path);
       kd_store_desktop_update (b->store, row, NULL);
+      if (j->hostdevs != NULL)
+        kd_broker_gpus_release_on_host (b, j->desktop_id, j->src_id);
       kd_broker_display_follow (b, row);   /* a D-Bus display is served on its new host */
       g_hash_table_remove (b->drain_notes, &j->desktop_id);
       g_autofree char *size = g_format_size (j->copied_bytes);
@@ -276,6 +290,8 @@ kd_move_done (KdBroker *b, gpointer data)
     }
   else
     {
+      if (j->hostdevs != NULL)
+        kd_broker_gpus_release_on_host (b, j->desktop_id, j->dst_id);
       if (j->live)
         {
           gint64 *key = g_new (gint64, 1);
@@ -312,10 +328,9 @@ kd_drain_destination (KdBroker *b, KdBrokerHost *src, KdDesktopRow *d, KdImageVo
       *out_reason = g_strdup ("its image or template is gone");
       return NULL;
     }
-  if (tpl->gpus > 0 || (tpl->gpu_mdev != NULL && *tpl->gpu_mdev != '\0'))
+  if (tpl->gpu_mdev != NULL && *tpl->gpu_mdev != '\0')
     {
-      *out_reason = g_strdup_printf ("it has a %s: moving those is not built yet",
-                                     tpl->gpus > 0 ? "passthrough GPU" : "vGPU");
+      *out_reason = g_strdup ("it has a vGPU: moving those is not built yet");
       return NULL;
     }
   if (d->image_version != img->current_version)
@@ -350,10 +365,19 @@ kd_drain_destination (KdBroker *b, KdBrokerHost *src, KdDesktopRow *d, KdImageVo
   return dst;
 }
 
+static gboolean
+kd_drain_has_gpu (KdBroker *b, const KdDesktopRow *d)
+{
+  g_autoptr(KdTemplateRow) tpl = kd_store_template_get (b->store, d->template_id, NULL);
+  return tpl != NULL && tpl->gpus > 0;
+}
+
 /* Why desktop @d cannot migrate live from @src to @dst, or NULL. */
 static char *
 kd_drain_no_live_reason (KdBroker *b, KdBrokerHost *src, KdBrokerHost *dst, KdDesktopRow *d)
 {
+  if (kd_drain_has_gpu (b, d))
+    return g_strdup ("it has a passthrough GPU, which does not migrate live");
   if (g_hash_table_contains (b->no_live, &d->id))
     return g_strdup ("its live migration failed");
   if (g_strcmp0 (src->row->migration, "cold") == 0)
@@ -366,13 +390,32 @@ kd_drain_no_live_reason (KdBroker *b, KdBrokerHost *src, KdBrokerHost *dst, KdDe
   return NULL;
 }
 
-/* Starts moving desktop @d: live when @live, else cold (it is shut off). */
-static void
+/* Starts moving desktop @d: live when @live, else cold (it is shut off).
+ * A GPU desktop takes its GPUs on the destination first (the scheduler
+ * chose a host with them free); FALSE with a reason when that fails. */
+static gboolean
 kd_drain_start_move (KdBroker *b, KdBrokerHost *src, KdBrokerHost *dst, KdImageVolumeRow *vol,
-                     KdDesktopRow *d, gboolean live, const char *actor)
+                     KdDesktopRow *d, gboolean live, const char *actor, char **out_reason)
 {
   g_autoptr(KdImageRow) img = kd_store_image_get (b->store, d->image_id, NULL);
-  KdMoveJob *j = g_new0 (KdMoveJob, 1);
+  g_autoptr(KdTemplateRow) tpl = kd_store_template_get (b->store, d->template_id, NULL);
+  g_auto(GStrv) hostdevs = NULL;
+  KdMoveJob *j;
+
+  if (!live && tpl != NULL && tpl->gpus > 0)
+    {
+      g_autoptr(GError) error = NULL;
+      hostdevs = kd_broker_gpus_take (b, dst->row->id, d->id, tpl->gpus, &error);
+      if (hostdevs == NULL)
+        {
+          *out_reason = g_strdup_printf ("host '%s' cannot give it a GPU: %s", dst->row->name,
+                                         error->message);
+          return FALSE;
+        }
+    }
+  j = g_new0 (KdMoveJob, 1);
+  j->hostdevs = g_steal_pointer (&hostdevs);
+  j->src_id = src->row->id;
 
   j->broker = b;
   j->context = g_main_context_ref_thread_default ();
@@ -411,6 +454,7 @@ kd_drain_start_move (KdBroker *b, KdBrokerHost *src, KdBrokerHost *dst, KdImageV
     }
   kd_broker_run_host_job (b, src->row->name, kd_move_run, kd_move_done, j,
                           (GDestroyNotify) kd_move_job_free);
+  return TRUE;
 }
 
 /* ---- what a drain does with each desktop ---- */
@@ -501,9 +545,14 @@ kd_drain_desktop (KdBroker *b, KdBrokerHost *h, KdDesktopRow *d, const char *act
     }
   if (g_str_equal (d->state, KD_DESKTOP_STOPPED))
     {
-      *out_reason = g_strdup_printf ("shut off: its disk is copied to host '%s' and it moves there",
-                                     dst->row->name);
-      kd_drain_start_move (b, h, dst, vol, d, FALSE, actor);
+      g_autofree char *why = NULL;
+      if (!kd_drain_start_move (b, h, dst, vol, d, FALSE, actor, &why))
+        {
+          *out_reason = g_strdup_printf ("%s and stopped, but %s", kind, why);
+          return "stays";
+        }
+      *out_reason = g_strdup_printf ("shut off: its disk is copied to host '%s' and it moves there%s",
+                                     dst->row->name, kd_drain_has_gpu (b, d) ? " with a GPU of that host" : "");
       return "moving";
     }
   if (!kd_desktop_state_is_up (d->state))
@@ -514,9 +563,14 @@ kd_drain_desktop (KdBroker *b, KdBrokerHost *h, KdDesktopRow *d, const char *act
   no_live = kd_drain_no_live_reason (b, h, dst, d);
   if (no_live == NULL)
     {
+      g_autofree char *why = NULL;
+      if (!kd_drain_start_move (b, h, dst, vol, d, TRUE, actor, &why))
+        {
+          *out_reason = g_strdup_printf ("%s and %s, but %s", kind, d->state, why);
+          return "stays";
+        }
       *out_reason = g_strdup_printf ("%s and %s: migrated live to host '%s' with its overlay", kind,
                                      d->state, dst->row->name);
-      kd_drain_start_move (b, h, dst, vol, d, TRUE, actor);
       return "migrating";
     }
   if (kd_drain_user_gone (b, d))

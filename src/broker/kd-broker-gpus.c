@@ -301,9 +301,11 @@ kd_broker_gpus_take (KdBroker *b, gint64 host_id, gint64 desktop_id, gint64 coun
     }
   if ((gint64) taken->len < count)
     {
-      /* Give back what was taken: all or nothing. */
+      /* Give back what this call took: all or nothing (the desktop may
+       * hold GPUs on another host while it moves). */
       g_ptr_array_set_free_func (addresses, g_free);
-      kd_broker_gpus_release (b, desktop_id);
+      for (guint i = 0; i < taken->len; i++)
+        kd_store_host_gpu_free (b->store, g_array_index (taken, gint64, i), NULL);
       g_set_error (error, KD_ERROR, KD_ERROR_UNAVAILABLE,
                    "the host has %u free GPU%s, the template needs %" G_GINT64_FORMAT, taken->len,
                    taken->len == 1 ? "" : "s", count);
@@ -318,6 +320,21 @@ void
 kd_broker_gpus_release (KdBroker *b, gint64 desktop_id)
 {
   g_autoptr(GPtrArray) gpus = kd_store_host_gpu_list (b->store, -1, NULL);
+
+  for (guint i = 0; gpus != NULL && i < gpus->len; i++)
+    {
+      KdHostGpuRow *g = gpus->pdata[i];
+      if (g->desktop_id == desktop_id)
+        kd_store_host_gpu_free (b->store, g->id, NULL);
+    }
+}
+
+/* Frees the GPUs of @desktop_id on @host_id only (after a move, the ones
+ * it left behind). */
+void
+kd_broker_gpus_release_on_host (KdBroker *b, gint64 desktop_id, gint64 host_id)
+{
+  g_autoptr(GPtrArray) gpus = kd_store_host_gpu_list (b->store, host_id, NULL);
 
   for (guint i = 0; gpus != NULL && i < gpus->len; i++)
     {

@@ -65,6 +65,7 @@ GHashTable *kd_broker_gpus_free_by_host (KdBroker *broker);
 char      **kd_broker_gpus_take (KdBroker *broker, gint64 host_id, gint64 desktop_id, gint64 count,
                                  GError **error);
 void        kd_broker_gpus_release (KdBroker *broker, gint64 desktop_id);
+void        kd_broker_gpus_release_on_host (KdBroker *broker, gint64 desktop_id, gint64 host_id);
 
 /* The GPUs of every host as the scheduler sees them (kd-broker-gpus.c). */
 typedef struct {

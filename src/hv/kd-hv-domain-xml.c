@@ -230,18 +230,21 @@ kd_hv_add_graphics (xmlNode              *devices,
 
 /* <hostdev mode='subsystem' type='pci' managed='yes'> per function:
  * libvirt detaches it from its host driver while the desktop runs. */
-static void
-kd_hv_add_hostdevs (xmlNode              *devices,
-                    const KdHvDomainSpec *spec)
+/* <hostdev mode='subsystem' type='pci' managed='yes'> for each PCI
+ * address ("0000:01:00.0"); addresses that do not parse are skipped (the
+ * callers check them first). */
+void
+kd_hv_xml_add_pci_hostdevs (xmlNode            *devices,
+                            const char *const  *addresses)
 {
-  for (guint i = 0; spec->hostdevs != NULL && spec->hostdevs[i] != NULL; i++)
+  for (guint i = 0; addresses != NULL && addresses[i] != NULL; i++)
     {
       unsigned int domain, bus, slot, function;
       xmlNode *h, *src, *addr;
       char buf[16];
 
-      if (sscanf (spec->hostdevs[i], "%x:%x:%x.%x", &domain, &bus, &slot, &function) != 4)
-        continue;   /* checked by kd_hv_domain_spec_check() */
+      if (sscanf (addresses[i], "%x:%x:%x.%x", &domain, &bus, &slot, &function) != 4)
+        continue;
       h = kd_el (devices, "hostdev");
       kd_attr (h, "mode", "subsystem");
       kd_attr (h, "type", "pci");
@@ -257,6 +260,13 @@ kd_hv_add_hostdevs (xmlNode              *devices,
       g_snprintf (buf, sizeof buf, "0x%x", function);
       kd_attr (addr, "function", buf);
     }
+}
+
+static void
+kd_hv_add_hostdevs (xmlNode              *devices,
+                    const KdHvDomainSpec *spec)
+{
+  kd_hv_xml_add_pci_hostdevs (devices, spec->hostdevs);
   /* A vGPU: the mediated device exists before the domain starts (kvmdesk
    * creates it on the host), so libvirt must not manage it. */
   for (guint i = 0; spec->mdevs != NULL && spec->mdevs[i] != NULL; i++)

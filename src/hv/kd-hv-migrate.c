@@ -87,6 +87,58 @@ kd_hv_domain_xml_move_disks (const char   *xml,
   return ret;
 }
 
+/**
+ * kd_hv_domain_xml_set_pci_hostdevs:
+ * @addresses: NULL-terminated PCI addresses ("0000:01:00.0") of the GPU
+ *   functions the domain gets on its new host
+ *
+ * Pure: @xml with every PCI `<hostdev>` replaced by ones for @addresses
+ * (a GPU desktop moved to another host gets that host's GPU).
+ *
+ * Returns: (transfer full): the new XML, or %NULL when @xml does not parse.
+ */
+char *
+kd_hv_domain_xml_set_pci_hostdevs (const char         *xml,
+                                   const char *const  *addresses,
+                                   GError            **error)
+{
+  g_autoptr(xmlDoc) doc = kd_hv_xml_parse (xml, "domain XML", error);
+  g_autoptr(xmlXPathContext) ctx = NULL;
+  g_autoptr(xmlXPathObject) devices = NULL, old = NULL;
+  xmlChar *out = NULL;
+  int out_len = 0;
+  char *ret;
+
+  if (doc == NULL)
+    return NULL;
+  ctx = xmlXPathNewContext (doc);
+  devices = ctx ? xmlXPathEvalExpression ((const xmlChar *) "/domain/devices", ctx) : NULL;
+  if (devices == NULL || devices->nodesetval == NULL || devices->nodesetval->nodeNr != 1)
+    {
+      g_set_error (error, KD_HV_ERROR, KD_HV_ERROR_FAILED, "the domain XML has no <devices>");
+      return NULL;
+    }
+  old = xmlXPathEvalExpression ((const xmlChar *) "/domain/devices/hostdev[@mode='subsystem' and @type='pci']",
+                                ctx);
+  for (int i = 0; old != NULL && old->nodesetval != NULL && i < old->nodesetval->nodeNr; i++)
+    {
+      xmlNode *n = old->nodesetval->nodeTab[i];
+      xmlUnlinkNode (n);
+      xmlFreeNode (n);
+      old->nodesetval->nodeTab[i] = NULL;
+    }
+  kd_hv_xml_add_pci_hostdevs (devices->nodesetval->nodeTab[0], addresses);
+  xmlDocDumpMemory (doc, &out, &out_len);
+  if (out == NULL)
+    {
+      g_set_error (error, KD_HV_ERROR, KD_HV_ERROR_FAILED, "cannot write the domain XML");
+      return NULL;
+    }
+  ret = g_strndup ((const char *) out, out_len);
+  xmlFree (out);
+  return ret;
+}
+
 /* ---- progress, read beside the blocking migrate call ---- */
 
 typedef struct {

@@ -63,6 +63,9 @@ virDomainPtr kd_hv_domain_lookup (KdHvHost       *host,
                                   const char     *name,
                                   GError        **error);
 
+/* The domain XML builder's <hostdev> for PCI functions (kd-hv-domain-xml.c). */
+void kd_hv_xml_add_pci_hostdevs (xmlNode *devices, const char *const *addresses);
+
 /* libxml2 helpers shared by the readers of libvirt XML. */
 xmlDoc *kd_hv_xml_parse   (const char  *xml,
                            const char  *what,

@@ -423,6 +423,10 @@ char    *kd_hv_domain_xml_move_disks (const char   *xml,
                                       GHashTable   *paths,
                                       char       ***out_targets,
                                       GError      **error);
+/* Pure: @xml with its PCI <hostdev>s replaced by ones for @addresses. */
+char    *kd_hv_domain_xml_set_pci_hostdevs (const char         *xml,
+                                            const char *const  *addresses,
+                                            GError            **error);
 /* Live migration of running domain @name from @src to @dst with its
  * overlays copied (they exist, empty, on @dst at the new paths of @paths);
  * persistent on @dst and undefined on @src when it succeeds. @progress

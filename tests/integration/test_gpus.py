@@ -122,6 +122,45 @@ class GpuTest(DaemonTestCase):
         taken = [g["desktop"] for g in gpus if g["desktop"]]
         self.assertEqual(len(taken), len(set(taken)), gpus)
 
+    def test_drain_moves_gpu_desktops_cold(self):
+        """A GPU desktop never migrates live; drained, it is shut down (nobody
+        is on it) and moves cold to a host with a free GPU, which it takes;
+        the GPU it left is free."""
+        a, _ = self.add_host(gpus=[GPU_A])
+        b, _ = self.add_host(gpus=[GPU_A])
+        image = "img-" + random_suffix()
+        path = os.path.join(self.daemon.tmp, "m.qcow2")
+        self.api("PUT", "/api/v1/images/%s?host=%s" % (image, a),
+                 raw=read_bytes(make_image(path, "qcow2", "64M")), expect=201)
+        self.api("POST", "/api/v1/images/%s/copy" % image, {"host": b})
+        tpl = "gpu-" + random_suffix()
+        self.api("POST", "/api/v1/templates", {"name": tpl, "memory_mib": 256, "disk_gib": 1, "gpus": 1},
+                 expect=201)
+        name = "g-" + random_suffix()
+        self.api("POST", "/api/v1/desktops", {"name": name, "image": image, "template": tpl, "host": a,
+                                              "start": True}, expect=201)
+        self.addCleanup(self.daemon.status_of, "DELETE", "/api/v1/desktops/" + name)
+        self.addCleanup(self.daemon.status_of, "PATCH", "/api/v1/hosts/" + a, {"maintenance": False})
+        wait_until(lambda: self.api("GET", "/api/v1/desktops/" + name)["state"] == "running",
+                   timeout=30, what="the GPU desktop running")
+        self.assertEqual([g["desktop"] for g in self.api("GET", "/api/v1/hosts/" + a)["gpus"]], [name])
+
+        r = self.api("POST", "/api/v1/hosts/%s/drain" % a)
+        step = {d["name"]: d for d in r["desktops"]}[name]
+        self.assertEqual(step["action"], "shutting-down", r)
+        self.assertIn("passthrough GPU, which does not migrate live", step["reason"])
+        moved = wait_until(lambda: (lambda d: d if d["host"] == b and not d["busy"] else None)(
+            self.api("GET", "/api/v1/desktops/" + name)), timeout=30, what="moved to the other GPU host")
+        self.assertEqual(moved["state"], "stopped")
+        self.assertEqual([g["desktop"] for g in self.api("GET", "/api/v1/hosts/" + b)["gpus"]], [name])
+        self.assertEqual([g["desktop"] for g in self.api("GET", "/api/v1/hosts/" + a)["gpus"]], [None])
+        events = self.api("GET", "/api/v1/events?desktop=%s&limit=30" % name)
+        said = [e["message"] for e in events if e["action"] == "drain"]
+        self.assertTrue([m for m in said if "with a GPU of that host" in m], said)
+        # It starts where it went, on that host's GPU.
+        self.api("POST", "/api/v1/desktops/%s/start" % name)
+        self.assertEqual(self.api("GET", "/api/v1/desktops/" + name)["state"], "running")
+
     def remove_pool(self, name):
         deadline = time.time() + 60
         while time.time() < deadline:

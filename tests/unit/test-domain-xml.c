@@ -193,6 +193,63 @@ test_escaping_roundtrip (void)
   g_assert_true (kd_hv_xml_exists (doc, "/domain/metadata/*[namespace-uri()='" KD_HV_METADATA_NS "']"));
 }
 
+/* A move rewrites the overlay's path (escaped or not) and only that disk,
+ * and names its target; a path the domain does not have is an error. */
+static void
+test_move_disks (void)
+{
+  const char *hostdevs[] = { "0000:01:00.0", "0000:01:00.1", NULL };
+  KdHvDomainSpec spec = {
+    .name = "kd-mv", .domain_type = "kvm", .vcpus = 1, .memory_mib = 256,
+    .disk_path = "/pool-a/kd-a&b.qcow2", .instance_id = "i", .desktop_id = "d",
+    .hostdevs = hostdevs,
+  };
+  g_autoptr(GError) error = NULL;
+  g_autofree char *xml = kd_hv_domain_xml_build (&spec, &error);
+  g_autoptr(GHashTable) paths = g_hash_table_new (g_str_hash, g_str_equal);
+  g_autoptr(GHashTable) missing = g_hash_table_new (g_str_hash, g_str_equal);
+  g_auto(GStrv) targets = NULL;
+  g_autofree char *moved = NULL, *none = NULL, *regpu = NULL, *nogpu = NULL;
+  g_autoptr(xmlDoc) doc = NULL;
+  g_autofree char *disk = NULL, *fn = NULL;
+  const char *other[] = { "0000:02:00.0", NULL };
+
+  g_assert_no_error (error);
+  g_hash_table_insert (paths, "/pool-a/kd-a&b.qcow2", "/pool-b/kd-a&b.qcow2");
+  moved = kd_hv_domain_xml_move_disks (xml, paths, &targets, &error);
+  g_assert_no_error (error);
+  g_assert_cmpstrv (targets, ((const char *[]) { "vda", NULL }));
+  doc = kd_hv_xml_parse (moved, "moved", &error);
+  g_assert_no_error (error);
+  disk = kd_hv_xml_string (doc, "string(/domain/devices/disk/source/@file)");
+  g_assert_cmpstr (disk, ==, "/pool-b/kd-a&b.qcow2");
+  g_clear_pointer (&doc, xmlFreeDoc);
+
+  g_hash_table_insert (missing, "/elsewhere.qcow2", "/x.qcow2");
+  none = kd_hv_domain_xml_move_disks (xml, missing, NULL, &error);
+  g_assert_null (none);
+  g_assert_error (error, KD_HV_ERROR, KD_HV_ERROR_NOT_FOUND);
+  g_clear_error (&error);
+  g_assert_null (kd_hv_domain_xml_move_disks ("<domain", paths, NULL, &error));
+  g_assert_nonnull (error);
+  g_clear_error (&error);
+
+  /* The GPU of the new host replaces the old one's functions. */
+  regpu = kd_hv_domain_xml_set_pci_hostdevs (xml, other, &error);
+  g_assert_no_error (error);
+  doc = kd_hv_xml_parse (regpu, "regpu", &error);
+  g_assert_no_error (error);
+  g_assert_cmpstr ((fn = kd_hv_xml_string (doc, "string(count(/domain/devices/hostdev))")), ==, "1");
+  g_free (fn);
+  fn = kd_hv_xml_string (doc, "string(/domain/devices/hostdev/source/address/@bus)");
+  g_assert_cmpstr (fn, ==, "0x02");
+  g_clear_pointer (&doc, xmlFreeDoc);
+  nogpu = kd_hv_domain_xml_set_pci_hostdevs (xml, NULL, &error);
+  g_assert_no_error (error);
+  doc = kd_hv_xml_parse (nogpu, "nogpu", &error);
+  g_assert_false (kd_hv_xml_exists (doc, "/domain/devices/hostdev"));
+}
+
 int
 main (int    argc,
       char **argv)
@@ -205,5 +262,6 @@ main (int    argc,
       g_test_add_data_func (path, cases[i], test_case);
     }
   g_test_add_func ("/hv/domain-xml/escaping-roundtrip", test_escaping_roundtrip);
+  g_test_add_func ("/hv/domain-xml/move-disks-and-gpus", test_move_disks);
   return g_test_run ();
 }
