@@ -3,7 +3,8 @@
 #
 # Starts kvmdeskd on 127.0.0.1:8080 (KD_DEMO_LISTEN) with its state in ./demo-state/, then,
 # through the kvmdesk CLI: registers the local host (qemu:///system), imports the test
-# desktop image, defines a template and one desktop, and starts it. Prints what was made
+# desktop image, defines templates and desktops (one with the D-Bus display served by
+# kvmdesk-display), and starts them. Prints what was made
 # and how to reach it, then keeps kvmdeskd in the foreground until Ctrl-C.
 #
 # Running it again reuses the state: what exists already is kept (the password too).
@@ -118,6 +119,9 @@ else
 fi
 ensure template add small --vcpus 1 --memory 128 --disk 1 --network none
 ensure desktop create desktop1 --image test-desktop --template small --host local
+# The D-Bus display: QEMU runs no VNC server, kvmdesk-display serves the screen.
+ensure template add outside --vcpus 1 --memory 128 --disk 1 --network none --display dbus
+ensure desktop create desktop2 --image test-desktop --template outside --host local
 ensure group add staff
 KVMDESK_NEW_PASSWORD=$DEMO_PASSWORD ensure user add demo --role user --group staff
 ensure pool add office --image test-desktop --template small --mode floating --size 3 --warm 2 \
@@ -125,6 +129,10 @@ ensure pool add office --image test-desktop --template small --mode floating --s
 state=$(kd --json desktop show desktop1 | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
 if [ "$state" != running ]; then
   ensure desktop start desktop1
+fi
+state=$(kd --json desktop show desktop2 | python3 -c 'import json,sys; print(json.load(sys.stdin)["state"])')
+if [ "$state" != running ]; then
+  ensure desktop start desktop2
 fi
 
 accel=$(kd --json host show local | python3 -c 'import json,sys; h=json.load(sys.stdin); print(h["accel"] + (" (" + h["accel_reason"] + ")" if h.get("accel_reason") else ""))')
@@ -140,7 +148,9 @@ kvmdesk demo is running.
   CLI:         export KVMDESK_URL=$URL${KVMDESK_CA_CERT:+ KVMDESK_CA_CERT=$KVMDESK_CA_CERT}; $KVMDESK login admin
   host:        local (qemu:///system), acceleration: $accel
   made:        image 'test-desktop', template 'small', desktop 'desktop1' (domain '$domain'),
-               floating pool 'office' (size 3, 2 warm desktops booting now) for group 'staff'
+               floating pool 'office' (size 3, 2 warm desktops booting now) for group 'staff',
+               desktop 'desktop2' (template 'outside', display dbus: served by kvmdesk-display,
+               a process of its own; see its display_process in $KVMDESK desktop show desktop2)
   as a user:   XDG_CONFIG_HOME=/tmp/kd-demo-user $KVMDESK login demo
                XDG_CONFIG_HOME=/tmp/kd-demo-user $KVMDESK desktop get office --wait
   desktop:     in the dashboard (Connect), or $KVMDESK desktop vv desktop1 && remote-viewer desktop1.vv
