@@ -314,6 +314,32 @@ kd_display_read_err (KdDisplayProc *p)
                                        kd_display_proc_ref (p));
 }
 
+/* One control line to the process, never blocking the main loop: a line
+ * is shorter than PIPE_BUF, so a pipe takes it whole or not at all; a
+ * process that stopped reading is an error, not a hang of kvmdeskd. */
+static gboolean
+kd_display_control_write (KdDisplayProc *p, const char *line, GError **error)
+{
+  gssize len = (gssize) strlen (line);
+  gssize n;
+
+  if (p->control == NULL)
+    {
+      g_set_error (error, KD_ERROR, KD_ERROR_UNAVAILABLE, "its control pipe is closed");
+      return FALSE;
+    }
+  n = g_pollable_output_stream_write_nonblocking (G_POLLABLE_OUTPUT_STREAM (p->control), line, len,
+                                                  NULL, error);
+  if (n == len)
+    return TRUE;
+  if (n >= 0 || (error != NULL && g_error_matches (*error, G_IO_ERROR, G_IO_ERROR_WOULD_BLOCK)))
+    {
+      g_clear_error (error);
+      g_set_error (error, KD_ERROR, KD_ERROR_UNAVAILABLE, "it does not read its control pipe");
+    }
+  return FALSE;
+}
+
 /* It could not be started: said once per reason; the next reconciler
  * pass tries again. */
 static void
@@ -392,8 +418,7 @@ kd_display_stop (KdDisplayProc *p)
       p->state = "stopped";
       return;
     }
-  if (p->control != NULL)
-    g_output_stream_write_all (p->control, "quit\n", 5, NULL, NULL, NULL);
+  kd_display_control_write (p, "quit\n", NULL);
   g_clear_object (&p->control);
   g_subprocess_send_signal (p->proc, SIGTERM);
   if (p->kill_id == 0)
@@ -521,8 +546,7 @@ kd_broker_display_password (KdBroker *b, gint64 desktop_id, const char *password
       return FALSE;
     }
   line = g_strdup_printf ("password %s %" G_GINT64_FORMAT "\n", password, until);
-  if (!g_output_stream_write_all (p->control, line, strlen (line), NULL, NULL, &local) ||
-      !g_output_stream_flush (p->control, NULL, &local))
+  if (!kd_display_control_write (p, line, &local))
     {
       g_set_error (error, KD_ERROR, KD_ERROR_UNAVAILABLE,
                    "cannot reach the display of this desktop (kvmdesk-display): %s", local->message);
