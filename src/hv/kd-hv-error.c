@@ -108,6 +108,26 @@ kd_hv_xml_parse (const char  *xml,
   return doc;
 }
 
+/* The document written back as a string (for libvirt), or NULL. */
+char *
+kd_hv_xml_dump (xmlDoc  *doc,
+                GError **error)
+{
+  xmlChar *out = NULL;
+  int out_len = 0;
+  char *ret;
+
+  xmlDocDumpFormatMemory (doc, &out, &out_len, 1);
+  if (out == NULL)
+    {
+      g_set_error (error, KD_HV_ERROR, KD_HV_ERROR_FAILED, "cannot write the XML document");
+      return NULL;
+    }
+  ret = g_strndup ((const char *) out, out_len);
+  xmlFree (out);
+  return ret;
+}
+
 static xmlXPathObject *
 kd_hv_xml_eval (xmlDoc     *doc,
                 const char *xpath)

@@ -984,9 +984,6 @@ kd_hv_pool_xml (const char *name,
   g_autoptr(xmlDoc) doc = xmlNewDoc ((const xmlChar *) "1.0");
   xmlNode *root = xmlNewNode (NULL, (const xmlChar *) "pool");
   xmlNode *target, *perms;
-  xmlChar *buf = NULL;
-  int len = 0;
-  char *ret;
 
   xmlDocSetRootElement (doc, root);
   xmlNewProp (root, (const xmlChar *) "type", (const xmlChar *) "dir");
@@ -996,10 +993,7 @@ kd_hv_pool_xml (const char *name,
   /* QEMU runs as libvirt-qemu and must traverse the directory. */
   perms = xmlNewChild (target, NULL, (const xmlChar *) "permissions", NULL);
   xmlNewTextChild (perms, NULL, (const xmlChar *) "mode", (const xmlChar *) "0755");
-  xmlDocDumpFormatMemory (doc, &buf, &len, 1);
-  ret = g_strndup ((const char *) buf, len);
-  xmlFree (buf);
-  return ret;
+  return kd_hv_xml_dump (doc, NULL);
 }
 
 /**

@@ -38,8 +38,6 @@ kd_hv_domain_xml_move_disks (const char   *xml,
   g_autoptr(xmlXPathContext) ctx = NULL;
   g_autoptr(xmlXPathObject) obj = NULL;
   g_autoptr(GPtrArray) targets = g_ptr_array_new_with_free_func (g_free);
-  xmlChar *out = NULL;
-  int out_len = 0;
   char *ret;
 
   if (doc == NULL)
@@ -71,15 +69,8 @@ kd_hv_domain_xml_move_disks (const char   *xml,
                    "the domain has %u of the %u disks to move", targets->len, g_hash_table_size (paths));
       return NULL;
     }
-  xmlDocDumpMemory (doc, &out, &out_len);
-  if (out == NULL)
-    {
-      g_set_error (error, KD_HV_ERROR, KD_HV_ERROR_FAILED, "cannot write the domain XML");
-      return NULL;
-    }
-  ret = g_strndup ((const char *) out, out_len);
-  xmlFree (out);
-  if (out_targets != NULL)
+  ret = kd_hv_xml_dump (doc, error);
+  if (ret != NULL && out_targets != NULL)
     {
       g_ptr_array_add (targets, NULL);
       *out_targets = (char **) g_ptr_array_free (g_steal_pointer (&targets), FALSE);
@@ -105,9 +96,6 @@ kd_hv_domain_xml_set_pci_hostdevs (const char         *xml,
   g_autoptr(xmlDoc) doc = kd_hv_xml_parse (xml, "domain XML", error);
   g_autoptr(xmlXPathContext) ctx = NULL;
   g_autoptr(xmlXPathObject) devices = NULL, old = NULL;
-  xmlChar *out = NULL;
-  int out_len = 0;
-  char *ret;
 
   if (doc == NULL)
     return NULL;
@@ -128,15 +116,7 @@ kd_hv_domain_xml_set_pci_hostdevs (const char         *xml,
       old->nodesetval->nodeTab[i] = NULL;
     }
   kd_hv_xml_add_pci_hostdevs (devices->nodesetval->nodeTab[0], addresses);
-  xmlDocDumpMemory (doc, &out, &out_len);
-  if (out == NULL)
-    {
-      g_set_error (error, KD_HV_ERROR, KD_HV_ERROR_FAILED, "cannot write the domain XML");
-      return NULL;
-    }
-  ret = g_strndup ((const char *) out, out_len);
-  xmlFree (out);
-  return ret;
+  return kd_hv_xml_dump (doc, error);
 }
 
 /* ---- progress, read beside the blocking migrate call ---- */

@@ -335,9 +335,6 @@ kd_hv_mdev_xml_build (const char *parent, const char *type, const char *uuid, GE
   g_autofree char *parent_name = NULL;
   g_autoptr(xmlDoc) doc = NULL;
   xmlNode *root, *cap, *node;
-  xmlChar *buf = NULL;
-  int len = 0;
-  char *out;
 
   if (canon == NULL)
     return NULL;
@@ -362,10 +359,7 @@ kd_hv_mdev_xml_build (const char *parent, const char *type, const char *uuid, GE
   node = xmlNewChild (cap, NULL, (const xmlChar *) "type", NULL);
   xmlNewProp (node, (const xmlChar *) "id", (const xmlChar *) type);
   xmlNewTextChild (cap, NULL, (const xmlChar *) "uuid", (const xmlChar *) uuid);
-  xmlDocDumpFormatMemory (doc, &buf, &len, 1);
-  out = g_strndup ((const char *) buf, len);
-  xmlFree (buf);
-  return out;
+  return kd_hv_xml_dump (doc, NULL);
 }
 
 /**

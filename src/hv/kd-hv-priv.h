@@ -70,6 +70,9 @@ void kd_hv_xml_add_pci_hostdevs (xmlNode *devices, const char *const *addresses)
 xmlDoc *kd_hv_xml_parse   (const char  *xml,
                            const char  *what,
                            GError     **error);
+/* Returns: (transfer full): @doc as a string, or NULL with an error. */
+char   *kd_hv_xml_dump    (xmlDoc      *doc,
+                           GError     **error);
 /* Returns: (transfer full) (nullable): string value of @xpath in @doc. */
 char   *kd_hv_xml_string  (xmlDoc      *doc,
                            const char  *xpath);

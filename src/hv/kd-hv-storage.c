@@ -40,19 +40,6 @@ kd_hv_check_format (const char  *what,
   return TRUE;
 }
 
-static char *
-kd_hv_xml_dump (xmlDoc *doc)
-{
-  xmlChar *buf = NULL;
-  int len = 0;
-  char *ret;
-
-  xmlDocDumpFormatMemory (doc, &buf, &len, 1);
-  ret = g_strndup ((const char *) buf, len);
-  xmlFree (buf);
-  return ret;
-}
-
 /* <volume><name/><capacity/><allocation/><target><format/><permissions>
  * [<backingStore><path/><format/></backingStore>]</volume> */
 static char *
@@ -89,7 +76,7 @@ kd_hv_volume_xml (const char *name,
       node = xmlNewChild (bs, NULL, (const xmlChar *) "format", NULL);
       xmlNewProp (node, (const xmlChar *) "type", (const xmlChar *) backing_format);
     }
-  return kd_hv_xml_dump (doc);
+  return kd_hv_xml_dump (doc, NULL);
 }
 
 /* Opens kvmdesk's pool, refreshed; NOT_FOUND if it does not exist. */

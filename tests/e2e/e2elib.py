@@ -79,10 +79,10 @@ def require_system_libvirt():
 
 # -- virsh ------------------------------------------------------------------
 
-def virsh(*args, check=True, timeout=60):
-    """Runs virsh on qemu:///system; returns its stdout. Raises AssertionError
-    with virsh's message when @check and it fails."""
-    r = subprocess.run(["virsh", "-q", "-c", URI, *args], capture_output=True, text=True,
+def virsh(*args, check=True, timeout=60, uri=URI):
+    """Runs virsh on @uri (qemu:///system); returns its stdout. Raises
+    AssertionError with virsh's message when @check and it fails."""
+    r = subprocess.run(["virsh", "-q", "-c", uri, *args], capture_output=True, text=True,
                        timeout=timeout)
     if check and r.returncode != 0:
         raise AssertionError("virsh %s failed (%d): %s" % (" ".join(args), r.returncode,
@@ -90,9 +90,9 @@ def virsh(*args, check=True, timeout=60):
     return r.stdout if check else r
 
 
-def domains_with_prefix(prefix):
+def domains_with_prefix(prefix, uri=URI):
     """Names of every domain (running or not) whose name starts with @prefix."""
-    out = virsh("list", "--all", "--name")
+    out = virsh("list", "--all", "--name", uri=uri)
     return sorted(n.strip() for n in out.splitlines() if n.strip().startswith(prefix))
 
 
@@ -104,8 +104,8 @@ def domain_uuid(domain):
     return virsh("domuuid", domain).strip()
 
 
-def pool_exists(pool):
-    return virsh("pool-info", pool, check=False).returncode == 0
+def pool_exists(pool, uri=URI):
+    return virsh("pool-info", pool, check=False, uri=uri).returncode == 0
 
 
 def pool_volumes(pool):
@@ -119,34 +119,34 @@ def pool_volumes(pool):
     return vols
 
 
-def remove_libvirt_objects(prefix, pool, log=None):
+def remove_libvirt_objects(prefix, pool, log=None, uri=URI):
     """Destroys and undefines every domain named @prefix*, deletes every volume
     of @pool and the pool itself. Best effort: goes on past failures, and
     returns the sentences of what could not be removed."""
     problems = []
 
     def run(*args):
-        r = virsh(*args, check=False)
+        r = virsh(*args, check=False, uri=uri)
         if r.returncode != 0:
             problems.append("virsh %s: %s" % (" ".join(args), (r.stderr or r.stdout).strip()))
         return r
 
     try:
-        names = domains_with_prefix(prefix)
+        names = domains_with_prefix(prefix, uri)
     except AssertionError as e:
         names = []
         problems.append(str(e))
     for name in names:
-        virsh("destroy", name, check=False)      # fails harmlessly when not running
+        virsh("destroy", name, check=False, uri=uri)      # fails harmlessly when not running
         run("undefine", name, "--nvram")
-    if pool_exists(pool):
-        virsh("pool-refresh", pool, check=False)
-        r = virsh("vol-list", pool, check=False)
+    if pool_exists(pool, uri):
+        virsh("pool-refresh", pool, check=False, uri=uri)
+        r = virsh("vol-list", pool, check=False, uri=uri)
         for line in (r.stdout if r.returncode == 0 else "").splitlines():
             parts = line.split(None, 1)
             if parts:
                 run("vol-delete", parts[0], "--pool", pool)
-        virsh("pool-destroy", pool, check=False)  # fails harmlessly when inactive
+        virsh("pool-destroy", pool, check=False, uri=uri)  # fails harmlessly when inactive
         run("pool-undefine", pool)
     if problems and log is not None:
         log("cleanup left something behind: " + "; ".join(problems))
@@ -155,8 +155,8 @@ def remove_libvirt_objects(prefix, pool, log=None):
 
 # -- the test desktop's screen ------------------------------------------------
 
-def read_screen(domain):
-    return screen.read_screen(domain, URI)
+def read_screen(domain, uri=URI):
+    return screen.read_screen(domain, uri)
 
 
 def prompt_row(rows):
@@ -172,14 +172,14 @@ def screen_text(rows):
     return "\n".join(text.rstrip() for text, _ in rows)
 
 
-def wait_for_screen(domain, predicate, what, timeout=SCREEN_TIMEOUT):
-    """Reads @domain's text screen every 0.2 s until @predicate(rows) is true;
-    returns the rows. Fails with the last screen in the message."""
+def wait_for_screen(domain, predicate, what, timeout=SCREEN_TIMEOUT, uri=URI):
+    """Reads @domain's text screen (on @uri) every 0.2 s until @predicate(rows)
+    is true; returns the rows. Fails with the last screen in the message."""
     deadline = time.monotonic() + timeout
     rows, error = None, None
     while True:
         try:
-            rows = read_screen(domain)
+            rows = read_screen(domain, uri)
             error = None
             if predicate(rows):
                 return rows

@@ -73,15 +73,8 @@ class DbusDesktopE2E(unittest.TestCase):
         return self.daemon.request("GET", "/api/v1/desktops/" + name)
 
     def wait_desktop(self, name, pred, what, timeout=60):
-        deadline = time.time() + timeout
-        desk = None
-        while time.time() < deadline:
-            desk = self.desktop(name)
-            if pred(desk):
-                return desk
-            time.sleep(0.2)
-        self.fail("desktop %s: %s not reached in %ds: %r\n%s" % (
-            name, what, timeout, desk, self.daemon.read_log()[-4000:]))
+        return kdtest.wait_until(lambda: (lambda x: x if pred(x) else None)(self.desktop(name)),
+                                 timeout=timeout, what="desktop %s: %s" % (name, what))
 
     @staticmethod
     def serving(desk):

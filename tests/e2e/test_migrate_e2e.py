@@ -21,10 +21,7 @@ removed on both hosts even when the test fails, and the second host is stopped.
 """
 
 import os
-import shutil
 import struct
-import subprocess
-import time
 import unittest
 import urllib.parse
 
@@ -36,39 +33,12 @@ from test_console_e2e import WebSocket
 MEMORY_MIB = 64
 
 
-def virsh_at(uri, *args, check=True, timeout=120):
-    r = subprocess.run(["virsh", "-q", "-c", uri, *args], capture_output=True, text=True,
-                       timeout=timeout)
-    if check and r.returncode != 0:
-        raise AssertionError("virsh -c %s %s failed (%d): %s"
-                             % (uri, " ".join(args), r.returncode, (r.stderr or r.stdout).strip()))
-    return r.stdout if check else r
+def virsh_at(uri, *args, check=True):
+    return e2elib.virsh(*args, check=check, timeout=120, uri=uri)
 
 
 def names_at(uri):
     return set(n.strip() for n in virsh_at(uri, "list", "--all", "--name").splitlines() if n.strip())
-
-
-def remove_at(uri, prefix, pool):
-    """Domains named @prefix* and pool @pool with its volumes on @uri (best effort)."""
-    problems = []
-    for name in names_at(uri):
-        if name.startswith(prefix):
-            virsh_at(uri, "destroy", name, check=False)
-            r = virsh_at(uri, "undefine", name, "--nvram", check=False)
-            if r.returncode:
-                problems.append("undefine %s: %s" % (name, r.stderr.strip()))
-    if virsh_at(uri, "pool-info", pool, check=False).returncode == 0:
-        virsh_at(uri, "pool-refresh", pool, check=False)
-        r = virsh_at(uri, "vol-list", pool, check=False)
-        for line in (r.stdout if r.returncode == 0 else "").splitlines():
-            if line.split():
-                virsh_at(uri, "vol-delete", line.split()[0], "--pool", pool, check=False)
-        virsh_at(uri, "pool-destroy", pool, check=False)
-        r = virsh_at(uri, "pool-undefine", pool, check=False)
-        if r.returncode:
-            problems.append("pool-undefine %s: %s" % (pool, r.stderr.strip()))
-    return problems
 
 
 class MigrateE2E(unittest.TestCase):
@@ -109,9 +79,9 @@ class MigrateE2E(unittest.TestCase):
     def cleanup(self):
         d = self.daemon
         d.stop()
-        problems = remove_at(e2elib.URI, d.prefix, d.pool)
+        problems = e2elib.remove_libvirt_objects(d.prefix, d.pool)
         if self.hv2.status().get("answers"):
-            problems += remove_at(self.hv2.uri, d.prefix, d.pool)
+            problems += e2elib.remove_libvirt_objects(d.prefix, d.pool, uri=self.hv2.uri)
         d.cleanup()
         if problems:
             raise AssertionError("cleanup left: " + "; ".join(problems))
@@ -121,30 +91,11 @@ class MigrateE2E(unittest.TestCase):
         return self.daemon.request("GET", "/api/v1/desktops/" + name)
 
     def wait_desktop(self, name, pred, what, timeout=60):
-        deadline = time.time() + timeout
-        desk = None
-        while time.time() < deadline:
-            desk = self.desktop(name)
-            if pred(desk):
-                return desk
-            time.sleep(0.3)
-        self.fail("desktop %s: %s not reached in %ds: %r\n%s" % (name, what, timeout, desk,
-                                                                 self.daemon.read_log()[-4000:]))
+        return kdtest.wait_until(lambda: (lambda x: x if pred(x) else None)(self.desktop(name)),
+                                 timeout=timeout, what="desktop %s: %s" % (name, what))
 
     def screen_at(self, uri, domain, predicate, what, timeout=e2elib.SCREEN_TIMEOUT):
-        deadline = time.monotonic() + timeout
-        rows = None
-        while True:
-            try:
-                rows = e2elib.screen.read_screen(domain, uri)
-                if predicate(rows):
-                    return rows
-            except (subprocess.CalledProcessError, OSError, ValueError):
-                pass
-            if time.monotonic() >= deadline:
-                self.fail("%s on %s: %s not seen in %ds; screen:\n%s" % (
-                    domain, uri, what, timeout, e2elib.screen_text(rows) if rows else "(none)"))
-            time.sleep(e2elib.SCREEN_POLL_INTERVAL)
+        return e2elib.wait_for_screen(domain, predicate, what, timeout=timeout, uri=uri)
 
     def prompt_shows(self, typed):
         return lambda rows: e2elib.screen.prompt_line(rows) == typed
